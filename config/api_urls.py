@@ -1,0 +1,7 @@
+"""Every API route under /api/v1/, gathered from the apps."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("tenants.urls")),
+]

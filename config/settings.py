@@ -1,0 +1,209 @@
+"""Conveyor settings: every deployment value comes from the environment or `.env`."""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import check_deployment, redis_connection
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Deployment -------------------------------------------------------------------------------
+
+CONVEYOR_ENV = env.str("CONVEYOR_ENV", default="production")
+_local = CONVEYOR_ENV != "production"
+
+DEBUG = env.bool("DEBUG", default=CONVEYOR_ENV == "development")
+SECRET_KEY = env.str("SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if _local else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+_problems = check_deployment(
+    environment=CONVEYOR_ENV, debug=DEBUG, secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS
+)
+if _problems:
+    raise ImproperlyConfigured("Conveyor cannot start:\n  - " + "\n  - ".join(_problems))
+if not SECRET_KEY:
+    SECRET_KEY = "conveyor-local-development-key-not-for-production"  # noqa: S105 (local only)
+
+if not _local:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+
+# --- Applications -----------------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_rq",
+    "import_export",
+    "tenants",
+    "jobs",
+    "communications",
+    "reports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Data -------------------------------------------------------------------------------------
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/conveyor"),
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "static"))
+MEDIA_URL = "media/"
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
+
+# --- Email ------------------------------------------------------------------------------------
+
+vars().update(env.email_url("EMAIL_URL", default="consolemail://" if _local else "smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Conveyor <noreply@localhost>")
+
+# --- Queues -----------------------------------------------------------------------------------
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_CONNECTION = redis_connection(REDIS_URL)
+
+# The queue table (PRODUCT.md §4): defaults per queue that kinds and tenants override.
+# timeout in seconds; workers is the number of worker processes the launcher starts;
+# rate_limits are per tenant, keyed by the limit name kinds refer to; tenant_concurrency caps
+# how many jobs of one tenant run at once on this queue.
+CONVEYOR_QUEUES: dict[str, dict] = {
+    "notifications": {"timeout": 30, "max_attempts": 3, "workers": 4},
+    "email": {"timeout": 60, "max_attempts": 5, "workers": 4, "rate_limits": {"email": "10/s"}},
+    "messaging": {
+        "timeout": 600,
+        "max_attempts": 3,
+        "workers": 2,
+        "rate_limits": {"whatsapp": "12/s", "sms": "10/s"},
+    },
+    "webhooks": {"timeout": 30, "max_attempts": 10, "workers": 2},
+    "default": {"timeout": 180, "max_attempts": 3, "workers": 2},
+    "imports": {"timeout": 1800, "max_attempts": 2, "workers": 1, "tenant_concurrency": 2},
+    "reports": {"timeout": 600, "max_attempts": 3, "workers": 1, "tenant_concurrency": 2},
+    "maintenance": {"timeout": 1800, "max_attempts": 1, "workers": 1},
+}
+
+# Each queue is served as RQ sub-queues, one per priority, listened to in this order.
+CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
+CONVEYOR_RESULT_TTL = env.int("CONVEYOR_RESULT_TTL", default=600)
+CONVEYOR_BACKOFF_BASE = env.float("CONVEYOR_BACKOFF_BASE", default=2.0)
+CONVEYOR_BACKOFF_CAP = env.float("CONVEYOR_BACKOFF_CAP", default=3600.0)
+CONVEYOR_SHUTDOWN_GRACE = env.int("CONVEYOR_SHUTDOWN_GRACE", default=30)
+CONVEYOR_WORKER_TTL = env.int("CONVEYOR_WORKER_TTL", default=60)
+
+
+def _rq_queue_name(queue: str, priority: str) -> str:
+    return queue if priority == "normal" else f"{queue}.{priority}"
+
+
+RQ_QUEUES = {
+    _rq_queue_name(queue, priority): {**REDIS_CONNECTION, "DEFAULT_TIMEOUT": spec["timeout"]}
+    for queue, spec in CONVEYOR_QUEUES.items()
+    for priority in CONVEYOR_PRIORITIES
+}
+RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": "jobs.worker.Worker"}
+RQ_SHOW_ADMIN_LINK = False
+
+# --- API --------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.exceptions.handle_api_exception",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env.str("API_THROTTLE_RATE", default="6000/min")},
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Conveyor API",
+    "DESCRIPTION": "Tracked, tenant-scoped background jobs: enqueue, follow, cancel and retry.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Logging ----------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"rq.worker": {"level": env.str("RQ_LOG_LEVEL", default="WARNING")}},
+}

@@ -1,0 +1,40 @@
+"""API key authentication: `Authorization: Bearer cvk_<lookup>_<secret>` (or `Token …`)."""
+
+import hmac
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from tenants.models import ApiKey
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keywords = ("bearer", "token")
+
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode(errors="replace").split()
+        if not header or header[0].lower() not in self.keywords:
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Send the API key as 'Authorization: Bearer <key>'.")
+        return self._check(header[1])
+
+    def _check(self, raw_key: str) -> tuple[AbstractBaseUser, ApiKey]:
+        prefix, _, rest = raw_key.partition("_")
+        lookup, _, secret = rest.partition("_")
+        key = (
+            ApiKey.objects.select_related("user", "tenant")
+            .filter(lookup=lookup, revoked_at__isnull=True)
+            .first()
+        )
+        if prefix != ApiKey.PREFIX or key is None or not hmac.compare_digest(key.digest, ApiKey.hash_secret(secret)):
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        if not key.user.is_active:
+            raise exceptions.AuthenticationFailed("The key's user is inactive.")
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Bearer"

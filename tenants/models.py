@@ -1,0 +1,138 @@
+"""Tenants, their members and roles, and the API keys applications use."""
+
+import hashlib
+from typing import Any, Self
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from tenants.limits import parse_rate
+
+
+class Role(models.TextChoices):
+    """Membership roles, lowest to highest; `Role.rank` compares them."""
+
+    VIEWER = "viewer", "Viewer"
+    AGENT = "agent", "Agent"
+    ADMIN = "admin", "Admin"
+    OWNER = "owner", "Owner"
+
+    @classmethod
+    def rank(cls, role: str) -> int:
+        return list(cls.values).index(role)
+
+    @classmethod
+    def at_least(cls, role: str) -> list[str]:
+        """Every role equal to or above `role`."""
+        return list(cls.values)[cls.rank(role) :]
+
+
+class TenantQuerySet[M: models.Model](models.QuerySet[M]):
+    """The one way tenant-owned rows are read: `Model.objects.for_tenant(tenant)`."""
+
+    def for_tenant(self, tenant: "Tenant") -> Self:
+        return self.filter(tenant=tenant)
+
+    def for_tenants(self, tenants: Any) -> Self:
+        return self.filter(tenant__in=tenants)
+
+
+def _validate_rate_limits(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError("Rate limits are an object of name → rate, e.g. {\"email\": \"10/s\"}.")
+    for name, rate in value.items():
+        try:
+            parse_rate(rate)
+        except ValueError as error:
+            raise ValidationError(f"{name}: {error}") from error
+
+
+def _validate_concurrency_limits(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError("Concurrency limits are an object of queue → count, e.g. {\"imports\": 2}.")
+    for name, count in value.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValidationError(f"{name}: the limit must be a whole number of at least 1.")
+
+
+class Tenant(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    is_active = models.BooleanField(default=True)
+    rate_limits = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[_validate_rate_limits],
+        help_text='Overrides of the per-tenant rate limits, e.g. {"email": "20/s", "sms": "5/s"}.',
+    )
+    concurrency_limits = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[_validate_concurrency_limits],
+        help_text='Overrides of how many jobs may run at once per queue, e.g. {"imports": 3}.',
+    )
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Keep finished jobs this many days (default 90)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user"),
+        ]
+        indexes = [models.Index(fields=["user", "tenant"], name="membership_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.tenant} ({self.role})"
+
+
+class ApiKey(models.Model):
+    """A secret an application sends as `Authorization: Bearer <key>`; only its hash is kept."""
+
+    PREFIX = "cvk"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    tenant = models.ForeignKey(
+        Tenant,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="api_keys",
+        help_text="When set, the key acts only in this tenant.",
+    )
+    name = models.CharField(max_length=100)
+    lookup = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.PREFIX}_{self.lookup}_…)"
+
+    @staticmethod
+    def hash_secret(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
