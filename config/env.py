@@ -59,3 +59,29 @@ def _sentinel_connection(netloc: str, path: str, query: dict[str, list[str]]) ->
         "PASSWORD": password,
         "SOCKET_TIMEOUT": 5,
     }
+
+
+_MAILER_OPTIONS = {
+    "EMAIL_HOST": "host",
+    "EMAIL_PORT": "port",
+    "EMAIL_HOST_USER": "username",
+    "EMAIL_HOST_PASSWORD": "password",
+    "EMAIL_USE_TLS": "use_tls",
+    "EMAIL_USE_SSL": "use_ssl",
+    "EMAIL_TIMEOUT": "timeout",
+    "EMAIL_FILE_PATH": "file_path",
+}
+
+
+def mailer(config: dict[str, Any]) -> dict[str, Any]:
+    """Django's MAILERS entry for what django-environ read from EMAIL_URL."""
+    backend = config["EMAIL_BACKEND"]
+    options = {
+        option: config[name]
+        for name, option in _MAILER_OPTIONS.items()
+        if name in config and ("smtp" in backend or name == "EMAIL_FILE_PATH")
+    }
+    return {
+        "BACKEND": backend,
+        "OPTIONS": {k: v for k, v in options.items() if v not in ("", None)},
+    }

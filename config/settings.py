@@ -5,7 +5,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import check_deployment, redis_connection
+from config.env import check_deployment, mailer, redis_connection
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -20,7 +20,9 @@ _local = CONVEYOR_ENV != "production"
 
 DEBUG = env.bool("DEBUG", default=CONVEYOR_ENV == "development")
 SECRET_KEY = env.str("SECRET_KEY", default="")
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if _local else [])
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if _local else []
+)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 _problems = check_deployment(
@@ -114,7 +116,11 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 
 # --- Email ------------------------------------------------------------------------------------
 
-vars().update(env.email_url("EMAIL_URL", default="consolemail://" if _local else "smtp://localhost:25"))
+MAILERS = {
+    "default": mailer(
+        env.email_url("EMAIL_URL", default="consolemail://" if _local else "smtp://localhost:25")
+    )
+}
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Conveyor <noreply@localhost>")
 
 # --- Queues -----------------------------------------------------------------------------------
@@ -149,6 +155,7 @@ CONVEYOR_BACKOFF_BASE = env.float("CONVEYOR_BACKOFF_BASE", default=2.0)
 CONVEYOR_BACKOFF_CAP = env.float("CONVEYOR_BACKOFF_CAP", default=3600.0)
 CONVEYOR_SHUTDOWN_GRACE = env.int("CONVEYOR_SHUTDOWN_GRACE", default=30)
 CONVEYOR_WORKER_TTL = env.int("CONVEYOR_WORKER_TTL", default=60)
+CONVEYOR_PRELOAD = env.list("CONVEYOR_PRELOAD", default=[])
 
 
 def _rq_queue_name(queue: str, priority: str) -> str:

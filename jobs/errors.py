@@ -1,0 +1,31 @@
+"""Errors a job body raises to steer the runner, and errors services raise to callers."""
+
+from config.exceptions import DomainError
+
+
+class PermanentError(Exception):
+    """The job cannot succeed however often it runs (bad input, a provider's 4xx): fail now."""
+
+
+class RetryableError(Exception):
+    """A passing failure (timeout, 5xx, connection): retry, after `delay` seconds if given."""
+
+    def __init__(self, message: str = "", *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class JobCanceled(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by `JobContext.stop_if_canceled()` once a cancel was requested."""
+
+
+class UnknownKind(LookupError):  # noqa: N818
+    """No job kind is registered under that name."""
+
+
+class InvalidTransition(DomainError):  # noqa: N818
+    """The job's status does not allow what was asked (e.g. cancelling a finished job)."""
+
+
+class UnknownQueue(DomainError):  # noqa: N818
+    """No queue of that name is configured."""

@@ -1,0 +1,190 @@
+"""The durable record of background work: jobs, their logs and batches."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from tenants.models import Tenant, TenantQuerySet
+
+
+class Priority(models.TextChoices):
+    """Higher priorities start before every lower one waiting in the same queue."""
+
+    CRITICAL = "critical", "Critical"
+    HIGH = "high", "High"
+    NORMAL = "normal", "Normal"
+    LOW = "low", "Low"
+
+
+class Batch(models.Model):
+    """A group of jobs; when every member has ended, its callback kind is enqueued once."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    description = models.CharField(max_length=200, blank=True)
+    callback_kind = models.CharField(max_length=100, blank=True)
+    callback_payload = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    callback_job = models.OneToOneField(
+        "Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "batches"
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="batch_tenant_created_idx")]
+
+    def __str__(self) -> str:
+        return self.description or str(self.id)
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        QUEUED = "queued", "Queued"
+        SCHEDULED = "scheduled", "Scheduled"
+        DEFERRED = "deferred", "Deferred"
+        STARTED = "started", "Started"
+        RETRYING = "retrying", "Retrying"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    WAITING = (Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.DEFERRED, Status.RETRYING)
+    ACTIVE = (*WAITING, Status.STARTED)
+    CANCELABLE = ACTIVE
+    RETRYABLE = (Status.FAILED, Status.CANCELED)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+    # A row in one of these may be claimed by a worker delivering its RQ job.
+    RUNNABLE = (Status.PENDING, Status.QUEUED, Status.SCHEDULED, Status.RETRYING)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=100)
+    queue = models.CharField(max_length=50)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.NORMAL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    payload = models.JSONField(default=dict, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=200, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error_type = models.CharField(max_length=200, blank=True)
+    error_message = models.TextField(blank=True)
+    error_traceback = models.TextField(blank=True)
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=1)
+    timeout = models.PositiveIntegerField(help_text="Seconds an attempt may run.")
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True, help_text="When it is due to run.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
+    )
+    batch = models.ForeignKey(
+        Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    depends_on = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="dependents"
+    )
+    worker_name = models.CharField(max_length=200, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="job_tenant_created_idx"),
+            models.Index(fields=["tenant", "status", "-created_at"], name="job_tenant_status_idx"),
+            models.Index(fields=["tenant", "queue", "-created_at"], name="job_tenant_queue_idx"),
+            models.Index(fields=["tenant", "kind", "-created_at"], name="job_tenant_kind_idx"),
+            models.Index(
+                fields=["tenant", "priority", "-created_at"], name="job_tenant_priority_idx"
+            ),
+            models.Index(fields=["-created_at"], name="job_created_idx"),
+            models.Index(fields=["status", "queue", "created_at"], name="job_status_queue_idx"),
+            models.Index(fields=["batch", "status"], name="job_batch_idx"),
+            models.Index(fields=["finished_at"], name="job_finished_idx"),
+            models.Index(
+                fields=["status", "enqueued_at"],
+                name="job_active_idx",
+                condition=Q(status__in=["pending", "queued", "scheduled", "started", "retrying"]),
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "idempotency_key"],
+                name="job_active_idempotency_key",
+                condition=Q(
+                    status__in=["pending", "queued", "scheduled", "deferred", "started", "retrying"]
+                )
+                & ~Q(idempotency_key=""),
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="job_progress_percent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+    @property
+    def rq_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class JobLog(models.Model):
+    class Event(models.TextChoices):
+        ENQUEUED = "enqueued", "Enqueued"
+        STARTED = "started", "Started"
+        PROGRESS = "progress", "Progress"
+        NOTE = "note", "Note"
+        RETRY_SCHEDULED = "retry_scheduled", "Retry scheduled"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        DEAD_LETTERED = "dead_lettered", "Dead-lettered"
+        CANCEL_REQUESTED = "cancel_requested", "Cancel requested"
+        CANCELED = "canceled", "Canceled"
+        STOPPED = "stopped", "Stopped"
+        RESCUED = "rescued", "Rescued"
+        REQUEUED = "requeued", "Requeued"
+
+    class Level(models.TextChoices):
+        DEBUG = "debug", "Debug"
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="logs")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    event = models.CharField(max_length=20, choices=Event.choices)
+    message = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["job", "created_at"], name="joblog_job_idx"),
+            models.Index(fields=["tenant", "-created_at"], name="joblog_tenant_idx"),
+            models.Index(fields=["tenant", "event", "-created_at"], name="joblog_tenant_event_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event}: {self.message}"

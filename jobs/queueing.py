@@ -1,0 +1,282 @@
+"""The one module that hands jobs to RQ and reads RQ's state: Redis is the transport only."""
+
+import contextlib
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import django_rq
+from django.conf import settings
+from django.db import transaction
+from django.dispatch import receiver
+from django.test.signals import setting_changed
+from django.utils import timezone
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Retry, get_current_job
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job as RQJob
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.utils import as_text
+
+from jobs.models import Job, Priority
+
+logger = logging.getLogger(__name__)
+
+EXECUTE = "jobs.runner.execute"
+PAUSED_KEY = "conveyor:paused-queues"
+CANCEL_KEY = "conveyor:cancel:{}"
+CANCEL_FLAG_TTL = 7 * 24 * 3600
+
+
+_connection: Redis | None = None
+
+
+def connection() -> Redis:
+    """The shared Redis connection (pooled; a new pool after fork or a settings change)."""
+    global _connection
+    if _connection is None:
+        _connection = django_rq.get_connection("default")
+    return _connection
+
+
+@receiver(setting_changed)
+def _forget_connection(*, setting: str, **kwargs: Any) -> None:
+    global _connection
+    if setting == "RQ_QUEUES":
+        _connection = None
+
+
+def rq_queue_name(queue: str, priority: str = Priority.NORMAL) -> str:
+    """The RQ queue serving `queue` at `priority`: `email.critical`, `email`, `email.low`…"""
+    return queue if priority == Priority.NORMAL else f"{queue}.{priority}"
+
+
+def rq_queue_names(queue: str) -> list[str]:
+    """Every RQ queue of `queue`, highest priority first."""
+    return [rq_queue_name(queue, priority) for priority in settings.CONVEYOR_PRIORITIES]
+
+
+def logical_queue(rq_name: str) -> str:
+    return rq_name.split(".", 1)[0]
+
+
+def get_rq_queue(name: str) -> Queue:
+    return django_rq.get_queue(name, connection=connection())
+
+
+def retry_later(seconds: float) -> Retry:
+    """What `execute` returns to have RQ deliver the same job again in `seconds`."""
+    return Retry(max=10**9, interval=max(0, math.ceil(seconds)))
+
+
+def current_worker_name() -> str:
+    rq_job = get_current_job()
+    return (rq_job.worker_name or "") if rq_job else ""
+
+
+def push(job: Job) -> bool:
+    """Hand `job` to Redis and mark it queued or scheduled; if Redis refuses it stays pending."""
+    return push_many([job]) == 1
+
+
+def push_many(jobs: Iterable[Job]) -> int:
+    """Hand jobs to Redis in one pipeline; returns how many went (all, or none if Redis is down)."""
+    jobs = list(jobs)
+    if not jobs:
+        return 0
+    now = timezone.now()
+    try:
+        with connection().pipeline() as pipe:
+            by_queue: dict[str, list[Any]] = defaultdict(list)
+            for job in jobs:
+                if job.scheduled_at and job.scheduled_at > now:
+                    _schedule(job, pipe)
+                else:
+                    by_queue[rq_queue_name(job.queue, job.priority)].append(_enqueue_data(job))
+            for name, datas in by_queue.items():
+                get_rq_queue(name).enqueue_many(datas, pipeline=pipe)
+            pipe.execute()
+    except RedisError as error:
+        logger.warning("redis refused %d job(s), left pending: %s", len(jobs), error)
+        return 0
+    _mark_handed_over(jobs, now)
+    return len(jobs)
+
+
+def push_on_commit(job: Job) -> None:
+    """Push `job` once the surrounding transaction commits; nothing if it rolls back."""
+    transaction.on_commit(lambda: push(job))
+
+
+def push_many_on_commit(jobs: list[Job]) -> None:
+    transaction.on_commit(lambda: push_many(jobs))
+
+
+def _enqueue_data(job: Job) -> Any:
+    return Queue.prepare_data(
+        EXECUTE,
+        args=(job.rq_id,),
+        job_id=job.rq_id,
+        timeout=job.timeout,
+        result_ttl=settings.CONVEYOR_RESULT_TTL,
+        description=f"{job.kind} · tenant {job.tenant_id}",
+    )
+
+
+def _schedule(job: Job, pipe: Any) -> None:
+    assert job.scheduled_at is not None
+    queue = get_rq_queue(rq_queue_name(job.queue, job.priority))
+    rq_job = queue.create_job(
+        EXECUTE,
+        args=(job.rq_id,),
+        job_id=job.rq_id,
+        timeout=job.timeout,
+        result_ttl=settings.CONVEYOR_RESULT_TTL,
+        description=f"{job.kind} · tenant {job.tenant_id}",
+    )
+    queue.schedule_job(rq_job, job.scheduled_at, pipeline=pipe)
+
+
+def _mark_handed_over(jobs: list[Job], now: datetime) -> None:
+    scheduled = [job.pk for job in jobs if job.scheduled_at and job.scheduled_at > now]
+    queued = [job.pk for job in jobs if job.pk not in set(scheduled)]
+    pending = Job.objects.filter(status=Job.Status.PENDING)
+    if queued:
+        pending.filter(pk__in=queued).update(status=Job.Status.QUEUED, enqueued_at=now)
+    if scheduled:
+        pending.filter(pk__in=scheduled).update(status=Job.Status.SCHEDULED, enqueued_at=now)
+    for job in jobs:
+        if job.status == Job.Status.PENDING:
+            job.status = Job.Status.SCHEDULED if job.pk in scheduled else Job.Status.QUEUED
+            job.enqueued_at = now
+
+
+def withdraw(job: Job) -> None:
+    """Take a waiting job out of Redis (queue or scheduled registry); quiet if it is not there."""
+    try:
+        rq_job = RQJob.fetch(job.rq_id, connection=connection())
+        rq_job.cancel(remove_from_dependencies=True)
+    except (NoSuchJobError, InvalidJobOperation):
+        return
+    except RedisError as error:
+        # The row is canceled already: a later delivery finds it so and does nothing.
+        logger.warning("could not withdraw job=%s tenant=%s: %s", job.pk, job.tenant_id, error)
+
+
+def request_stop(job: Job) -> None:
+    """Raise the job's cancel flag and tell a forked work horse running it to stop."""
+    redis = connection()
+    redis.set(CANCEL_KEY.format(job.rq_id), "1", ex=CANCEL_FLAG_TTL)
+    with contextlib.suppress(NoSuchJobError, InvalidJobOperation, RedisError):
+        send_stop_job_command(redis, job.rq_id)
+
+
+def is_cancel_requested(job_id: str) -> bool:
+    return bool(connection().exists(CANCEL_KEY.format(job_id)))
+
+
+def clear_cancel_flag(job_id: str) -> None:
+    connection().delete(CANCEL_KEY.format(job_id))
+
+
+def pause(queue: str) -> None:
+    connection().sadd(PAUSED_KEY, queue)
+
+
+def resume(queue: str) -> None:
+    connection().srem(PAUSED_KEY, queue)
+
+
+def paused_queues(redis: Redis | None = None) -> set[str]:
+    members = (redis or connection()).smembers(PAUSED_KEY)
+    return {member.decode() if isinstance(member, bytes) else member for member in members}
+
+
+def empty(queue: str) -> list[str]:
+    """Drop every waiting RQ job of `queue`, scheduled ones included; returns their ids."""
+    dropped: list[str] = []
+    for name in rq_queue_names(queue):
+        rq_queue = get_rq_queue(name)
+        dropped += rq_queue.get_job_ids()
+        rq_queue.empty()
+        scheduled = ScheduledJobRegistry(queue=rq_queue)
+        for job_id in scheduled.get_job_ids():
+            scheduled.remove(job_id, delete_job=True)
+            dropped.append(job_id)
+    return dropped
+
+
+def clean(queue: str, *, older_than: int) -> int:
+    """Delete finished and failed RQ records of `queue` that ended over `older_than` s ago."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    removed = 0
+    for name in rq_queue_names(queue):
+        rq_queue = get_rq_queue(name)
+        for registry in (rq_queue.finished_job_registry, rq_queue.failed_job_registry):
+            job_ids = registry.get_job_ids()
+            fetched = RQJob.fetch_many(job_ids, connection=rq_queue.connection)
+            for job_id, rq_job in zip(job_ids, fetched, strict=True):
+                if rq_job is None or (rq_job.ended_at and rq_job.ended_at < cutoff):
+                    registry.remove(job_id, delete_job=True)
+                    removed += 1
+    return removed
+
+
+def queue_counts(queue: str) -> dict[str, int]:
+    """Live counts of one queue from RQ's registries, summed over its priorities."""
+    counts = dict.fromkeys(("waiting", "started", "scheduled", "deferred", "failed", "finished"), 0)
+    counts["canceled"] = 0
+    for name in rq_queue_names(queue):
+        rq_queue = get_rq_queue(name)
+        counts["waiting"] += rq_queue.count
+        counts["started"] += rq_queue.started_job_registry.count
+        counts["scheduled"] += rq_queue.scheduled_job_registry.count
+        counts["deferred"] += rq_queue.deferred_job_registry.count
+        counts["failed"] += rq_queue.failed_job_registry.count
+        counts["finished"] += rq_queue.finished_job_registry.count
+        counts["canceled"] += rq_queue.canceled_job_registry.count
+    return counts
+
+
+def rq_state(job: Job) -> dict[str, Any] | None:
+    """What Redis knows of the job right now, or None when it holds no record of it."""
+    try:
+        rq_job = RQJob.fetch(job.rq_id, connection=connection())
+    except NoSuchJobError:
+        return None
+    return {
+        "status": rq_job.get_status(refresh=False),
+        "origin": rq_job.origin,
+        "description": rq_job.description,
+        "enqueued_at": rq_job.enqueued_at,
+        "started_at": rq_job.started_at,
+        "ended_at": rq_job.ended_at,
+        "worker_name": rq_job.worker_name,
+    }
+
+
+def is_known(job_ids: list[str]) -> list[bool]:
+    """For each id, whether Redis still holds its RQ job (one round trip)."""
+    redis = connection()
+    with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.exists(RQJob.key_for(job_id))
+        return [bool(found) for found in pipe.execute()]
+
+
+def running_job_ids() -> set[str]:
+    """Ids of RQ jobs a live worker is executing now (their heartbeat has not expired)."""
+    redis = connection()
+    now = time.time()
+    with redis.pipeline(transaction=False) as pipe:
+        for queue in settings.CONVEYOR_QUEUES:
+            for name in rq_queue_names(queue):
+                pipe.zrangebyscore(StartedJobRegistry(name, connection=redis).key, now, "+inf")
+        entries = pipe.execute()
+    return {as_text(entry).split(":", 1)[0] for found in entries for entry in found}

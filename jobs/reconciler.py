@@ -1,0 +1,100 @@
+"""Reconcile the two records of a job: PostgreSQL is the truth, Redis is brought back in line.
+
+One pass hands `pending` rows to Redis, re-pushes waiting rows whose RQ job Redis lost,
+settles `started` rows whose worker is gone, and releases deferred rows whose parents ended.
+Each step takes a bounded number of rows and skips rows another reconciler holds.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import queueing, runner, services
+from jobs.models import Job, JobLog
+
+logger = logging.getLogger(__name__)
+
+# A row younger than this may still be on its way to Redis through on_commit.
+SETTLE_SECONDS = 10
+
+
+@dataclass
+class Reconciled:
+    pushed: int = 0
+    repushed: int = 0
+    rescued: dict[str, int] = field(default_factory=dict)
+    released: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pushed + self.repushed + sum(self.rescued.values()) + self.released
+
+
+def reconcile(*, limit: int = 1000, settle_seconds: int = SETTLE_SECONDS) -> Reconciled:
+    """One bounded pass over rows whose Redis side may be missing or stale."""
+    cutoff = timezone.now() - timedelta(seconds=settle_seconds)
+    outcome = Reconciled()
+    outcome.pushed = push_pending(cutoff=cutoff, limit=limit)
+    outcome.repushed = repush_lost(cutoff=cutoff, limit=limit)
+    outcome.rescued = rescue_orphans(limit=limit)
+    outcome.released = release_deferred(cutoff=cutoff, limit=limit)
+    return outcome
+
+
+def push_pending(*, cutoff: object, limit: int) -> int:
+    """Hand `pending` rows (Redis was down at enqueue, or the process died) to Redis."""
+    with transaction.atomic():
+        rows = list(
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(status=Job.Status.PENDING, created_at__lt=cutoff)
+            .order_by("created_at")[:limit]
+        )
+        return queueing.push_many(rows)
+
+
+def repush_lost(*, cutoff: object, limit: int) -> int:
+    """Re-push queued, scheduled and retrying rows whose RQ job Redis no longer holds."""
+    waiting = (Job.Status.QUEUED, Job.Status.SCHEDULED, Job.Status.RETRYING)
+    with transaction.atomic():
+        rows = list(
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(status__in=waiting, enqueued_at__lt=cutoff)
+            .order_by("enqueued_at")[:limit]
+        )
+        known = queueing.is_known([job.rq_id for job in rows])
+        lost = [job for job, found in zip(rows, known, strict=True) if not found]
+        for job in lost:
+            services.add_log(job, JobLog.Event.REQUEUED, "Redis had lost it; handed over again.")
+        return queueing.push_many(lost)
+
+
+def rescue_orphans(*, limit: int) -> dict[str, int]:
+    """Settle `started` rows that no live worker runs any more, by their kind's retry policy."""
+    rows = list(Job.objects.filter(status=Job.Status.STARTED).order_by("started_at")[:limit])
+    running = queueing.running_job_ids()
+    outcome: dict[str, int] = {}
+    for job in rows:
+        if job.rq_id in running:
+            continue
+        status = runner.settle_interrupted(
+            job.rq_id, reason="its worker is gone", event=JobLog.Event.RESCUED
+        )
+        if status:
+            outcome[status] = outcome.get(status, 0) + 1
+    return outcome
+
+
+def release_deferred(*, cutoff: object, limit: int) -> int:
+    """Release or cancel deferred rows whose parents have all ended."""
+    released = 0
+    rows = Job.objects.filter(status=Job.Status.DEFERRED, created_at__lt=cutoff)
+    for job in rows.exclude(depends_on__status__in=Job.ACTIVE).distinct()[:limit]:
+        with transaction.atomic():
+            locked = Job.objects.select_for_update(skip_locked=True).filter(pk=job.pk).first()
+            if locked and locked.status == Job.Status.DEFERRED:
+                services.release_if_ready(locked)
+                released += 1
+    return released

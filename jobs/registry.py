@@ -1,0 +1,132 @@
+"""The kind registry: `@job_kind` turns a function into a named, configured job type."""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.serializers.json import DjangoJSONEncoder
+from rest_framework import serializers
+
+from jobs.errors import UnknownKind
+
+_KINDS: dict[str, "JobKind"] = {}
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A registered job type and its defaults; None means "the queue's default"."""
+
+    name: str
+    func: Callable[..., Any]
+    queue: str
+    timeout: int | None = None
+    max_attempts: int | None = None
+    backoff_base: float | None = None
+    backoff_cap: float | None = None
+    rate_limit: str | None = None
+    concurrency: int | None = None
+    payload: type[serializers.Serializer] | None = None
+    description: str = ""
+
+    @property
+    def queue_spec(self) -> dict[str, Any]:
+        return settings.CONVEYOR_QUEUES[self.queue]
+
+    @property
+    def default_timeout(self) -> int:
+        return self.timeout or self.queue_spec["timeout"]
+
+    @property
+    def default_max_attempts(self) -> int:
+        return self.max_attempts or self.queue_spec["max_attempts"]
+
+    @property
+    def base_delay(self) -> float:
+        return (
+            self.backoff_base if self.backoff_base is not None else settings.CONVEYOR_BACKOFF_BASE
+        )
+
+    @property
+    def max_delay(self) -> float:
+        return self.backoff_cap if self.backoff_cap is not None else settings.CONVEYOR_BACKOFF_CAP
+
+    @property
+    def tenant_concurrency(self) -> int | None:
+        return self.concurrency or self.queue_spec.get("tenant_concurrency")
+
+    def validate(self, payload: Any) -> dict[str, Any]:
+        """The payload as the kind will receive it; raises DRF ValidationError with field errors."""
+        if not isinstance(payload, dict):
+            raise serializers.ValidationError({"payload": ["The payload must be a JSON object."]})
+        if self.payload is not None:
+            checked = self.payload(data=payload)
+            checked.is_valid(raise_exception=True)
+            payload = dict(checked.validated_data)
+        try:
+            return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+        except (TypeError, ValueError) as error:
+            raise serializers.ValidationError({"payload": [f"Not JSON: {error}"]}) from error
+
+    def payload_schema(self) -> dict[str, Any]:
+        """Field names with their type and whether they are required, for listings and docs."""
+        if self.payload is None:
+            return {}
+        return {
+            name: {
+                "type": type(field).__name__.removesuffix("Field").lower(),
+                "required": field.required,
+            }
+            for name, field in self.payload().fields.items()
+        }
+
+
+def job_kind(
+    name: str,
+    *,
+    queue: str = "default",
+    timeout: int | None = None,
+    max_attempts: int | None = None,
+    backoff_base: float | None = None,
+    backoff_cap: float | None = None,
+    rate_limit: str | None = None,
+    concurrency: int | None = None,
+    payload: type[serializers.Serializer] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated `func(ctx, **payload)` as the kind `name`."""
+    if queue not in settings.CONVEYOR_QUEUES:
+        raise ImproperlyConfigured(f"Kind {name!r} names an unknown queue {queue!r}.")
+
+    def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        existing = _KINDS.get(name)
+        if existing and existing.func.__qualname__ != func.__qualname__:
+            raise ImproperlyConfigured(f"Two job kinds are named {name!r}.")
+        _KINDS[name] = JobKind(
+            name=name,
+            func=func,
+            queue=queue,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            rate_limit=rate_limit,
+            concurrency=concurrency,
+            payload=payload,
+            description=(func.__doc__ or "").strip().split("\n")[0],
+        )
+        return func
+
+    return register
+
+
+def get_kind(name: str) -> JobKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise UnknownKind(f"No job kind is registered as {name!r}.") from None
+
+
+def all_kinds() -> list[JobKind]:
+    return sorted(_KINDS.values(), key=lambda kind: kind.name)

@@ -1,0 +1,268 @@
+"""The one entry point that runs a job: claim the row, run its kind, record what happened.
+
+Every RQ job Conveyor enqueues calls `execute(job_id)`. The row is claimed under a row lock,
+so a second delivery of the same job finds it taken and does nothing.
+"""
+
+import json
+import logging
+import math
+import random
+import socket
+import time
+import traceback
+from datetime import timedelta
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import limits, queueing, services
+from jobs.errors import JobCanceled, PermanentError, RetryableError, UnknownKind
+from jobs.models import Job, JobLog
+from jobs.registry import JobKind, get_kind
+
+logger = logging.getLogger(__name__)
+
+STOP_CHECK_INTERVAL = 0.2
+PROGRESS_STEP = 10
+PROGRESS_SECONDS = 5.0
+
+
+class JobContext:
+    """What a job body gets besides its payload: its row, progress, cancel checks and a log."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.tenant = job.tenant
+        self.attempt = job.attempt
+        self.logger = logging.LoggerAdapter(
+            logger, {"job_id": str(job.pk), "tenant": job.tenant_id}
+        )
+        self._logged_percent = job.progress
+        self._logged_at = time.monotonic()
+        self._checked_at = 0.0
+
+    def progress(self, percent: float, message: str = "") -> None:
+        """Report how far the job is; stored at most once per 10 % or per 5 s."""
+        percent = max(0, min(100, int(percent)))
+        now = time.monotonic()
+        step = percent - self._logged_percent >= PROGRESS_STEP
+        if not (step or now - self._logged_at >= PROGRESS_SECONDS or percent == 100):
+            return
+        if percent == self._logged_percent and percent == 100:
+            return
+        self._logged_percent, self._logged_at = percent, now
+        Job.objects.filter(pk=self.job.pk, status=Job.Status.STARTED).update(
+            progress=percent, progress_message=message[:200]
+        )
+        self.job.progress, self.job.progress_message = percent, message[:200]
+        services.add_log(self.job, JobLog.Event.PROGRESS, message, data={"percent": percent})
+
+    def stop_if_canceled(self) -> None:
+        """Raise JobCanceled once a cancel was requested (checked at most every 0.2 s)."""
+        now = time.monotonic()
+        if now - self._checked_at < STOP_CHECK_INTERVAL:
+            return
+        self._checked_at = now
+        if queueing.is_cancel_requested(self.job.rq_id):
+            raise JobCanceled(self.job.progress_message or f"{self.job.progress}% done")
+
+    def log(self, message: str, *, level: str = JobLog.Level.INFO, **data: Any) -> None:
+        """Add a line to the job's log."""
+        services.add_log(self.job, JobLog.Event.NOTE, message, level=level, data=data)
+
+
+def execute(job_id: str) -> Any:
+    """Run one delivery of the job; returns an RQ retry request when it must run again later."""
+    job = Job.objects.select_related("tenant").filter(pk=job_id).first()
+    if job is None or job.status not in Job.RUNNABLE:
+        logger.info("job=%s skipped: already %s", job_id, job.status if job else "gone")
+        return None
+    try:
+        kind = get_kind(job.kind)
+    except UnknownKind as error:
+        if claimed := _claim(job_id):
+            _fail(claimed, error, permanent=True)
+        return None
+    hold = limits.acquire(job.tenant, kind, holder=job.rq_id, ttl=job.timeout + 60)
+    if hold is not None:
+        services.add_log(job, JobLog.Event.REQUEUED, f"Waiting: {hold.reason}.")
+        return queueing.retry_later(hold.wait)
+    try:
+        claimed = _claim(job_id)
+        return _run(claimed, kind) if claimed else None
+    finally:
+        limits.release(job.tenant, kind, holder=job.rq_id)
+
+
+def _claim(job_id: str) -> Job | None:
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update(of=("self",))
+            .select_related("tenant")
+            .filter(pk=job_id, status__in=Job.RUNNABLE)
+            .first()
+        )
+        if job is None:
+            return None
+        job.status = Job.Status.STARTED
+        job.attempt += 1
+        job.started_at = timezone.now()
+        job.worker_name = queueing.current_worker_name() or socket.gethostname()
+        job.save(update_fields=["status", "attempt", "started_at", "worker_name"])
+        services.add_log(
+            job,
+            JobLog.Event.STARTED,
+            f"Attempt {job.attempt} of {job.max_attempts} started.",
+            data={"attempt": job.attempt, "worker": job.worker_name},
+        )
+    logger.info(
+        "job=%s tenant=%s kind=%s started attempt %s", job.pk, job.tenant_id, job.kind, job.attempt
+    )
+    return job
+
+
+def _run(job: Job, kind: JobKind) -> Any:
+    ctx = JobContext(job)
+    try:
+        result = kind.func(ctx, **job.payload)
+    except JobCanceled as stop:
+        _cancel(job, str(stop))
+    except PermanentError as error:
+        _fail(job, error, permanent=True)
+    except Exception as error:
+        if queueing.is_cancel_requested(job.rq_id):
+            _cancel(job, f"stopped by an error after the cancel request: {error}")
+        elif job.attempt < job.max_attempts:
+            return _retry(job, error, delay=backoff(kind, job.attempt, error))
+        else:
+            _fail(job, error)
+    else:
+        _succeed(job, result)
+    return None
+
+
+def backoff(kind: JobKind, attempt: int, error: BaseException | None = None) -> float:
+    """Seconds before the next attempt: exponential with full jitter, capped per kind."""
+    if isinstance(error, RetryableError) and error.delay is not None:
+        return min(error.delay, kind.max_delay)
+    ceiling = min(kind.max_delay, kind.base_delay * 2 ** (attempt - 1))
+    return random.uniform(0, ceiling)
+
+
+def _error_fields(error: BaseException) -> dict[str, str]:
+    return {
+        "error_type": type(error).__name__,
+        "error_message": str(error)[:5000],
+        "error_traceback": "".join(traceback.format_exception(error))[-20000:],
+    }
+
+
+def _finish(job: Job, status: str, **fields: Any) -> bool:
+    """Move a started job to its outcome; False when something else settled it first."""
+    now = timezone.now()
+    updated = Job.objects.filter(pk=job.pk, status=Job.Status.STARTED).update(
+        status=status, finished_at=now, **fields
+    )
+    job.status, job.finished_at = status, now
+    for name, value in fields.items():
+        setattr(job, name, value)
+    return bool(updated)
+
+
+def _succeed(job: Job, result: Any) -> None:
+    with transaction.atomic():
+        if not _finish(job, Job.Status.SUCCEEDED, result=_jsonable(result), progress=100):
+            return
+        services.add_log(job, JobLog.Event.SUCCEEDED, "Succeeded.")
+        services.settle_followers(job)
+    logger.info("job=%s tenant=%s succeeded", job.pk, job.tenant_id)
+
+
+def _cancel(job: Job, how_far: str) -> None:
+    with transaction.atomic():
+        if not _finish(job, Job.Status.CANCELED):
+            return
+        services.add_log(job, JobLog.Event.CANCELED, f"Canceled while running; {how_far}.")
+        services.settle_followers(job)
+    queueing.clear_cancel_flag(job.rq_id)
+    logger.info("job=%s tenant=%s canceled: %s", job.pk, job.tenant_id, how_far)
+
+
+def _fail(job: Job, error: BaseException, *, permanent: bool = False) -> None:
+    fields = _error_fields(error)
+    why = "a permanent error" if permanent else f"attempt {job.attempt} of {job.max_attempts}"
+    with transaction.atomic():
+        if not _finish(job, Job.Status.FAILED, **fields):
+            return
+        services.add_log(
+            job,
+            JobLog.Event.FAILED,
+            f"{fields['error_type']}: {fields['error_message']}",
+            level=JobLog.Level.ERROR,
+            data={"attempt": job.attempt, "traceback": fields["error_traceback"]},
+        )
+        services.add_log(job, JobLog.Event.DEAD_LETTERED, f"Dead-lettered after {why}.")
+        services.settle_followers(job)
+    logger.warning("job=%s tenant=%s failed after %s: %s", job.pk, job.tenant_id, why, error)
+
+
+def _retry(job: Job, error: BaseException, *, delay: float) -> Any:
+    seconds = math.ceil(delay)
+    fields = _error_fields(error)
+    due = timezone.now() + timedelta(seconds=seconds)
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, status=Job.Status.STARTED).update(
+            status=Job.Status.RETRYING, scheduled_at=due, **fields
+        )
+        if not updated:
+            return None
+        services.add_log(
+            job,
+            JobLog.Event.RETRY_SCHEDULED,
+            f"{fields['error_type']}: {fields['error_message']} — retrying in {seconds} s.",
+            level=JobLog.Level.WARNING,
+            data={"attempt": job.attempt, "delay": seconds, "traceback": fields["error_traceback"]},
+        )
+    logger.info("job=%s tenant=%s retry in %ss after %s", job.pk, job.tenant_id, seconds, error)
+    return queueing.retry_later(seconds)
+
+
+def settle_interrupted(
+    job_id: str, *, reason: str, event: str = JobLog.Event.STOPPED
+) -> str | None:
+    """Settle a started job whose attempt ended without recording: cancel, retry or fail it."""
+    job = Job.objects.select_related("tenant").filter(pk=job_id, status=Job.Status.STARTED).first()
+    if job is None:
+        return None
+    if job.cancel_requested_at or queueing.is_cancel_requested(job.rq_id):
+        _cancel(job, f"stopped: {reason}")
+        return job.status
+    error = RetryableError(reason)
+    if job.attempt >= job.max_attempts:
+        _fail(job, error)
+        return job.status
+    delay = math.ceil(backoff(get_kind(job.kind), job.attempt, error))
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, status=Job.Status.STARTED).update(
+            status=Job.Status.RETRYING,
+            scheduled_at=timezone.now() + timedelta(seconds=delay),
+            **_error_fields(error),
+        )
+        if not updated:
+            return None
+        services.add_log(
+            job, event, f"{reason}; retrying in {delay} s.", level=JobLog.Level.WARNING
+        )
+        job.refresh_from_db()
+        queueing.push_on_commit(job)
+    return Job.Status.RETRYING
+
+
+def _jsonable(result: Any) -> Any:
+    try:
+        return json.loads(json.dumps(result, cls=DjangoJSONEncoder))
+    except (TypeError, ValueError):
+        return {"repr": repr(result)[:5000]}

@@ -1,0 +1,432 @@
+"""Every write to jobs: enqueue, cancel, retry, follow-ups, queue operations."""
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
+from rest_framework import serializers
+
+from jobs import queueing
+from jobs.errors import InvalidTransition, UnknownQueue
+from jobs.models import Batch, Job, JobLog, Priority
+from jobs.registry import JobKind, get_kind
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+User = AbstractBaseUser | AnonymousUser | None
+
+
+def add_log(
+    job: Job,
+    event: str,
+    message: str = "",
+    *,
+    level: str = JobLog.Level.INFO,
+    data: dict[str, Any] | None = None,
+    by: User = None,
+) -> JobLog:
+    """Append a line to the job's log."""
+    data = dict(data or {})
+    if by is not None and getattr(by, "pk", None):
+        data["by"] = by.get_username()
+    return JobLog.objects.create(
+        job=job, tenant_id=job.tenant_id, event=event, message=message, level=level, data=data
+    )
+
+
+def _log_row(job: Job, event: str, message: str, *, by: User = None) -> JobLog:
+    data = {"by": by.get_username()} if by is not None and getattr(by, "pk", None) else {}
+    return JobLog(job=job, tenant_id=job.tenant_id, event=event, message=message, data=data)
+
+
+def _user(by: User) -> Any:
+    return by if by is not None and getattr(by, "pk", None) else None
+
+
+def check_queue(name: str) -> str:
+    if name not in settings.CONVEYOR_QUEUES:
+        known = ", ".join(settings.CONVEYOR_QUEUES)
+        raise UnknownQueue(f"There is no queue {name!r}; the queues are {known}.")
+    return name
+
+
+def _build_job(
+    *,
+    tenant: Tenant,
+    kind: JobKind,
+    payload: dict[str, Any],
+    by: User,
+    priority: str,
+    queue: str | None,
+    run_at: datetime | None,
+    timeout: int | None,
+    max_attempts: int | None,
+    idempotency_key: str,
+    batch: Batch | None,
+    parent: Job | None,
+) -> Job:
+    if priority not in Priority.values:
+        raise serializers.ValidationError(
+            {"priority": [f"Choose one of {', '.join(Priority.values)}."]}
+        )
+    return Job(
+        tenant=tenant,
+        kind=kind.name,
+        queue=check_queue(queue or kind.queue),
+        priority=priority,
+        payload=kind.validate(payload),
+        timeout=timeout or kind.default_timeout,
+        max_attempts=max_attempts or kind.default_max_attempts,
+        idempotency_key=idempotency_key,
+        scheduled_at=run_at,
+        created_by=_user(by),
+        batch=batch,
+        parent=parent,
+    )
+
+
+def _due(delay: float | timedelta | None, run_at: datetime | None) -> datetime | None:
+    if run_at is not None:
+        if timezone.is_naive(run_at):
+            raise serializers.ValidationError({"run_at": ["Give the time with its time zone."]})
+        return run_at
+    if delay:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        return timezone.now() + timedelta(seconds=seconds)
+    return None
+
+
+def _check_tenant(tenant: Tenant) -> None:
+    if not tenant.is_active:
+        raise InvalidTransition(f"Tenant {tenant.slug!r} is inactive: it cannot enqueue jobs.")
+
+
+@transaction.atomic
+def enqueue_job(
+    *,
+    tenant: Tenant,
+    kind: str | JobKind,
+    payload: dict[str, Any],
+    by: User = None,
+    priority: str = Priority.NORMAL,
+    queue: str | None = None,
+    delay: float | timedelta | None = None,
+    run_at: datetime | None = None,
+    timeout: int | None = None,
+    max_attempts: int | None = None,
+    idempotency_key: str = "",
+    depends_on: Sequence[Job] = (),
+    batch: Batch | None = None,
+    parent: Job | None = None,
+) -> Job:
+    """Record a job and hand it to Redis after commit; an active job with the same key wins."""
+    _check_tenant(tenant)
+    kind = get_kind(kind) if isinstance(kind, str) else kind
+    job = _build_job(
+        tenant=tenant,
+        kind=kind,
+        payload=payload,
+        by=by,
+        priority=priority,
+        queue=queue,
+        run_at=_due(delay, run_at),
+        timeout=timeout,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+        batch=batch,
+        parent=parent,
+    )
+    parents = _check_parents(tenant, depends_on)
+    if parents:
+        job.status = Job.Status.DEFERRED
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return Job.objects.get(
+            tenant=tenant, kind=kind.name, idempotency_key=idempotency_key, status__in=Job.ACTIVE
+        )
+    if batch is not None:
+        Batch.objects.filter(pk=batch.pk).update(total=F("total") + 1)
+        batch.total += 1
+    add_log(job, JobLog.Event.ENQUEUED, _enqueued_message(job), by=by)
+    if parents:
+        job.depends_on.set(parents)
+        release_if_ready(job)
+    else:
+        queueing.push_on_commit(job)
+    return job
+
+
+def _enqueued_message(job: Job) -> str:
+    where = f"on {job.queue} ({job.priority})"
+    if job.status == Job.Status.DEFERRED:
+        return f"Enqueued {where}, waiting for the jobs it depends on."
+    if job.scheduled_at:
+        return f"Enqueued {where} to run at {job.scheduled_at.isoformat()}."
+    return f"Enqueued {where}."
+
+
+def _check_parents(tenant: Tenant, depends_on: Sequence[Job]) -> list[Job]:
+    parents = list(depends_on)
+    if any(parent.tenant_id != tenant.pk for parent in parents):
+        raise serializers.ValidationError(
+            {"depends_on": ["A job can only depend on its tenant's jobs."]}
+        )
+    return parents
+
+
+@transaction.atomic
+def enqueue_jobs(
+    *,
+    tenant: Tenant,
+    kind: str | JobKind,
+    payloads: Iterable[dict[str, Any]],
+    by: User = None,
+    priority: str = Priority.NORMAL,
+    queue: str | None = None,
+    delay: float | timedelta | None = None,
+    batch: Batch | None = None,
+    parent: Job | None = None,
+) -> list[Job]:
+    """Record many jobs of one kind in one transaction and hand them over in one pipeline."""
+    _check_tenant(tenant)
+    kind = get_kind(kind) if isinstance(kind, str) else kind
+    run_at = _due(delay, None)
+    jobs, errors = [], {}
+    for index, payload in enumerate(payloads):
+        try:
+            jobs.append(
+                _build_job(
+                    tenant=tenant,
+                    kind=kind,
+                    payload=payload,
+                    by=by,
+                    priority=priority,
+                    queue=queue,
+                    run_at=run_at,
+                    timeout=None,
+                    max_attempts=None,
+                    idempotency_key="",
+                    batch=batch,
+                    parent=parent,
+                )
+            )
+        except serializers.ValidationError as error:
+            errors[str(index)] = error.detail
+    if errors:
+        raise serializers.ValidationError({"payloads": errors})
+    Job.objects.bulk_create(jobs, batch_size=2000)
+    message = _enqueued_message(jobs[0]) if jobs else ""
+    JobLog.objects.bulk_create(
+        [_log_row(job, JobLog.Event.ENQUEUED, message, by=by) for job in jobs], batch_size=2000
+    )
+    if batch is not None and jobs:
+        Batch.objects.filter(pk=batch.pk).update(total=F("total") + len(jobs))
+        batch.total += len(jobs)
+    queueing.push_many_on_commit(jobs)
+    return jobs
+
+
+@transaction.atomic
+def create_batch(
+    *,
+    tenant: Tenant,
+    callback_kind: str = "",
+    callback_payload: dict[str, Any] | None = None,
+    description: str = "",
+) -> Batch:
+    """Open a batch; add members in the same transaction with `batch=`."""
+    if callback_kind:
+        get_kind(callback_kind)
+    return Batch.objects.create(
+        tenant=tenant,
+        callback_kind=callback_kind,
+        callback_payload=callback_payload or {},
+        description=description,
+    )
+
+
+def settle_followers(job: Job) -> None:
+    """After `job` ended: release or cancel the jobs that depend on it and close its batch."""
+    for dependent in Job.objects.select_for_update().filter(
+        depends_on=job, status=Job.Status.DEFERRED
+    ):
+        if job.status == Job.Status.SUCCEEDED:
+            release_if_ready(dependent)
+        else:
+            _cancel_waiting(dependent, f"Canceled: the job it depends on ({job.pk}) {job.status}.")
+    if job.batch_id:
+        _close_batch_if_done(job.batch_id)
+
+
+def release_if_ready(job: Job) -> None:
+    statuses = set(job.depends_on.values_list("status", flat=True))
+    if statuses == {Job.Status.SUCCEEDED} or not statuses:
+        Job.objects.filter(pk=job.pk, status=Job.Status.DEFERRED).update(status=Job.Status.PENDING)
+        job.status = Job.Status.PENDING
+        add_log(job, JobLog.Event.REQUEUED, "The jobs it depends on succeeded.")
+        queueing.push_on_commit(job)
+        return
+    ended = statuses & {Job.Status.FAILED, Job.Status.CANCELED}
+    if ended:
+        _cancel_waiting(job, f"Canceled: a job it depends on {sorted(ended)[0]}.")
+
+
+def _close_batch_if_done(batch_id: Any) -> None:
+    # Locking the batch orders concurrent members: the last one to commit sees all ended.
+    batch = Batch.objects.select_for_update().get(pk=batch_id)
+    if batch.finished_at is not None:
+        return
+    counts = dict(
+        Job.objects.filter(batch=batch).values_list("status").annotate(n=Count("pk")).order_by()
+    )
+    if any(counts.get(status) for status in Job.ACTIVE):
+        return
+    batch.finished_at = timezone.now()
+    batch.save(update_fields=["finished_at"])
+    if batch.callback_kind:
+        tally = {str(status): counts.get(status, 0) for status in Job.FINISHED}
+        batch.callback_job = enqueue_job(
+            tenant=batch.tenant,
+            kind=batch.callback_kind,
+            payload={**batch.callback_payload, "batch_id": str(batch.pk), **tally},
+            idempotency_key=f"batch:{batch.pk}",
+        )
+        batch.save(update_fields=["callback_job"])
+
+
+def _cancel_waiting(job: Job, reason: str, *, by: User = None) -> None:
+    updated = Job.objects.filter(pk=job.pk, status__in=Job.WAITING).update(
+        status=Job.Status.CANCELED, finished_at=timezone.now()
+    )
+    if not updated:
+        return
+    job.status = Job.Status.CANCELED
+    add_log(job, JobLog.Event.CANCELED, reason, by=by)
+    transaction.on_commit(lambda: queueing.withdraw(job))
+    settle_followers(job)
+
+
+@transaction.atomic
+def cancel_job(job: Job, *, by: User = None) -> Job:
+    """A waiting job never runs; a started one is told to stop. Repeating it changes nothing."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status == Job.Status.CANCELED:
+        return job
+    if job.status in (Job.Status.SUCCEEDED, Job.Status.FAILED):
+        raise InvalidTransition(
+            f"Job {job.pk} already {job.status}: only waiting or running jobs can be canceled."
+        )
+    if job.status == Job.Status.STARTED:
+        if job.cancel_requested_at is None:
+            job.cancel_requested_at = timezone.now()
+            job.save(update_fields=["cancel_requested_at"])
+            add_log(job, JobLog.Event.CANCEL_REQUESTED, "Cancel requested while running.", by=by)
+            transaction.on_commit(lambda: queueing.request_stop(job))
+        return job
+    _cancel_waiting(job, "Canceled before it ran.", by=by)
+    job.refresh_from_db()
+    return job
+
+
+@transaction.atomic
+def retry_job(job: Job, *, by: User = None) -> Job:
+    """Give a failed or canceled job a fresh set of attempts."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status not in Job.RETRYABLE:
+        raise InvalidTransition(
+            f"Job {job.pk} is {job.status}: only failed or canceled jobs can be retried."
+        )
+    job.status = Job.Status.PENDING
+    job.attempt, job.progress, job.progress_message = 0, 0, ""
+    job.finished_at = job.cancel_requested_at = job.scheduled_at = None
+    try:
+        with transaction.atomic():
+            job.save(
+                update_fields=[
+                    "status",
+                    "attempt",
+                    "progress",
+                    "progress_message",
+                    "finished_at",
+                    "cancel_requested_at",
+                    "scheduled_at",
+                ]
+            )
+    except IntegrityError:
+        raise InvalidTransition(
+            f"Another active job holds idempotency key {job.idempotency_key!r}."
+        ) from None
+    add_log(job, JobLog.Event.REQUEUED, "Retried by hand with fresh attempts.", by=by)
+    transaction.on_commit(lambda: queueing.clear_cancel_flag(job.rq_id))
+    queueing.push_on_commit(job)
+    return job
+
+
+def cancel_jobs(jobs: QuerySet[Job], *, by: User = None) -> dict[str, int]:
+    """Cancel every cancelable job of `jobs`; returns how many were canceled or asked to stop."""
+    counts = {"canceled": 0, "cancel_requested": 0, "skipped": 0}
+    for job in jobs.iterator(chunk_size=500):
+        if job.status not in Job.CANCELABLE:
+            counts["skipped"] += 1
+            continue
+        done = cancel_job(job, by=by)
+        counts["canceled" if done.status == Job.Status.CANCELED else "cancel_requested"] += 1
+    return counts
+
+
+def retry_jobs(jobs: QuerySet[Job], *, by: User = None) -> dict[str, int]:
+    """Retry every failed or canceled job of `jobs`; returns how many were retried or skipped."""
+    counts = {"retried": 0, "skipped": 0}
+    for job in jobs.iterator(chunk_size=500):
+        try:
+            if job.status not in Job.RETRYABLE:
+                raise InvalidTransition(job.status)
+            retry_job(job, by=by)
+            counts["retried"] += 1
+        except InvalidTransition:
+            counts["skipped"] += 1
+    return counts
+
+
+def pause_queue(name: str, *, by: User = None) -> None:
+    """Workers stop taking jobs from the queue; running ones finish; enqueueing still works."""
+    queueing.pause(check_queue(name))
+    logger.info("queue=%s paused by %s", name, by)
+
+
+def resume_queue(name: str, *, by: User = None) -> None:
+    queueing.resume(check_queue(name))
+    logger.info("queue=%s resumed by %s", name, by)
+
+
+def empty_queue(name: str, *, by: User = None) -> int:
+    """Cancel every job waiting in the queue, for all tenants; returns how many."""
+    check_queue(name)
+    waiting = Q(queue=name, status__in=[s for s in Job.WAITING if s != Job.Status.DEFERRED])
+    canceled = 0
+    while True:
+        with transaction.atomic():
+            chunk = list(Job.objects.select_for_update(skip_locked=True).filter(waiting)[:500])
+            if not chunk:
+                break
+            for job in chunk:
+                _cancel_waiting(job, "Canceled: the queue was emptied.", by=by)
+            canceled += len(chunk)
+    queueing.empty(name)
+    return canceled
+
+
+def clean_queue(name: str, *, older_than: int) -> int:
+    """Delete RQ's finished and failed records of the queue older than `older_than` seconds."""
+    return queueing.clean(check_queue(name), older_than=older_than)

@@ -1,0 +1,49 @@
+"""Built-in kinds for operators and demos: a no-op, a sleeper that reports progress, a failer."""
+
+import time
+from typing import Any
+
+from rest_framework import serializers
+
+from jobs.errors import PermanentError, RetryableError
+from jobs.registry import job_kind
+from jobs.runner import JobContext
+
+
+@job_kind("jobs.noop", queue="default")
+def noop(ctx: JobContext, **payload: Any) -> dict[str, Any]:
+    """Do nothing and succeed, echoing the payload."""
+    return payload
+
+
+class SleepPayload(serializers.Serializer):
+    seconds = serializers.FloatField(min_value=0, max_value=3600)
+    steps = serializers.IntegerField(min_value=1, max_value=1000, default=10)
+
+
+@job_kind("jobs.sleep", queue="default", payload=SleepPayload)
+def sleep(ctx: JobContext, *, seconds: float, steps: int = 10) -> dict[str, Any]:
+    """Sleep for `seconds` in `steps`, reporting progress and stopping if canceled."""
+    for step in range(1, steps + 1):
+        ctx.stop_if_canceled()
+        time.sleep(seconds / steps)
+        ctx.progress(step * 100 / steps, f"{step} of {steps} steps")
+    return {"slept": seconds}
+
+
+class FailPayload(serializers.Serializer):
+    times = serializers.IntegerField(
+        min_value=0, default=1, help_text="Fail this many attempts, then succeed."
+    )
+    permanent = serializers.BooleanField(default=False, help_text="Fail at once, never retry.")
+    message = serializers.CharField(default="failing on purpose", max_length=500)
+
+
+@job_kind("jobs.fail", queue="default", payload=FailPayload, backoff_base=1.0)
+def fail(ctx: JobContext, *, times: int = 1, permanent: bool = False, message: str = "") -> str:
+    """Fail the first `times` attempts (or every one, permanently), then succeed."""
+    if permanent:
+        raise PermanentError(message)
+    if ctx.attempt <= times:
+        raise RetryableError(f"{message} (attempt {ctx.attempt})")
+    return f"succeeded on attempt {ctx.attempt}"
