@@ -5,7 +5,7 @@ _PERIODS |= {"h": 3600.0, "hour": 3600.0}
 
 
 def parse_rate(rate: object) -> tuple[int, float]:
-    """Return (count, period in seconds) for "N/s", "N/m" or "N/h"; ValueError says what is wrong."""
+    """(count, period in seconds) for "N/s", "N/m" or "N/h"; a ValueError says what is wrong."""
     if not isinstance(rate, str) or "/" not in rate:
         raise ValueError(f"{rate!r} is not a rate: write it as N/s, N/m or N/h, e.g. 10/s.")
     count_text, unit = (part.strip() for part in rate.split("/", 1))

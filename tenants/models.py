@@ -40,7 +40,7 @@ class TenantQuerySet[M: models.Model](models.QuerySet[M]):
 
 def _validate_rate_limits(value: Any) -> None:
     if not isinstance(value, dict):
-        raise ValidationError("Rate limits are an object of name → rate, e.g. {\"email\": \"10/s\"}.")
+        raise ValidationError('Rate limits are an object of name → rate, e.g. {"email": "10/s"}.')
     for name, rate in value.items():
         try:
             parse_rate(rate)
@@ -50,7 +50,9 @@ def _validate_rate_limits(value: Any) -> None:
 
 def _validate_concurrency_limits(value: Any) -> None:
     if not isinstance(value, dict):
-        raise ValidationError("Concurrency limits are an object of queue → count, e.g. {\"imports\": 2}.")
+        raise ValidationError(
+            'Concurrency limits are an object of queue → count, e.g. {"imports": 2}.'
+        )
     for name, count in value.items():
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ValidationError(f"{name}: the limit must be a whole number of at least 1.")

@@ -1,5 +1,9 @@
 """API routes of the tenants app."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-urlpatterns: list[URLPattern] = []
+from tenants.api import MeView
+
+urlpatterns: list[URLPattern] = [
+    path("me/", MeView.as_view(), name="me"),
+]

@@ -4,6 +4,11 @@ from collections.abc import Iterator
 
 import django_rq
 import pytest
+from django.contrib.auth.models import User
+from rest_framework.test import APIClient
+
+from tenants.models import Role, Tenant
+from tests.factories import TenantFactory, make_member
 
 
 @pytest.fixture(autouse=True)
@@ -12,3 +17,40 @@ def clean_redis() -> Iterator[None]:
     connection.flushdb()
     yield
     connection.flushdb()
+
+
+@pytest.fixture
+def tenant() -> Tenant:
+    return TenantFactory.create(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def other_tenant() -> Tenant:
+    return TenantFactory.create(name="Globex", slug="globex")
+
+
+@pytest.fixture
+def tenant_owner(tenant: Tenant) -> User:
+    """Owner of `tenant`, and staff so that the admin lets them in."""
+    return make_member(tenant, Role.OWNER, username="olivia-owner", is_staff=True)
+
+
+@pytest.fixture
+def tenant_admin(tenant: Tenant) -> User:
+    """Admin of `tenant`, and staff so that the admin lets them in."""
+    return make_member(tenant, Role.ADMIN, username="adam-admin", is_staff=True)
+
+
+@pytest.fixture
+def agent(tenant: Tenant) -> User:
+    return make_member(tenant, Role.AGENT, username="agnes-agent")
+
+
+@pytest.fixture
+def viewer(tenant: Tenant) -> User:
+    return make_member(tenant, Role.VIEWER, username="victor-viewer")
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()

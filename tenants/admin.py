@@ -1,0 +1,279 @@
+"""Admin: tenants, memberships and API keys, and the mixin every tenant-owned ModelAdmin uses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import ForeignKey, QuerySet
+from django.forms import ModelChoiceField
+from django.http import HttpRequest
+
+from tenants.models import ApiKey, Membership, Role, Tenant
+from tenants.selectors import get_role, roles_by_tenant
+from tenants.services import (
+    add_member,
+    create_api_key,
+    remove_member,
+    rename_api_key,
+    revoke_api_key,
+    set_role,
+)
+
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = admin.ModelAdmin
+
+_roles_by_request: WeakKeyDictionary[HttpRequest, dict[int, str]] = WeakKeyDictionary()
+
+
+def tenant_roles(request: HttpRequest) -> dict[int, str]:
+    """The user's role in each active tenant they belong to, read once per request."""
+    if request not in _roles_by_request:
+        _roles_by_request[request] = roles_by_tenant(request.user)
+    return _roles_by_request[request]
+
+
+class TenantScopedAdminMixin(_ModelAdmin):
+    """Scope a ModelAdmin of a model with a `tenant` foreign key to the staff user's tenants.
+
+    Use as `class JobAdmin(TenantScopedAdminMixin, admin.ModelAdmin)`. Access is decided by
+    membership roles alone, not by Django's model permissions, so tenant staff need no
+    permission assignments (only `is_staff`): any member of an active tenant may view its rows;
+    members with `edit_role` or higher may add, change and delete them, in that tenant only.
+    Superusers see and do everything. A plain "tenant" in `list_filter` offers only the
+    tenants the user can see; actions should work on `editable_queryset(request, queryset)`.
+    """
+
+    edit_role: str = Role.ADMIN
+
+    def editable_tenant_ids(self, request: HttpRequest) -> list[int]:
+        needed = Role.rank(self.edit_role)
+        roles = tenant_roles(request)
+        return [tenant_id for tenant_id, role in roles.items() if Role.rank(role) >= needed]
+
+    def can_edit_in(self, request: HttpRequest, tenant_id: int | None) -> bool:
+        return request.user.is_superuser or tenant_id in self.editable_tenant_ids(request)
+
+    def editable_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """The rows of `queryset` the user may change: for actions on a selection."""
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(tenant__in=self.editable_tenant_ids(request))
+
+    def check_tenant(self, request: HttpRequest, obj: Any) -> None:
+        """Refuse to save `obj` in a tenant where the user may not edit."""
+        if not self.can_edit_in(request, obj.tenant_id):
+            raise PermissionDenied("You may not edit rows of this tenant.")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(tenant__in=list(tenant_roles(request)))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or bool(tenant_roles(request))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if request.user.is_superuser:
+            return True
+        if obj is None:
+            return bool(tenant_roles(request))
+        return obj.tenant_id in tenant_roles(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or bool(self.editable_tenant_ids(request))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.can_edit_in(request, obj.tenant_id)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField[Any] | None:
+        if db_field.name == "tenant" and not request.user.is_superuser:
+            kwargs["queryset"] = Tenant.objects.filter(pk__in=self.editable_tenant_ids(request))
+            kwargs["required"] = True
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_list_filter(self, request: HttpRequest) -> list[Any]:
+        return [
+            ("tenant", admin.RelatedOnlyFieldListFilter) if name == "tenant" else name
+            for name in super().get_list_filter(request)
+        ]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        self.check_tenant(request, obj)
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Tenant)
+class TenantAdmin(_ModelAdmin):
+    """Superusers add and delete tenants; owners may change their tenant's limits."""
+
+    list_display = ("name", "slug", "is_active", "created_at")
+    list_filter = ("is_active",)
+    search_fields = ("name", "slug")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if request.user.is_superuser:
+            return ("created_at",)
+        return ("name", "slug", "is_active", "created_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(pk__in=list(tenant_roles(request)))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or bool(tenant_roles(request))
+
+    def has_view_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        if request.user.is_superuser:
+            return True
+        return obj.pk in tenant_roles(request) if obj else bool(tenant_roles(request))
+
+    def has_change_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        if request.user.is_superuser:
+            return True
+        owned = [pk for pk, role in tenant_roles(request).items() if role == Role.OWNER]
+        return obj.pk in owned if obj else bool(owned)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: Tenant | None = None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Membership)
+class MembershipAdmin(TenantScopedAdminMixin):
+    """Owners manage their tenants' members; new users are created by a superuser."""
+
+    edit_role = Role.OWNER
+    list_display = ("user", "tenant", "role", "created_at")
+    list_filter = ("tenant", "role")
+    list_select_related = ("user", "tenant")
+    search_fields = ("user__username", "user__email", "tenant__slug", "tenant__name")
+    ordering = ("tenant__name", "user__username")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("user", "tenant", "created_at") if obj else ()
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField[Any] | None:
+        if db_field.name == "user" and not request.user.is_superuser:
+            # Owners choose among the people of their own tenants, never the whole user table.
+            colleagues = User.objects.filter(
+                memberships__tenant__in=self.editable_tenant_ids(request)
+            )
+            kwargs["queryset"] = colleagues.distinct().order_by("username")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: Any, change: bool) -> None:
+        self.check_tenant(request, obj)
+        if change:
+            set_role(obj, role=obj.role)
+            return
+        membership = add_member(obj.tenant, user=obj.user, role=obj.role)
+        obj.pk, obj.created_at = membership.pk, membership.created_at
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        remove_member(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Membership]) -> None:
+        for membership in queryset.select_related("user"):
+            remove_member(membership)
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ("user", "tenant", "name")
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        user, tenant = data.get("user"), data.get("tenant")
+        if user is not None and tenant is not None and get_role(user, tenant) is None:
+            self.add_error("tenant", f"{user} is not a member of {tenant.slug}.")
+        return data
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(TenantScopedAdminMixin):
+    """Keys are made by create_api_key, which shows the raw key once, and revoked by an action.
+
+    Tenant staff make keys for themselves, bound to a tenant where they are admin or owner.
+    """
+
+    list_display = ("name", "key", "user", "tenant", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("tenant", ("revoked_at", admin.EmptyFieldListFilter))
+    list_select_related = ("user", "tenant")
+    search_fields = ("name", "lookup", "user__username", "tenant__slug")
+    ordering = ("-created_at",)
+    actions = ["revoke_selected"]
+
+    @admin.display(description="Key")
+    def key(self, obj: ApiKey) -> str:
+        return f"{ApiKey.PREFIX}_{obj.lookup}_…"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("user", "tenant", "name")
+        return ("name", "key", "user", "tenant", "created_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        return ("key", "user", "tenant", "created_at", "last_used_at", "revoked_at")
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Any]]:
+        if obj is None:
+            kwargs["form"] = ApiKeyCreateForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"user": request.user.pk, **super().get_changeform_initial_data(request)}
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField[Any] | None:
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = User.objects.filter(username=request.user.get_username())
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        self.check_tenant(request, obj)
+        if change:
+            rename_api_key(obj, name=obj.name)
+            return
+        key, raw_key = create_api_key(user=obj.user, name=obj.name, tenant=obj.tenant)
+        obj.pk, obj.lookup, obj.digest = key.pk, key.lookup, key.digest
+        obj.created_at = key.created_at
+        self.message_user(
+            request,
+            f"The new API key is {raw_key} — copy it now: it will not be shown again.",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        keys = list(self.editable_queryset(request, queryset).filter(revoked_at__isnull=True))
+        for key in keys:
+            revoke_api_key(key)
+        self.message_user(request, f"Revoked {len(keys)} key(s).")

@@ -1,0 +1,104 @@
+"""Reads: a user's tenants and roles, and which tenant a request acts in."""
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import QuerySet
+from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
+
+from tenants.models import ApiKey, Membership, Role, Tenant
+
+TENANT_HEADER = "X-Tenant"
+
+
+def tenants_for_user(user: User | AnonymousUser) -> QuerySet[Tenant]:
+    """The active tenants `user` belongs to; every active tenant for a superuser."""
+    if not user.is_authenticated:
+        return Tenant.objects.none()
+    tenants = Tenant.objects.filter(is_active=True)
+    if user.is_superuser:
+        return tenants
+    return tenants.filter(memberships__user=user)
+
+
+def memberships_for_user(
+    user: User | AnonymousUser, *, tenant: Tenant | None = None
+) -> QuerySet[Membership]:
+    """`user`'s memberships (only the one in `tenant` when given), with their tenants."""
+    if not user.is_authenticated:
+        return Membership.objects.none()
+    memberships = Membership.objects.filter(user=user).select_related("tenant")
+    if tenant is not None:
+        memberships = memberships.for_tenant(tenant)
+    return memberships.order_by("tenant__name", "tenant__slug")
+
+
+def get_role(user: User | AnonymousUser, tenant: Tenant) -> str | None:
+    """`user`'s role in `tenant`: owner for a superuser, None for a non-member."""
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return Role.OWNER
+    return (
+        Membership.objects.for_tenant(tenant)
+        .filter(user=user)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def roles_by_tenant(user: User | AnonymousUser) -> dict[int, str]:
+    """`user`'s role in each active tenant they belong to, keyed by tenant id."""
+    if not user.is_authenticated:
+        return {}
+    memberships = Membership.objects.filter(user=user, tenant__is_active=True)
+    return dict(memberships.values_list("tenant_id", "role"))
+
+
+def resolve_tenant(
+    *, user: User | AnonymousUser, api_key: ApiKey | None, slug: str
+) -> tuple[Tenant, str]:
+    """The tenant a request acts in and the user's role there, or the API error that says why not.
+
+    `slug` is the X-Tenant header ("" when absent); a key bound to a tenant acts only there.
+    Another tenant and a missing one answer the same 404.
+    """
+    if api_key is not None and api_key.tenant is not None:
+        if slug and slug != api_key.tenant.slug:
+            raise PermissionDenied(
+                f"This API key acts only in tenant {api_key.tenant.slug!r}, "
+                f"not in {slug!r}: drop the {TENANT_HEADER} header or use another key."
+            )
+        return _check_access(user, api_key.tenant, api_key.tenant.slug)
+    if not slug:
+        return _only_tenant(user)
+    return _check_access(user, Tenant.objects.filter(slug=slug).first(), slug)
+
+
+def _check_access(
+    user: User | AnonymousUser, tenant: Tenant | None, slug: str
+) -> tuple[Tenant, str]:
+    role = get_role(user, tenant) if tenant is not None else None
+    if tenant is None or role is None:
+        raise NotFound(f"No tenant {slug!r}.")
+    if not tenant.is_active:  # checked after membership, so outsiders learn nothing
+        raise PermissionDenied("The tenant is inactive.")
+    return tenant, role
+
+
+def _only_tenant(user: User | AnonymousUser) -> tuple[Tenant, str]:
+    choices = _tenant_choices(user)
+    if not choices:
+        raise PermissionDenied("You are not a member of any active tenant.")
+    if len(choices) > 1:
+        raise ParseError(
+            f"You belong to several tenants: send the header '{TENANT_HEADER}: <slug>' "
+            "to choose one."
+        )
+    return choices[0]
+
+
+def _tenant_choices(user: User | AnonymousUser) -> list[tuple[Tenant, str]]:
+    """Up to two (tenant, role) pairs: enough to tell none, one and several apart."""
+    if user.is_superuser:
+        return [(tenant, Role.OWNER) for tenant in tenants_for_user(user)[:2]]
+    memberships = memberships_for_user(user).filter(tenant__is_active=True)[:2]
+    return [(membership.tenant, membership.role) for membership in memberships]
