@@ -30,7 +30,8 @@ def redis_connection(url: str) -> dict[str, Any]:
     """Turn REDIS_URL into django-rq's connection options (redis, rediss, unix or sentinel)."""
     parts = urlsplit(url)
     if parts.scheme in ("redis", "rediss", "unix", "valkey", "valkeys"):
-        return {"URL": url.replace("valkey", "redis", 1)}
+        scheme = parts.scheme.replace("valkey", "redis")
+        return {"URL": scheme + url[len(parts.scheme) :]}
     if parts.scheme != "sentinel":
         raise ImproperlyConfigured(
             f"REDIS_URL scheme {parts.scheme!r} is not supported: use redis://, rediss://, "

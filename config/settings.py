@@ -129,7 +129,7 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 REDIS_CONNECTION = redis_connection(REDIS_URL)
 
 # The queue table (PRODUCT.md §4): defaults per queue that kinds and tenants override.
-# timeout in seconds; workers is the number of worker processes the launcher starts;
+# timeout in seconds; workers is how many worker processes production should run for it;
 # rate_limits are per tenant, keyed by the limit name kinds refer to; tenant_concurrency caps
 # how many jobs of one tenant run at once on this queue.
 CONVEYOR_QUEUES: dict[str, dict] = {

@@ -140,7 +140,9 @@ def _schedule(job: Job, pipe: Any) -> None:
         result_ttl=settings.CONVEYOR_RESULT_TTL,
         description=f"{job.kind} · tenant {job.tenant_id}",
     )
-    queue.schedule_job(rq_job, job.scheduled_at, pipeline=pipe)
+    # RQ keeps whole seconds and truncates: round up so the job never starts early.
+    due = job.scheduled_at.replace(microsecond=0) + timedelta(seconds=1)
+    queue.schedule_job(rq_job, due, pipeline=pipe)
 
 
 def _mark_handed_over(jobs: list[Job], now: datetime) -> None:

@@ -16,7 +16,6 @@ import tests.jobs.kinds  # noqa: F401 (registers the test kinds)
 from jobs import queueing
 from jobs.models import Job
 from jobs.worker import FastWorker, listening_order
-from tenants.models import Tenant
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -24,11 +23,6 @@ BASE_DIR = Path(settings.BASE_DIR)
 @pytest.fixture(autouse=True)
 def _committed(transactional_db: None) -> None:
     """Engine tests commit for real: on_commit hooks run and worker processes see the rows."""
-
-
-@pytest.fixture
-def tenant() -> Tenant:
-    return Tenant.objects.create(name="Acme", slug="acme")
 
 
 def _rq_queues(names: list[str] | None) -> list:
@@ -78,14 +72,13 @@ def work_until(run_worker: Callable[..., bool]) -> Callable[..., None]:
 
 def _worker_env() -> dict[str, str]:
     db = connection.settings_dict
+    host = db["HOST"] or db.get("OPTIONS", {}).get("host") or "127.0.0.1"
+    port = db["PORT"] or db.get("OPTIONS", {}).get("port") or 5432
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="config.test_settings",
-        DATABASE_URL=(
-            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        ),
+        DATABASE_URL=f"postgres://{db['USER']}@/{db['NAME']}?host={host}&port={port}",
         CONVEYOR_PRELOAD="tests.jobs.kinds",
-        CONVEYOR_SHUTDOWN_GRACE="2",
     )
     if db.get("PASSWORD"):
         env["PGPASSWORD"] = db["PASSWORD"]
@@ -98,11 +91,12 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
     started: list[subprocess.Popen] = []
 
     def start(
-        *queues: str, worker_class: str = "jobs.worker.FastWorker", burst: bool = False
+        *queues: str, worker_class: str = "jobs.worker.FastWorker", grace: int = 10
     ) -> subprocess.Popen:
         command = [sys.executable, "manage.py", "rqworker", *queues, "--worker-class", worker_class]
-        command += ["--with-scheduler"] + (["--burst"] if burst else [])
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=_worker_env())
+        command += ["--with-scheduler"]
+        env = {**_worker_env(), "CONVEYOR_SHUTDOWN_GRACE": str(grace)}
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=env)
         started.append(process)
         return process
 

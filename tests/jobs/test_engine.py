@@ -219,7 +219,8 @@ def test_fifty_jobs_limited_to_ten_a_second_take_over_four_and_a_half_seconds(
 
     starts = sorted(result["start"] for result in results_of(jobs))
     assert starts[-1] - starts[0] >= 4.5
-    assert all(later - earlier >= 0.09 for earlier, later in zip(starts, starts[1:], strict=False))
+    # No one-second window holds more than ten starts (give or take one for clock jitter).
+    assert max(sum(1 for s in starts if first <= s < first + 1) for first in starts) <= 11
     assert set(Job.objects.values_list("attempt", flat=True)) == {1}
 
 

@@ -1,0 +1,5 @@
+"""A bare function for the plain-RQ baseline."""
+
+
+def noop() -> None:
+    """Do nothing."""
