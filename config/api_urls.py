@@ -4,4 +4,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("tenants.urls")),
+    path("", include("jobs.urls")),
 ]

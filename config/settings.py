@@ -156,6 +156,7 @@ CONVEYOR_BACKOFF_CAP = env.float("CONVEYOR_BACKOFF_CAP", default=3600.0)
 CONVEYOR_SHUTDOWN_GRACE = env.int("CONVEYOR_SHUTDOWN_GRACE", default=30)
 CONVEYOR_WORKER_TTL = env.int("CONVEYOR_WORKER_TTL", default=60)
 CONVEYOR_PRELOAD = env.list("CONVEYOR_PRELOAD", default=[])
+CONVEYOR_FAST_COMMIT = env.bool("CONVEYOR_FAST_COMMIT", default=True)
 
 
 def _rq_queue_name(queue: str, priority: str) -> str:

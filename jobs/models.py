@@ -99,6 +99,8 @@ class Job(models.Model):
         "self", symmetrical=False, blank=True, related_name="dependents"
     )
     worker_name = models.CharField(max_length=200, blank=True)
+    # Set when another job depends on this one, so that ending it looks for dependents.
+    has_dependents = models.BooleanField(default=False, editable=False)
 
     objects = TenantQuerySet.as_manager()
 

@@ -161,6 +161,7 @@ def enqueue_job(
     add_log(job, JobLog.Event.ENQUEUED, _enqueued_message(job), by=by)
     if parents:
         job.depends_on.set(parents)
+        Job.objects.filter(pk__in=[parent.pk for parent in parents]).update(has_dependents=True)
         release_if_ready(job)
     else:
         queueing.push_on_commit(job)
@@ -258,9 +259,12 @@ def create_batch(
 
 def settle_followers(job: Job) -> None:
     """After `job` ended: release or cancel the jobs that depend on it and close its batch."""
-    for dependent in Job.objects.select_for_update().filter(
-        depends_on=job, status=Job.Status.DEFERRED
-    ):
+    dependents = Job.objects.none()
+    if job.has_dependents or Job.objects.filter(pk=job.pk, has_dependents=True).exists():
+        dependents = Job.objects.select_for_update().filter(
+            depends_on=job, status=Job.Status.DEFERRED
+        )
+    for dependent in dependents:
         if job.status == Job.Status.SUCCEEDED:
             release_if_ready(dependent)
         else:

@@ -1,0 +1,1 @@
+"""The jobs app's REST API, one module per area; `jobs.urls` gathers their routes."""

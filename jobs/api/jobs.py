@@ -1,0 +1,5 @@
+"""API views: jobs."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

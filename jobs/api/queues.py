@@ -1,0 +1,5 @@
+"""API views: queues."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

@@ -1,0 +1,5 @@
+"""API views: schedules."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
