@@ -158,6 +158,16 @@ CONVEYOR_WORKER_TTL = env.int("CONVEYOR_WORKER_TTL", default=60)
 CONVEYOR_PRELOAD = env.list("CONVEYOR_PRELOAD", default=[])
 CONVEYOR_FAST_COMMIT = env.bool("CONVEYOR_FAST_COMMIT", default=True)
 
+# Health (PRODUCT.md §7): a queue may override max_wait_seconds with "max_wait" in its row.
+CONVEYOR_HEALTH = {
+    "max_wait_seconds": env.int("HEALTH_MAX_WAIT_SECONDS", default=300),
+    "failure_rate_degraded": env.float("HEALTH_FAILURE_RATE_DEGRADED", default=0.10),
+    "failure_rate_error": env.float("HEALTH_FAILURE_RATE_ERROR", default=0.25),
+    "min_jobs_for_failure_rate": env.int("HEALTH_MIN_JOBS", default=5),
+}
+# Finished jobs and their logs are deleted after this many days (a tenant may override).
+CONVEYOR_RETENTION_DAYS = env.int("CONVEYOR_RETENTION_DAYS", default=90)
+
 
 def _rq_queue_name(queue: str, priority: str) -> str:
     return queue if priority == "normal" else f"{queue}.{priority}"

@@ -18,6 +18,7 @@ from django.utils import timezone
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry, get_current_job
+from rq import Worker as RQWorker
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
@@ -282,3 +283,62 @@ def running_job_ids() -> set[str]:
                 pipe.zrangebyscore(StartedJobRegistry(name, connection=redis).key, now, "+inf")
         entries = pipe.execute()
     return {as_text(entry).split(":", 1)[0] for found in entries for entry in found}
+
+
+def workers() -> list[dict[str, Any]]:
+    """Every worker RQ knows of, with the logical queues it serves and the job it runs."""
+    redis = connection()
+    running = sorted(running_job_ids())
+    with redis.pipeline(transaction=False) as pipe:
+        for job_id in running:
+            pipe.hget(RQJob.key_for(job_id), "worker_name")
+        owners = pipe.execute()
+    current = {
+        as_text(owner): job_id for job_id, owner in zip(running, owners, strict=True) if owner
+    }
+    found = []
+    for worker in RQWorker.all(connection=redis):
+        found.append(
+            {
+                "name": worker.name,
+                "hostname": worker.hostname or "",
+                "pid": worker.pid,
+                "queues": sorted({logical_queue(name) for name in worker.queue_names()}),
+                "state": worker.get_state(),
+                "current_job_id": current.get(worker.name),
+                "last_heartbeat": worker.last_heartbeat,
+                "successful_jobs": worker.successful_job_count,
+                "failed_jobs": worker.failed_job_count,
+            }
+        )
+    return found
+
+
+def oldest_waiting_since(queue: str) -> datetime | None:
+    """When the longest-waiting job of `queue` (any priority) was enqueued, per Redis."""
+    oldest: datetime | None = None
+    redis = connection()
+    for name in rq_queue_names(queue):
+        first = redis.lindex(get_rq_queue(name).key, 0)
+        rq_job = RQJob.fetch_many([as_text(first)], connection=redis)[0] if first else None
+        if (
+            rq_job is not None
+            and rq_job.enqueued_at
+            and (oldest is None or rq_job.enqueued_at < oldest)
+        ):
+            oldest = rq_job.enqueued_at
+    return oldest
+
+
+def waiting_by_priority(queue: str) -> dict[str, int]:
+    redis = connection()
+    with redis.pipeline(transaction=False) as pipe:
+        for name in rq_queue_names(queue):
+            pipe.llen(get_rq_queue(name).key)
+        counts = pipe.execute()
+    return dict(zip(settings.CONVEYOR_PRIORITIES, counts, strict=True))
+
+
+def ping() -> None:
+    """Raise RedisError when Redis does not answer."""
+    connection().ping()

@@ -1,0 +1,277 @@
+"""Reads: tenant-scoped job queries, statistics, queue and worker state, health."""
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from jobs import queueing
+from jobs.models import Job, JobLog
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+
+class Percentile(Aggregate):
+    """PostgreSQL's percentile_cont over an expression, e.g. Percentile(F("x"), 0.95)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, percentile: float, **extra: Any) -> None:
+        super().__init__(expression, percentile=float(percentile), **extra)
+
+
+def list_jobs(*, tenant: Tenant | None) -> QuerySet[Job]:
+    """Jobs of `tenant`, newest first; None means every tenant (operators only)."""
+    jobs = Job.objects.all() if tenant is None else Job.objects.for_tenant(tenant)
+    return jobs.select_related("tenant").order_by("-created_at")
+
+
+def get_job(*, tenant: Tenant, job_id: UUID | str) -> Job:
+    """The tenant's job; another tenant's id raises Job.DoesNotExist like a missing one."""
+    try:
+        return list_jobs(tenant=tenant).get(pk=job_id)
+    except (ValueError, TypeError, Job.DoesNotExist):
+        raise Job.DoesNotExist(f"No job {job_id}.") from None
+
+
+def job_logs(job: Job) -> QuerySet[JobLog]:
+    return JobLog.objects.filter(job=job, tenant_id=job.tenant_id).order_by("created_at", "id")
+
+
+def _seconds(delta: Any) -> float | None:
+    return None if delta is None else round(float(delta), 3)
+
+
+def _timings(jobs: QuerySet[Job]) -> dict[str, Any]:
+    wait = F("started_at") - F("enqueued_at")
+    run = F("finished_at") - F("started_at")
+    started = jobs.filter(started_at__isnull=False, enqueued_at__isnull=False)
+    finished = jobs.filter(finished_at__isnull=False, started_at__isnull=False)
+    waits = started.aggregate(p50=Percentile(_epoch(wait), 0.5), p95=Percentile(_epoch(wait), 0.95))
+    runs = finished.aggregate(p50=Percentile(_epoch(run), 0.5), p95=Percentile(_epoch(run), 0.95))
+    return {
+        "wait_seconds": {key: _seconds(value) for key, value in waits.items()},
+        "run_seconds": {key: _seconds(value) for key, value in runs.items()},
+    }
+
+
+class Epoch(Func):
+    """Seconds in an interval: EXTRACT(EPOCH FROM …)."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+    output_field = FloatField()
+
+
+def _epoch(interval: Any) -> Epoch:
+    return Epoch(ExpressionWrapper(interval, output_field=DurationField()))
+
+
+def job_stats(
+    *,
+    tenant: Tenant | None,
+    window: timedelta,
+    queue: str | None = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """Counts by status, throughput, wait and run percentiles and failure rate over `window`."""
+    since = timezone.now() - window
+    jobs = list_jobs(tenant=tenant).filter(created_at__gte=since)
+    if queue:
+        jobs = jobs.filter(queue=queue)
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    counts = dict.fromkeys(Job.Status.values, 0)
+    counts.update(dict(jobs.order_by().values_list("status").annotate(n=Count("pk"))))
+    ended = counts[Job.Status.SUCCEEDED] + counts[Job.Status.FAILED]
+    return {
+        "window_seconds": int(window.total_seconds()),
+        "counts": counts,
+        "throughput_per_minute": round(
+            counts[Job.Status.SUCCEEDED] / max(window.total_seconds() / 60, 1 / 60), 3
+        ),
+        **_timings(jobs),
+        "failure_rate": round(counts[Job.Status.FAILED] / ended, 4) if ended else 0.0,
+        "by_kind": _by_kind(jobs),
+    }
+
+
+def _by_kind(jobs: QuerySet[Job]) -> list[dict[str, Any]]:
+    rows = (
+        jobs.order_by()
+        .values("kind")
+        .annotate(
+            total=Count("pk"),
+            succeeded=Count("pk", filter=Q(status=Job.Status.SUCCEEDED)),
+            failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
+        )
+        .order_by("-total")[:50]
+    )
+    return [
+        {
+            **row,
+            "failure_rate": round(row["failed"] / ended, 4)
+            if (ended := row["succeeded"] + row["failed"])
+            else 0.0,
+        }
+        for row in rows
+    ]
+
+
+def hourly_activity(*, tenant: Tenant | None, hours: int = 24) -> list[dict[str, Any]]:
+    """Succeeded and failed jobs per queue and hour over the last `hours`, oldest first."""
+    since = timezone.now() - timedelta(hours=hours)
+    rows = (
+        list_jobs(tenant=tenant)
+        .filter(finished_at__gte=since, status__in=[Job.Status.SUCCEEDED, Job.Status.FAILED])
+        .order_by()
+        .annotate(hour=TruncHour("finished_at"))
+        .values("queue", "hour")
+        .annotate(
+            succeeded=Count("pk", filter=Q(status=Job.Status.SUCCEEDED)),
+            failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
+        )
+        .order_by("hour", "queue")
+    )
+    return [dict(row) for row in rows]
+
+
+def _throughput(queue: str, *, minutes: int = 5) -> float:
+    since = timezone.now() - timedelta(minutes=minutes)
+    done = Job.objects.filter(
+        finished_at__gte=since, queue=queue, status=Job.Status.SUCCEEDED
+    ).count()
+    return round(done / minutes, 2)
+
+
+def queue_stats() -> list[dict[str, Any]]:
+    """Per queue: live counts from Redis, workers listening, paused flag, oldest wait, rate."""
+    paused = queueing.paused_queues()
+    listening: dict[str, int] = {}
+    for worker in queueing.workers():
+        for name in worker["queues"]:
+            listening[name] = listening.get(name, 0) + 1
+    now = timezone.now()
+    stats = []
+    for name in settings.CONVEYOR_QUEUES:
+        oldest = queueing.oldest_waiting_since(name)
+        stats.append(
+            {
+                "name": name,
+                **queueing.queue_counts(name),
+                "waiting_by_priority": queueing.waiting_by_priority(name),
+                "workers": listening.get(name, 0),
+                "paused": name in paused,
+                "oldest_waiting_seconds": round((now - oldest).total_seconds(), 1)
+                if oldest
+                else None,
+                "throughput_per_minute": _throughput(name),
+            }
+        )
+    return stats
+
+
+def list_workers() -> list[dict[str, Any]]:
+    """Workers with their state; `stale` when the last heartbeat is older than the worker TTL."""
+    cutoff = timezone.now() - timedelta(seconds=settings.CONVEYOR_WORKER_TTL)
+    workers = queueing.workers()
+    for worker in workers:
+        heartbeat: datetime | None = worker["last_heartbeat"]
+        worker["stale"] = heartbeat is None or heartbeat < cutoff
+    return sorted(workers, key=lambda worker: worker["name"])
+
+
+# --- Health -----------------------------------------------------------------------------------
+
+HEALTHY, DEGRADED, ERROR = "healthy", "degraded", "error"
+_RANK = {HEALTHY: 0, DEGRADED: 1, ERROR: 2}
+
+
+def _component(name: str, status: str, reason: str) -> dict[str, str]:
+    return {"name": name, "status": status, "reason": reason}
+
+
+def _check_database() -> dict[str, str]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as error:
+        return _component("database", ERROR, f"PostgreSQL unreachable: {error}")
+    return _component("database", HEALTHY, "PostgreSQL answers.")
+
+
+def _check_redis() -> dict[str, str]:
+    try:
+        queueing.ping()
+    except RedisError as error:
+        return _component("redis", ERROR, f"Redis unreachable: {error}")
+    return _component("redis", HEALTHY, "Redis answers.")
+
+
+def _check_queues(stats: list[dict[str, Any]]) -> list[dict[str, str]]:
+    limits = settings.CONVEYOR_HEALTH
+    checks = []
+    for queue in stats:
+        name, waiting = queue["name"], queue["waiting"]
+        max_wait = settings.CONVEYOR_QUEUES[name].get("max_wait", limits["max_wait_seconds"])
+        oldest = queue["oldest_waiting_seconds"]
+        if waiting and not queue["workers"] and not queue["paused"]:
+            checks.append(_component(f"queue:{name}", ERROR, f"{waiting} waiting, no live worker."))
+        elif oldest is not None and oldest > max_wait and not queue["paused"]:
+            reason = f"Oldest waiting job is {oldest:.0f} s old (threshold {max_wait} s)."
+            checks.append(_component(f"queue:{name}", DEGRADED, reason))
+        else:
+            checks.append(_component(f"queue:{name}", HEALTHY, f"{waiting} waiting."))
+    return checks
+
+
+def _check_failure_rate() -> dict[str, str]:
+    limits = settings.CONVEYOR_HEALTH
+    since = timezone.now() - timedelta(minutes=15)
+    counts = Job.objects.filter(finished_at__gte=since).aggregate(
+        succeeded=Count("pk", filter=Q(status=Job.Status.SUCCEEDED)),
+        failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
+    )
+    ended = counts["succeeded"] + counts["failed"]
+    rate = counts["failed"] / ended if ended else 0.0
+    reason = f"{rate:.0%} of {ended} jobs failed in the last 15 minutes."
+    if ended < limits["min_jobs_for_failure_rate"]:
+        return _component("failure_rate", HEALTHY, reason + " Too few to judge.")
+    if rate >= limits["failure_rate_error"]:
+        return _component("failure_rate", ERROR, reason)
+    if rate >= limits["failure_rate_degraded"]:
+        return _component("failure_rate", DEGRADED, reason)
+    return _component("failure_rate", HEALTHY, reason)
+
+
+def health_report() -> dict[str, Any]:
+    """healthy, degraded or error, with the reason per component (PRODUCT.md §7)."""
+    components = [_check_database(), _check_redis()]
+    if components[1]["status"] == HEALTHY:
+        try:
+            components += _check_queues(queue_stats())
+        except RedisError as error:
+            components.append(_component("queues", ERROR, f"Redis failed mid-check: {error}"))
+    if components[0]["status"] == HEALTHY:
+        components.append(_check_failure_rate())
+    status = max((c["status"] for c in components), key=_RANK.__getitem__)
+    return {"status": status, "components": components, "checked_at": timezone.now()}
