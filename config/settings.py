@@ -6,6 +6,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import check_deployment, mailer, redis_connection
+from jobs.log_context import install_record_factory
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -131,7 +132,8 @@ REDIS_CONNECTION = redis_connection(REDIS_URL)
 # The queue table (PRODUCT.md §4): defaults per queue that kinds and tenants override.
 # timeout in seconds; workers is how many worker processes production should run for it;
 # rate_limits are per tenant, keyed by the limit name kinds refer to; tenant_concurrency caps
-# how many jobs of one tenant run at once on this queue.
+# how many jobs of one tenant run at once on this queue; worker_class is what its workers run
+# (default CONVEYOR_WORKER_CLASS: in-process and fast; the forking Worker isolates heavy jobs).
 CONVEYOR_QUEUES: dict[str, dict] = {
     "notifications": {"timeout": 30, "max_attempts": 3, "workers": 4},
     "email": {"timeout": 60, "max_attempts": 5, "workers": 4, "rate_limits": {"email": "10/s"}},
@@ -143,10 +145,29 @@ CONVEYOR_QUEUES: dict[str, dict] = {
     },
     "webhooks": {"timeout": 30, "max_attempts": 10, "workers": 2},
     "default": {"timeout": 180, "max_attempts": 3, "workers": 2},
-    "imports": {"timeout": 1800, "max_attempts": 2, "workers": 1, "tenant_concurrency": 2},
-    "reports": {"timeout": 600, "max_attempts": 3, "workers": 1, "tenant_concurrency": 2},
-    "maintenance": {"timeout": 1800, "max_attempts": 1, "workers": 1},
+    "imports": {
+        "timeout": 1800,
+        "max_attempts": 2,
+        "workers": 1,
+        "tenant_concurrency": 2,
+        "worker_class": "jobs.worker.Worker",
+    },
+    "reports": {
+        "timeout": 600,
+        "max_attempts": 3,
+        "workers": 1,
+        "tenant_concurrency": 2,
+        "worker_class": "jobs.worker.Worker",
+    },
+    "maintenance": {
+        "timeout": 1800,
+        "max_attempts": 1,
+        "workers": 1,
+        "worker_class": "jobs.worker.Worker",
+    },
 }
+
+CONVEYOR_WORKER_CLASS = "jobs.worker.FastWorker"
 
 # Each queue is served as RQ sub-queues, one per priority, listened to in this order.
 CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
@@ -155,6 +176,10 @@ CONVEYOR_BACKOFF_BASE = env.float("CONVEYOR_BACKOFF_BASE", default=2.0)
 CONVEYOR_BACKOFF_CAP = env.float("CONVEYOR_BACKOFF_CAP", default=3600.0)
 CONVEYOR_SHUTDOWN_GRACE = env.int("CONVEYOR_SHUTDOWN_GRACE", default=30)
 CONVEYOR_WORKER_TTL = env.int("CONVEYOR_WORKER_TTL", default=60)
+# A worker refreshes its running job's heartbeat this often; a job whose heartbeat is older
+# than that plus the grace belongs to a dead worker and is rescued by the reconciler.
+CONVEYOR_HEARTBEAT_SECONDS = env.int("CONVEYOR_HEARTBEAT_SECONDS", default=10)
+CONVEYOR_HEARTBEAT_GRACE = env.int("CONVEYOR_HEARTBEAT_GRACE", default=30)
 CONVEYOR_PRELOAD = env.list("CONVEYOR_PRELOAD", default=[])
 CONVEYOR_FAST_COMMIT = env.bool("CONVEYOR_FAST_COMMIT", default=True)
 
@@ -167,6 +192,8 @@ CONVEYOR_HEALTH = {
 }
 # Finished jobs and their logs are deleted after this many days (a tenant may override).
 CONVEYOR_RETENTION_DAYS = env.int("CONVEYOR_RETENTION_DAYS", default=90)
+# When set, /metrics answers only requests with `Authorization: Bearer <token>`.
+CONVEYOR_METRICS_TOKEN = env.str("CONVEYOR_METRICS_TOKEN", default="")
 
 
 def _rq_queue_name(queue: str, priority: str) -> str:
@@ -178,7 +205,7 @@ RQ_QUEUES = {
     for queue, spec in CONVEYOR_QUEUES.items()
     for priority in CONVEYOR_PRIORITIES
 }
-RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": "jobs.worker.Worker"}
+RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": CONVEYOR_WORKER_CLASS}
 RQ_SHOW_ADMIN_LINK = False
 
 # --- API --------------------------------------------------------------------------------------
@@ -215,13 +242,24 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 # --- Logging ----------------------------------------------------------------------------------
 
+# Every record gets job_id and tenant (jobs.log_context); LOG_FORMAT=json for log shippers.
+install_record_factory()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "format": "%(asctime)s %(levelname)s %(name)s job=%(job_id)s tenant=%(tenant)s "
+            "%(message)s"
+        },
+        "json": {"()": "jobs.log_context.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env.str("LOG_FORMAT", default="plain"),
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"rq.worker": {"level": env.str("RQ_LOG_LEVEL", default="WARNING")}},
+    "loggers": {"rq": {"level": env.str("RQ_LOG_LEVEL", default="WARNING")}},
 }

@@ -264,13 +264,18 @@ def rq_state(job: Job) -> dict[str, Any] | None:
     }
 
 
-def is_known(job_ids: list[str]) -> list[bool]:
-    """For each id, whether Redis still holds its RQ job (one round trip)."""
+def is_waiting(job_ids: list[str]) -> list[bool]:
+    """For each id, whether Redis holds its RQ job waiting or running (one round trip).
+
+    A job Redis lost, or holds as failed or finished while PostgreSQL says it waits, is not.
+    """
     redis = connection()
     with redis.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.exists(RQJob.key_for(job_id))
-        return [bool(found) for found in pipe.execute()]
+            pipe.hget(RQJob.key_for(job_id), "status")
+        statuses = pipe.execute()
+    alive = {"queued", "scheduled", "deferred", "started"}
+    return [as_text(status) in alive if status else False for status in statuses]
 
 
 def running_job_ids() -> set[str]:

@@ -7,18 +7,20 @@ Each step takes a bounded number of rows and skips rows another reconciler holds
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from jobs import queueing, runner, services
 from jobs.models import Job, JobLog
+from jobs.queueing import as_text
 
 logger = logging.getLogger(__name__)
 
 # A row younger than this may still be on its way to Redis through on_commit.
 SETTLE_SECONDS = 10
+CURSOR_KEY = "conveyor:reconcile:repush-cursor"
 
 
 @dataclass
@@ -44,7 +46,7 @@ def reconcile(*, limit: int = 1000, settle_seconds: int = SETTLE_SECONDS) -> Rec
     return outcome
 
 
-def push_pending(*, cutoff: object, limit: int) -> int:
+def push_pending(*, cutoff: datetime, limit: int) -> int:
     """Hand `pending` rows (Redis was down at enqueue, or the process died) to Redis."""
     with transaction.atomic():
         rows = list(
@@ -55,20 +57,32 @@ def push_pending(*, cutoff: object, limit: int) -> int:
         return queueing.push_many(rows)
 
 
-def repush_lost(*, cutoff: object, limit: int) -> int:
-    """Re-push queued, scheduled and retrying rows whose RQ job Redis no longer holds."""
-    waiting = (Job.Status.QUEUED, Job.Status.SCHEDULED, Job.Status.RETRYING)
+def repush_lost(*, cutoff: datetime, limit: int) -> int:
+    """Re-push queued, scheduled and retrying rows whose RQ job Redis no longer has waiting.
+
+    Each pass checks the next `limit` rows after where the last pass stopped, so a large
+    backlog is walked through over several passes rather than its oldest rows again and again.
+    """
+    statuses = (Job.Status.QUEUED, Job.Status.SCHEDULED, Job.Status.RETRYING)
+    redis = queueing.connection()
+    after = redis.get(CURSOR_KEY)
     with transaction.atomic():
-        rows = list(
-            Job.objects.select_for_update(skip_locked=True)
-            .filter(status__in=waiting, enqueued_at__lt=cutoff)
-            .order_by("enqueued_at")[:limit]
+        candidates = Job.objects.select_for_update(skip_locked=True).filter(
+            status__in=statuses, enqueued_at__lt=cutoff
         )
-        known = queueing.is_known([job.rq_id for job in rows])
-        lost = [job for job, found in zip(rows, known, strict=True) if not found]
+        if after:
+            candidates = candidates.filter(enqueued_at__gt=datetime.fromisoformat(as_text(after)))
+        rows = list(candidates.order_by("enqueued_at")[:limit])
+        waiting = queueing.is_waiting([job.rq_id for job in rows])
+        lost = [job for job, found in zip(rows, waiting, strict=True) if not found]
         for job in lost:
             services.add_log(job, JobLog.Event.REQUEUED, "Redis had lost it; handed over again.")
-        return queueing.push_many(lost)
+        pushed = queueing.push_many(lost)
+    if len(rows) < limit:
+        redis.delete(CURSOR_KEY)
+    elif rows[-1].enqueued_at:
+        redis.set(CURSOR_KEY, rows[-1].enqueued_at.isoformat(), ex=3600)
+    return pushed
 
 
 def rescue_orphans(*, limit: int) -> dict[str, int]:
@@ -87,7 +101,7 @@ def rescue_orphans(*, limit: int) -> dict[str, int]:
     return outcome
 
 
-def release_deferred(*, cutoff: object, limit: int) -> int:
+def release_deferred(*, cutoff: datetime, limit: int) -> int:
     """Release or cancel deferred rows whose parents have all ended."""
     released = 0
     rows = Job.objects.filter(status=Job.Status.DEFERRED, created_at__lt=cutoff)

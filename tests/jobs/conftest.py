@@ -91,11 +91,20 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
     started: list[subprocess.Popen] = []
 
     def start(
-        *queues: str, worker_class: str = "jobs.worker.FastWorker", grace: int = 10
+        *queues: str,
+        worker_class: str = "jobs.worker.FastWorker",
+        grace: int = 10,
+        heartbeat: int = 10,
+        heartbeat_grace: int = 30,
     ) -> subprocess.Popen:
         command = [sys.executable, "manage.py", "rqworker", *queues, "--worker-class", worker_class]
         command += ["--with-scheduler"]
-        env = {**_worker_env(), "CONVEYOR_SHUTDOWN_GRACE": str(grace)}
+        env = {
+            **_worker_env(),
+            "CONVEYOR_SHUTDOWN_GRACE": str(grace),
+            "CONVEYOR_HEARTBEAT_SECONDS": str(heartbeat),
+            "CONVEYOR_HEARTBEAT_GRACE": str(heartbeat_grace),
+        }
         process = subprocess.Popen(command, cwd=BASE_DIR, env=env)
         started.append(process)
         return process

@@ -1,0 +1,204 @@
+"""Nothing lost: the reconciler, dead workers, clean-up, health command, metrics, job logs."""
+
+import logging
+import signal
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import OperationalError
+from django.utils import timezone
+
+from jobs import queueing, runner, services
+from jobs.cleanup import clean_up_jobs
+from jobs.errors import InvalidTransition
+from jobs.models import Job, JobLog
+from jobs.reconciler import reconcile
+from tests.factories import TenantFactory
+from tests.jobs.conftest import status_of, wait_for
+
+
+def test_jobs_redis_lost_are_handed_over_again_and_run(tenant, run_worker):
+    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
+    queueing.connection().flushdb()  # Redis restarted without persistence
+
+    outcome = reconcile(settle_seconds=0)
+    run_worker()
+
+    assert outcome.repushed == 3
+    assert {status_of(job) for job in jobs} == {Job.Status.SUCCEEDED}
+    assert JobLog.objects.filter(event=JobLog.Event.REQUEUED).count() == 3
+
+
+def test_a_job_redis_holds_as_failed_while_the_row_waits_is_handed_over_again(tenant, run_worker):
+    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    queueing.connection().hset(f"rq:job:{job.rq_id}", "status", "failed")
+
+    outcome = reconcile(settle_seconds=0)
+    run_worker()
+
+    assert outcome.repushed == 1
+    assert status_of(job) == Job.Status.SUCCEEDED
+
+
+def test_the_reconciler_leaves_running_and_waiting_jobs_alone(tenant, worker_process):
+    running = services.enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 3})
+    worker_process("default")
+    wait_for(lambda: status_of(running) == Job.Status.STARTED)
+    waiting = services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+
+    outcome = reconcile(settle_seconds=0)
+
+    assert outcome.total == 0
+    assert status_of(running) == Job.Status.STARTED
+    assert status_of(waiting) == Job.Status.QUEUED
+    wait_for(lambda: status_of(running) == Job.Status.SUCCEEDED)
+
+
+def test_a_job_whose_worker_was_killed_is_rescued_and_retried(tenant, worker_process):
+    job = services.enqueue_job(
+        tenant=tenant, kind="jobs.sleep", payload={"seconds": 60}, max_attempts=2
+    )
+    process = worker_process("default", heartbeat=1, heartbeat_grace=2)
+    wait_for(lambda: status_of(job) == Job.Status.STARTED)
+
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    wait_for(lambda: reconcile(settle_seconds=0).rescued.get("retrying") == 1, every=0.5)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempt) == (Job.Status.RETRYING, 1)
+    assert JobLog.objects.filter(job=job, event=JobLog.Event.RESCUED).exists()
+    assert queueing.rq_state(job) is not None
+
+
+def test_a_rescued_job_without_attempts_left_fails_visibly(tenant, worker_process):
+    job = services.enqueue_job(
+        tenant=tenant, kind="jobs.sleep", payload={"seconds": 60}, max_attempts=1
+    )
+    process = worker_process("default", heartbeat=1, heartbeat_grace=2)
+    wait_for(lambda: status_of(job) == Job.Status.STARTED)
+
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    wait_for(lambda: bool(reconcile(settle_seconds=0).rescued), every=0.5)
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "worker is gone" in job.error_message
+
+
+def _finished(tenant, *, days_ago: float, status: str = Job.Status.SUCCEEDED) -> Job:
+    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    Job.objects.filter(pk=job.pk).update(
+        status=status, finished_at=timezone.now() - timedelta(days=days_ago)
+    )
+    return job
+
+
+def test_clean_up_deletes_finished_jobs_and_logs_past_each_tenants_retention(tenant):
+    short = TenantFactory.create(retention_days=7)
+    old, recent = _finished(tenant, days_ago=100), _finished(tenant, days_ago=10)
+    short_old = _finished(short, days_ago=8)
+    waiting = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    Job.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(days=200))
+
+    outcome = clean_up_jobs(batch_size=1)
+
+    assert (outcome.jobs, outcome.logs) == (2, 2)
+    assert outcome.per_tenant == {tenant.slug: 1, short.slug: 1}
+    remaining = set(Job.objects.values_list("pk", flat=True))
+    assert remaining == {recent.pk, waiting.pk}
+    assert not JobLog.objects.filter(job_id__in=[old.pk, short_old.pk]).exists()
+
+
+def test_clean_up_dry_run_counts_without_deleting_and_refuses_active_statuses(tenant):
+    _finished(tenant, days_ago=100, status=Job.Status.FAILED)
+
+    outcome = clean_up_jobs(dry_run=True)
+
+    assert outcome.jobs == 1
+    assert Job.objects.count() == 1
+    with pytest.raises(InvalidTransition, match="not queued"):
+        clean_up_jobs(statuses=["queued"])
+
+
+def test_the_cleanup_command_takes_its_options_and_explains_bad_ones(tenant, capsys):
+    _finished(tenant, days_ago=3)
+    _finished(tenant, days_ago=3, status=Job.Status.FAILED)
+
+    call_command("cleanup_jobs", "--older-than", "2", "--tenant", tenant.slug, "--status", "failed")
+
+    assert "Deleted 1 job(s)" in capsys.readouterr().out
+    assert Job.objects.count() == 1
+    with pytest.raises(CommandError, match="No tenant"):
+        call_command("cleanup_jobs", "--tenant", "ghost")
+    with pytest.raises(CommandError, match="0 or more"):
+        call_command("cleanup_jobs", "--older-than", "-1")
+
+
+def test_queue_health_exits_non_zero_unless_healthy(tenant, capsys):
+    call_command("queue_health")
+    healthy = capsys.readouterr().out
+    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+
+    with pytest.raises(SystemExit) as exited:
+        call_command("queue_health")
+
+    assert healthy.startswith("HEALTHY")
+    assert exited.value.code == 2
+    assert "no live worker" in capsys.readouterr().out
+
+
+def test_metrics_are_prometheus_text_and_honour_the_token(tenant, client, settings):
+    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
+
+    open_answer = client.get("/metrics")
+    settings.CONVEYOR_METRICS_TOKEN = "s3cret"
+    refused = client.get("/metrics")
+    allowed = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+
+    assert open_answer.status_code == 200
+    assert 'conveyor_queue_waiting{queue="default"} 2' in open_answer.text
+    assert "conveyor_health_status 2" in open_answer.text
+    assert refused.status_code == 401
+    assert allowed.status_code == 200
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_lines_logged_while_a_job_runs_carry_its_id_and_tenant(tenant, run_worker):
+    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    collect, runner_log = _Collect(), logging.getLogger("jobs.runner")
+    runner_log.addHandler(collect)
+    runner_log.setLevel(logging.INFO)
+
+    try:
+        run_worker()
+    finally:
+        runner_log.removeHandler(collect)
+
+    tags = {(record.job_id, record.tenant) for record in collect.records}  # type: ignore[attr-defined]
+    assert tags == {(str(job.pk), tenant.slug)}
+
+
+def test_recording_an_outcome_is_retried_while_the_database_is_unreachable(monkeypatch):
+    monkeypatch.setattr(runner, "RECORD_RETRY_WAITS", (0, 0, 0))
+    calls: list[int] = []
+
+    @runner.persisting
+    def record() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OperationalError("server closed the connection")
+        return "recorded"
+
+    assert record() == "recorded"
+    assert len(calls) == 3
