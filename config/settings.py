@@ -181,7 +181,6 @@ CONVEYOR_WORKER_TTL = env.int("CONVEYOR_WORKER_TTL", default=60)
 CONVEYOR_HEARTBEAT_SECONDS = env.int("CONVEYOR_HEARTBEAT_SECONDS", default=10)
 CONVEYOR_HEARTBEAT_GRACE = env.int("CONVEYOR_HEARTBEAT_GRACE", default=30)
 CONVEYOR_PRELOAD = env.list("CONVEYOR_PRELOAD", default=[])
-CONVEYOR_FAST_COMMIT = env.bool("CONVEYOR_FAST_COMMIT", default=True)
 
 # Health (PRODUCT.md §7): a queue may override max_wait_seconds with "max_wait" in its row.
 CONVEYOR_HEALTH = {

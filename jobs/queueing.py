@@ -119,10 +119,15 @@ def push_many_on_commit(jobs: list[Job]) -> None:
     transaction.on_commit(lambda: push_many(jobs))
 
 
+def _execute_args(job: Job) -> tuple[str, str, int]:
+    """What an RQ job carries: ids and the kind's name, never the payload."""
+    return (job.rq_id, job.kind, job.tenant_id)
+
+
 def _enqueue_data(job: Job) -> Any:
     return Queue.prepare_data(
         EXECUTE,
-        args=(job.rq_id,),
+        args=_execute_args(job),
         job_id=job.rq_id,
         timeout=job.timeout,
         result_ttl=settings.CONVEYOR_RESULT_TTL,
@@ -135,7 +140,7 @@ def _schedule(job: Job, pipe: Any) -> None:
     queue = get_rq_queue(rq_queue_name(job.queue, job.priority))
     rq_job = queue.create_job(
         EXECUTE,
-        args=(job.rq_id,),
+        args=_execute_args(job),
         job_id=job.rq_id,
         timeout=job.timeout,
         result_ttl=settings.CONVEYOR_RESULT_TTL,

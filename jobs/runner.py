@@ -12,12 +12,10 @@ import random
 import socket
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -27,6 +25,7 @@ from jobs.errors import JobCanceled, PermanentError, RetryableError, UnknownKind
 from jobs.log_context import job_logging
 from jobs.models import Job, JobLog
 from jobs.registry import JobKind, get_kind
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -80,46 +79,63 @@ class JobContext:
         services.add_log(self.job, JobLog.Event.NOTE, message, level=level, data=data)
 
 
-def execute(job_id: str) -> Any:
-    """Run one delivery of the job; returns an RQ retry request when it must run again later."""
-    job = Job.objects.select_related("tenant").filter(pk=job_id).first()
-    if job is None or job.status not in Job.RUNNABLE:
-        logger.info("job=%s skipped: already %s", job_id, job.status if job else "gone")
-        return None
-    try:
-        kind = get_kind(job.kind)
-    except UnknownKind as error:
-        if claimed := _claim(job_id):
-            _fail(claimed, error, permanent=True)
-        return None
-    with job_logging(job.rq_id, job.tenant.slug):
-        return _deliver(job, kind)
+def execute(job_id: str, kind_name: str | None = None, tenant_id: int | None = None) -> Any:
+    """Run one delivery of the job; returns an RQ retry request when it must run again later.
 
-
-def _deliver(job: Job, kind: JobKind) -> Any:
-    hold = limits.acquire(job.tenant, kind, holder=job.rq_id, ttl=job.timeout + 60)
-    if hold is not None:
-        services.add_log(job, JobLog.Event.REQUEUED, f"Waiting: {hold.reason}.")
-        return queueing.retry_later(hold.wait)
-    try:
-        claimed = _claim(job.rq_id)
-        return _run(claimed, kind) if claimed else None
-    finally:
-        limits.release(job.tenant, kind, holder=job.rq_id)
-
-
-@contextmanager
-def bookkeeping() -> Iterator[None]:
-    """A transaction for status changes; with CONVEYOR_FAST_COMMIT it does not wait for fsync.
-
-    A database crash may then forget the last moments of status changes; the reconciler settles
-    such rows again, so a job is never lost, at worst run once more.
+    The RQ job carries the kind and tenant id beside the job id, so limits are checked and the
+    row claimed without reading it first.
     """
-    with transaction.atomic():
-        if settings.CONVEYOR_FAST_COMMIT:
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        yield
+    if kind_name is None or tenant_id is None:
+        found = Job.objects.filter(pk=job_id).values_list("kind", "tenant_id").first()
+        if found is None:
+            logger.info("job=%s skipped: gone", job_id)
+            return None
+        kind_name, tenant_id = found
+    tenant = cached_tenant(tenant_id)
+    with job_logging(job_id, tenant.slug):
+        try:
+            kind = get_kind(kind_name)
+        except UnknownKind as error:
+            if claimed := claim(job_id, tenant):
+                _fail(claimed, error, permanent=True)
+            return None
+        return _deliver(job_id, tenant, kind)
+
+
+def _deliver(job_id: str, tenant: Tenant, kind: JobKind) -> Any:
+    hold = limits.acquire(tenant, kind, holder=job_id, ttl=kind.default_timeout + 60)
+    if hold is not None:
+        return _hold(job_id, hold)
+    try:
+        job = claim(job_id, tenant)
+        if job is None:
+            logger.info("job=%s skipped: not waiting to run", job_id)
+            return None
+        return _run(job, kind)
+    finally:
+        limits.release(tenant, kind, holder=job_id)
+
+
+def _hold(job_id: str, hold: limits.Hold) -> Any:
+    job = Job.objects.filter(pk=job_id, status__in=Job.RUNNABLE).first()
+    if job is None:
+        return None
+    services.add_log(job, JobLog.Event.REQUEUED, f"Waiting: {hold.reason}.")
+    return queueing.retry_later(hold.wait)
+
+
+_TENANTS: dict[int, tuple[float, Tenant]] = {}
+TENANT_CACHE_SECONDS = 30.0
+
+
+def cached_tenant(tenant_id: int) -> Tenant:
+    """The tenant, read at most every 30 s per worker process (its limits may change)."""
+    now = time.monotonic()
+    cached = _TENANTS.get(tenant_id)
+    if cached is None or now - cached[0] > TENANT_CACHE_SECONDS:
+        cached = (now, Tenant.objects.get(pk=tenant_id))
+        _TENANTS[tenant_id] = cached
+    return cached[1]
 
 
 def persisting[**P, R](record: Callable[P, R]) -> Callable[P, R]:
@@ -141,30 +157,54 @@ def persisting[**P, R](record: Callable[P, R]) -> Callable[P, R]:
     return attempt
 
 
-def _claim(job_id: str) -> Job | None:
-    with bookkeeping():
-        job = (
-            Job.objects.select_for_update(of=("self",))
-            .select_related("tenant")
-            .filter(pk=job_id, status__in=Job.RUNNABLE)
-            .first()
-        )
-        if job is None:
-            return None
-        job.status = Job.Status.STARTED
-        job.attempt += 1
-        job.started_at = timezone.now()
-        job.worker_name = queueing.current_worker_name() or socket.gethostname()
-        job.save(update_fields=["status", "attempt", "started_at", "worker_name"])
-        services.add_log(
-            job,
-            JobLog.Event.STARTED,
-            f"Attempt {job.attempt} of {job.max_attempts} started.",
-            data={"attempt": job.attempt, "worker": job.worker_name},
-        )
-    logger.info(
-        "job=%s tenant=%s kind=%s started attempt %s", job.pk, job.tenant_id, job.kind, job.attempt
-    )
+_JOB, _LOG = Job._meta.db_table, JobLog._meta.db_table
+
+# Bookkeeping commits without waiting for the WAL to reach disk (set_config(..., true) lasts
+# for this statement's own transaction). A database crash may forget the last few status
+# changes; the reconciler settles such rows again, so a job may run once more but is never lost.
+_NO_FSYNC = "settings AS (SELECT set_config('synchronous_commit', 'off', true))"
+
+# One statement claims a waiting row and logs it: no second delivery can claim it too.
+_CLAIM_SQL = f"""
+WITH {_NO_FSYNC}, claimed AS (
+    UPDATE {_JOB} SET status = 'started', attempt = attempt + 1, started_at = %(now)s,
+        worker_name = %(worker)s
+    WHERE id = %(id)s AND status IN ('pending', 'queued', 'scheduled', 'retrying')
+    RETURNING *
+), logged AS (
+    INSERT INTO {_LOG} (job_id, tenant_id, created_at, level, event, message, data)
+    SELECT id, tenant_id, %(now)s, 'info', 'started',
+        'Attempt ' || attempt || ' of ' || max_attempts || ' started.',
+        jsonb_build_object('attempt', attempt, 'worker', worker_name)
+    FROM claimed
+)
+SELECT claimed.* FROM claimed, settings
+"""
+
+# One statement records success and its log line; it returns what the follow-ups need.
+_SUCCEED_SQL = f"""
+WITH {_NO_FSYNC}, done AS (
+    UPDATE {_JOB} SET status = 'succeeded', finished_at = %(now)s, progress = 100,
+        result = %(result)s::jsonb
+    WHERE id = %(id)s AND status = 'started'
+    RETURNING id, tenant_id, has_dependents, batch_id
+), logged AS (
+    INSERT INTO {_LOG} (job_id, tenant_id, created_at, level, event, message, data)
+    SELECT id, tenant_id, %(now)s, 'info', 'succeeded', 'Succeeded.', '{{}}'::jsonb FROM done
+)
+SELECT has_dependents, batch_id FROM done, settings
+"""
+
+
+def claim(job_id: str, tenant: Tenant) -> Job | None:
+    """Mark the job started (a new attempt) unless it is not waiting to run; log the start."""
+    worker = queueing.current_worker_name() or socket.gethostname()
+    params = {"id": job_id, "now": timezone.now(), "worker": worker}
+    job = next(iter(Job.objects.raw(_CLAIM_SQL, params)), None)
+    if job is None:
+        return None
+    job.tenant = tenant
+    logger.info("job=%s kind=%s started attempt %s", job.pk, job.kind, job.attempt)
     return job
 
 
@@ -218,17 +258,24 @@ def _finish(job: Job, status: str, **fields: Any) -> bool:
 
 @persisting
 def _succeed(job: Job, result: Any) -> None:
-    with bookkeeping():
-        if not _finish(job, Job.Status.SUCCEEDED, result=_jsonable(result), progress=100):
-            return
-        services.add_log(job, JobLog.Event.SUCCEEDED, "Succeeded.")
-        services.settle_followers(job)
-    logger.info("job=%s tenant=%s succeeded", job.pk, job.tenant_id)
+    now = timezone.now()
+    stored = json.dumps(_jsonable(result), cls=DjangoJSONEncoder)
+    with connection.cursor() as cursor:
+        cursor.execute(_SUCCEED_SQL, {"id": job.pk, "now": now, "result": stored})
+        row = cursor.fetchone()
+    if row is None:
+        return
+    job.status, job.finished_at, job.progress = Job.Status.SUCCEEDED, now, 100
+    job.has_dependents, job.batch_id = row
+    if job.has_dependents or job.batch_id:
+        with transaction.atomic():
+            services.settle_followers(job)
+    logger.info("job=%s succeeded", job.pk)
 
 
 @persisting
 def _cancel(job: Job, how_far: str) -> None:
-    with bookkeeping():
+    with transaction.atomic():
         if not _finish(job, Job.Status.CANCELED):
             return
         services.add_log(job, JobLog.Event.CANCELED, f"Canceled while running; {how_far}.")
@@ -241,7 +288,7 @@ def _cancel(job: Job, how_far: str) -> None:
 def _fail(job: Job, error: BaseException, *, permanent: bool = False) -> None:
     fields = _error_fields(error)
     why = "a permanent error" if permanent else f"attempt {job.attempt} of {job.max_attempts}"
-    with bookkeeping():
+    with transaction.atomic():
         if not _finish(job, Job.Status.FAILED, **fields):
             return
         services.add_log(
@@ -261,7 +308,7 @@ def _retry(job: Job, error: BaseException, *, delay: float) -> Any:
     seconds = math.ceil(delay)
     fields = _error_fields(error)
     due = timezone.now() + timedelta(seconds=seconds)
-    with bookkeeping():
+    with transaction.atomic():
         updated = Job.objects.filter(pk=job.pk, status=Job.Status.STARTED).update(
             status=Job.Status.RETRYING, scheduled_at=due, **fields
         )

@@ -21,6 +21,7 @@ from rq import Queue, SimpleWorker
 from rq import Worker as RQWorker
 from rq.exceptions import DequeueTimeout
 from rq.job import Job as RQJob
+from rq.utils import now as utcnow
 from rq.worker import WorkerStatus
 
 from jobs import queueing, runner
@@ -84,6 +85,12 @@ class ConveyorWorkerMixin(_WorkerBase):
         self._grace_timer: threading.Timer | None = None
         preload_modules()
 
+    def _heartbeat_now_and_then(self) -> None:
+        # RQ beats after every job already; between jobs once a second is plenty.
+        last = self.last_heartbeat
+        if last is None or (utcnow() - last).total_seconds() >= 1:
+            self.heartbeat()
+
     def _listening_queues(self) -> list[Queue]:
         paused = queueing.paused_queues(self.connection)
         return [q for q in self.queues if queueing.logical_queue(q.name) not in paused]
@@ -96,12 +103,11 @@ class ConveyorWorkerMixin(_WorkerBase):
         self.procline("Listening on " + ",".join(self.queue_names()))
         idle_since = time.monotonic()
         while True:
-            self.heartbeat()
+            self._heartbeat_now_and_then()
             if self.should_run_maintenance_tasks:
                 self.run_maintenance_tasks()
             result = self._dequeue_once(None if timeout is None else min(timeout, POLL_SECONDS))
             if result is not None:
-                self.heartbeat()
                 return result
             idle = time.monotonic() - idle_since
             if timeout is None or (max_idle_time is not None and idle >= max_idle_time):
