@@ -119,33 +119,25 @@ def push_many_on_commit(jobs: list[Job]) -> None:
     transaction.on_commit(lambda: push_many(jobs))
 
 
-def _execute_args(job: Job) -> tuple[str, str, int]:
+def _rq_options(job: Job) -> dict[str, Any]:
     """What an RQ job carries: ids and the kind's name, never the payload."""
-    return (job.rq_id, job.kind, job.tenant_id)
+    return {
+        "args": (job.rq_id, job.kind, job.tenant_id),
+        "job_id": job.rq_id,
+        "timeout": job.timeout,
+        "result_ttl": settings.CONVEYOR_RESULT_TTL,
+        "description": f"{job.kind} · tenant {job.tenant_id}",
+    }
 
 
 def _enqueue_data(job: Job) -> Any:
-    return Queue.prepare_data(
-        EXECUTE,
-        args=_execute_args(job),
-        job_id=job.rq_id,
-        timeout=job.timeout,
-        result_ttl=settings.CONVEYOR_RESULT_TTL,
-        description=f"{job.kind} · tenant {job.tenant_id}",
-    )
+    return Queue.prepare_data(EXECUTE, **_rq_options(job))
 
 
 def _schedule(job: Job, pipe: Any) -> None:
     assert job.scheduled_at is not None
     queue = get_rq_queue(rq_queue_name(job.queue, job.priority))
-    rq_job = queue.create_job(
-        EXECUTE,
-        args=_execute_args(job),
-        job_id=job.rq_id,
-        timeout=job.timeout,
-        result_ttl=settings.CONVEYOR_RESULT_TTL,
-        description=f"{job.kind} · tenant {job.tenant_id}",
-    )
+    rq_job = queue.create_job(EXECUTE, **_rq_options(job))
     # RQ keeps whole seconds and truncates: round up so the job never starts early.
     due = job.scheduled_at.replace(microsecond=0) + timedelta(seconds=1)
     queue.schedule_job(rq_job, due, pipeline=pipe)
