@@ -1,4 +1,4 @@
-"""The durable record of background work: jobs, their logs and batches."""
+"""The durable record of background work: jobs, their logs and batches, and schedules."""
 
 import uuid
 
@@ -101,6 +101,9 @@ class Job(models.Model):
     worker_name = models.CharField(max_length=200, blank=True)
     # Set when another job depends on this one, so that ending it looks for dependents.
     has_dependents = models.BooleanField(default=False, editable=False)
+    schedule = models.ForeignKey(
+        "Schedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
 
     objects = TenantQuerySet.as_manager()
 
@@ -117,6 +120,9 @@ class Job(models.Model):
             models.Index(fields=["-created_at"], name="job_created_idx"),
             models.Index(fields=["status", "queue", "created_at"], name="job_status_queue_idx"),
             models.Index(fields=["batch", "status"], name="job_batch_idx"),
+            models.Index(
+                fields=["tenant", "schedule", "-created_at"], name="job_tenant_schedule_idx"
+            ),
             models.Index(fields=["finished_at"], name="job_finished_idx"),
             models.Index(
                 fields=["status", "enqueued_at"],
@@ -190,3 +196,104 @@ class JobLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event}: {self.message}"
+
+
+class Schedule(models.Model):
+    """Enqueues a job of `kind` on a cron expression, a fixed interval or once at `run_at`."""
+
+    class OverlapPolicy(models.TextChoices):
+        SKIP = "skip", "Skip a run while the previous one is still waiting or running"
+        ALLOW = "allow", "Allow runs to overlap"
+
+    class MissedRunPolicy(models.TextChoices):
+        RUN_ONCE = "run_once", "Run once for all runs missed while no scheduler ran"
+        SKIP = "skip", "Skip missed runs; wait for the next one"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="schedules")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True)
+    cron = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Five fields, minute hour day month weekday (e.g. '30 2 * * *'), or @daily.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        help_text="IANA time zone the cron expression is read in, e.g. Europe/London.",
+    )
+    interval_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Run every this many seconds, counted from the start."
+    )
+    run_at = models.DateTimeField(null=True, blank=True, help_text="Run once at this time.")
+    enabled = models.BooleanField(default=True)
+    queue = models.CharField(max_length=50, blank=True, help_text="Blank: the kind's queue.")
+    priority = models.CharField(
+        max_length=10, choices=Priority.choices, blank=True, help_text="Blank: normal."
+    )
+    overlap_policy = models.CharField(
+        max_length=10, choices=OverlapPolicy.choices, default=OverlapPolicy.SKIP
+    )
+    missed_run_policy = models.CharField(
+        max_length=10, choices=MissedRunPolicy.choices, default=MissedRunPolicy.RUN_ONCE
+    )
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="No run before this time.")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="No run after this time.")
+    next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_job = models.ForeignKey(
+        Job, on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="+"
+    )
+    run_count = models.PositiveIntegerField(default=0, editable=False)
+    # Built in (reconcile, clean up, roll up): editable, never deleted.
+    is_system = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            models.Index(fields=["tenant", "kind"], name="schedule_tenant_kind_idx"),
+            # The scheduler's query: due rows of every tenant.
+            models.Index(
+                fields=["next_run_at"], name="schedule_due_idx", condition=Q(enabled=True)
+            ),
+        ]
+        constraints = [
+            # Also the index of the tenant's list, which is ordered by name.
+            models.UniqueConstraint(fields=["tenant", "name"], name="schedule_unique_name"),
+            models.UniqueConstraint(
+                fields=["tenant", "kind"], condition=Q(is_system=True), name="schedule_system_kind"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(~Q(cron=""), interval_seconds__isnull=True, run_at__isnull=True)
+                    | Q(cron="", interval_seconds__isnull=False, run_at__isnull=True)
+                    | Q(cron="", interval_seconds__isnull=True, run_at__isnull=False)
+                ),
+                name="schedule_one_trigger",
+                violation_error_message=(
+                    "Give exactly one trigger: a cron expression, an interval or a run-at time."
+                ),
+            ),
+            models.CheckConstraint(
+                condition=Q(interval_seconds__isnull=True) | Q(interval_seconds__gte=1),
+                name="schedule_interval_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def trigger(self) -> str:
+        """The trigger in words: `cron 30 2 * * * (Europe/London)`, `every 600 s`, `once at …`."""
+        if self.cron:
+            return f"cron {self.cron} ({self.time_zone})"
+        if self.interval_seconds:
+            return f"every {self.interval_seconds} s"
+        return f"once at {self.run_at.isoformat()}" if self.run_at else "no trigger"

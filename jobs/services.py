@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from jobs import queueing
 from jobs.errors import InvalidTransition, UnknownQueue
-from jobs.models import Batch, Job, JobLog, Priority
+from jobs.models import Batch, Job, JobLog, Priority, Schedule
 from jobs.registry import JobKind, get_kind
 from tenants.models import Tenant
 
@@ -125,6 +125,7 @@ def enqueue_job(
     depends_on: Sequence[Job] = (),
     batch: Batch | None = None,
     parent: Job | None = None,
+    schedule: Schedule | None = None,
 ) -> Job:
     """Record a job and hand it to Redis after commit; an active job with the same key wins."""
     _check_tenant(tenant)
@@ -143,6 +144,7 @@ def enqueue_job(
         batch=batch,
         parent=parent,
     )
+    job.schedule = schedule
     parents = _check_parents(tenant, depends_on)
     if parents:
         job.status = Job.Status.DEFERRED
@@ -434,3 +436,20 @@ def empty_queue(name: str, *, by: User = None) -> int:
 def clean_queue(name: str, *, older_than: int) -> int:
     """Delete RQ's finished and failed records of the queue older than `older_than` seconds."""
     return queueing.clean(check_queue(name), older_than=older_than)
+
+
+@transaction.atomic
+def retry_now(job: Job, *, by: User = None) -> Job:
+    """Run a retrying or scheduled job now instead of at its due time."""
+    job = Job.objects.select_for_update().get(pk=job.pk)
+    if job.status not in (Job.Status.RETRYING, Job.Status.SCHEDULED):
+        raise InvalidTransition(
+            f"Job {job.pk} is {job.status}: only retrying or scheduled jobs can run now."
+        )
+    job.status, job.scheduled_at = Job.Status.PENDING, None
+    job.save(update_fields=["status", "scheduled_at"])
+    add_log(job, JobLog.Event.REQUEUED, "Due time moved to now by hand.", by=by)
+    # The RQ job waits in the scheduled registry: take it out so it is not delivered twice.
+    transaction.on_commit(lambda: queueing.withdraw(job))
+    queueing.push_on_commit(job)
+    return job
