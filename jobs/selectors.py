@@ -275,3 +275,36 @@ def health_report() -> dict[str, Any]:
         components.append(_check_failure_rate())
     status = max((c["status"] for c in components), key=_RANK.__getitem__)
     return {"status": status, "components": components, "checked_at": timezone.now()}
+
+
+# --- Read helpers for the API (jobs/api) ------------------------------------------------------
+
+
+def readiness() -> dict[str, Any]:
+    """Whether this process can serve: PostgreSQL and Redis answer (for load balancers)."""
+    components = [_check_database(), _check_redis()]
+    ready = all(component["status"] == HEALTHY for component in components)
+    return {"status": "ready" if ready else "unavailable", "components": components}
+
+
+# --- Read helpers for the admin's queues dashboard (jobs/admin/dashboard.py) -----------------
+
+DASHBOARD_STATUSES = (*Job.ACTIVE, Job.Status.FAILED)
+
+
+def job_counts_by_queue(*, tenant_ids: list[int] | None) -> dict[str, dict[str, int]]:
+    """Queue → status → how many jobs wait, run or sit dead-lettered (failed), from PostgreSQL.
+
+    `tenant_ids` None counts every tenant (operators only). Finished statuses other than failed
+    are left out: counting them would scan every row ever kept.
+    """
+    jobs = Job.objects.filter(status__in=DASHBOARD_STATUSES)
+    if tenant_ids is not None:
+        jobs = jobs.filter(tenant__in=tenant_ids)
+    counts: dict[str, dict[str, int]] = {
+        queue: dict.fromkeys(DASHBOARD_STATUSES, 0) for queue in settings.CONVEYOR_QUEUES
+    }
+    rows = jobs.order_by().values_list("queue", "status").annotate(n=Count("pk"))
+    for queue, status, n in rows:
+        counts.setdefault(queue, dict.fromkeys(DASHBOARD_STATUSES, 0))[status] = n
+    return counts

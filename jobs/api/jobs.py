@@ -1,5 +1,806 @@
-"""API views: jobs."""
+"""API views: jobs — list, enqueue, detail, cancel, retry, bulk operations, logs, stats, kinds."""
 
-from django.urls import URLPattern
+import re
+from datetime import datetime, timedelta
+from typing import Any, cast
+from uuid import UUID
 
-urlpatterns: list[URLPattern] = []
+from django.conf import settings
+from django.db.models import QuerySet
+from django.urls import URLPattern, path
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import queueing
+from jobs.errors import UnknownKind
+from jobs.filters import JobFilter, JobOrdering
+from jobs.limits import concurrency_for, rate_for
+from jobs.models import Job, JobLog, Priority
+from jobs.redaction import redact
+from jobs.registry import JobKind, all_kinds, get_kind
+from jobs.selectors import get_job, job_logs, job_stats, list_jobs
+from jobs.services import cancel_job, cancel_jobs, enqueue_job, retry_job, retry_jobs
+from tenants.api import TENANT_PARAMETER
+from tenants.models import Role, Tenant
+from tenants.permissions import HasTenantRole, TenantRequest
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+RECENT_LOGS = 20
+MAX_DELAY = 366 * 24 * 3600
+MAX_BULK_IDS = 1000
+# Kinds on these queues are the operators' own housekeeping, not offered to tenants' apps.
+INTERNAL_QUEUES = frozenset({"maintenance"})
+
+# --- Errors, as the schema shows them ----------------------------------------------------------
+
+
+class ErrorOutput(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+ERRORS = {
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description="Invalid input: a list of messages per field, or `detail` (e.g. which "
+        "tenant: send X-Tenant).",
+        examples=[
+            OpenApiExample(
+                "Field errors",
+                value={"payload": {"seconds": ["This field is required."]}},
+                status_codes=["400"],
+            )
+        ],
+    ),
+    401: OpenApiResponse(ErrorOutput, description="No credentials, or an invalid API key."),
+    403: OpenApiResponse(
+        ErrorOutput, description="The role this needs is missing (the message names it)."
+    ),
+    404: OpenApiResponse(
+        ErrorOutput, description="No such job or tenant here; another tenant's answers the same."
+    ),
+    409: OpenApiResponse(ErrorOutput, description="The job's status does not allow this."),
+    429: OpenApiResponse(
+        ErrorOutput, description="Too many requests for this tenant: wait `Retry-After` seconds."
+    ),
+    503: OpenApiResponse(
+        ErrorOutput, description="Redis is unreachable: retry after `Retry-After` seconds."
+    ),
+}
+TENANT_ERRORS = (400, 401, 403, 404, 429)
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """The documented error answers with these status codes."""
+    return {code: ERRORS[code] for code in codes}
+
+
+def tenant_request(request: Request) -> TenantRequest:
+    """`request` after `HasTenantRole` has set its tenant and role."""
+    return cast(TenantRequest, request)
+
+
+JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+def find_job(request: TenantRequest, job_id: str) -> Job:
+    """The request tenant's job; a malformed id answers 404 like another tenant's or none."""
+    try:
+        UUID(job_id)
+    except ValueError:
+        raise NotFound() from None
+    return get_job(tenant=request.tenant, job_id=job_id)
+
+
+def require_redis() -> None:
+    """Answer 503 (through the exception handler) before changing anything Redis must follow."""
+    queueing.ping()
+
+
+# --- Output ------------------------------------------------------------------------------------
+
+
+class RedactedJSONField(serializers.JSONField):
+    """JSON shown only through `redact()`: values under secret-looking keys are masked."""
+
+    def to_representation(self, value: Any) -> Any:
+        return redact(value)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class RedactedObjectField(RedactedJSONField):
+    """A redacted JSON object (payloads, log data)."""
+
+
+class JobLogOutput(serializers.ModelSerializer):
+    class Meta:
+        model = JobLog
+        fields = ["id", "created_at", "level", "event", "message", "data"]
+        read_only_fields = fields
+
+    def to_representation(self, log: JobLog) -> dict[str, Any]:
+        row = super().to_representation(log)
+        row["data"] = redact(row["data"])
+        return row
+
+
+class JobOutput(serializers.ModelSerializer):
+    tenant = serializers.CharField(source="tenant.slug")
+    payload = RedactedObjectField()
+    result = RedactedJSONField(allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "tenant",
+            "kind",
+            "queue",
+            "priority",
+            "status",
+            "payload",
+            "progress",
+            "progress_message",
+            "result",
+            "error_type",
+            "error_message",
+            "attempt",
+            "max_attempts",
+            "timeout",
+            "idempotency_key",
+            "scheduled_at",
+            "created_at",
+            "enqueued_at",
+            "started_at",
+            "finished_at",
+            "cancel_requested_at",
+            "created_by",
+            "parent",
+            "batch",
+            "schedule",
+            "worker_name",
+        ]
+        read_only_fields = fields
+
+
+class JobDetailOutput(JobOutput):
+    depends_on = serializers.SerializerMethodField(help_text="Jobs that must succeed first.")
+    logs = serializers.SerializerMethodField(help_text=f"The last {RECENT_LOGS} log lines.")
+
+    class Meta(JobOutput.Meta):
+        fields = [*JobOutput.Meta.fields, "error_traceback", "depends_on", "logs"]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_depends_on(self, job: Job) -> list[str]:
+        return [str(pk) for pk in job.depends_on.values_list("pk", flat=True)]
+
+    @extend_schema_field(JobLogOutput(many=True))
+    def get_logs(self, job: Job) -> list[dict[str, Any]]:
+        recent = list(job_logs(job).reverse()[:RECENT_LOGS])[::-1]
+        return cast(list[dict[str, Any]], JobLogOutput(recent, many=True).data)
+
+
+class BulkCancelOutput(serializers.Serializer):
+    canceled = serializers.IntegerField(help_text="Waiting jobs canceled: they never run.")
+    cancel_requested = serializers.IntegerField(help_text="Running jobs told to stop.")
+    skipped = serializers.IntegerField(help_text="Jobs that had already ended.")
+
+
+class BulkRetryOutput(serializers.Serializer):
+    retried = serializers.IntegerField(help_text="Failed or canceled jobs handed over again.")
+    skipped = serializers.IntegerField(help_text="Jobs that were not failed or canceled.")
+
+
+class PercentilesOutput(serializers.Serializer):
+    p50 = serializers.FloatField(allow_null=True)
+    p95 = serializers.FloatField(allow_null=True)
+
+
+class KindStatsOutput(serializers.Serializer):
+    kind = serializers.CharField()
+    total = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    failure_rate = serializers.FloatField()
+
+
+class StatsOutput(serializers.Serializer):
+    window_seconds = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Jobs by status.")
+    throughput_per_minute = serializers.FloatField(help_text="Succeeded jobs per minute.")
+    wait_seconds = PercentilesOutput(help_text="From enqueued to started.")
+    run_seconds = PercentilesOutput(help_text="From started to finished.")
+    failure_rate = serializers.FloatField(help_text="Failed / (succeeded + failed).")
+    by_kind = KindStatsOutput(many=True)
+
+
+class KindOutput(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    queue = serializers.CharField()
+    timeout = serializers.IntegerField(source="default_timeout", help_text="Seconds per attempt.")
+    max_attempts = serializers.IntegerField(source="default_max_attempts")
+    rate_limit = serializers.SerializerMethodField(help_text="Starts allowed for your tenant.")
+    concurrency = serializers.SerializerMethodField(help_text="Running at once for your tenant.")
+    payload_schema = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_rate_limit(self, kind: JobKind) -> str | None:
+        rate = rate_for(self.context["tenant"], kind)
+        return rate[1] if rate else None
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_concurrency(self, kind: JobKind) -> int | None:
+        slot = concurrency_for(self.context["tenant"], kind)
+        return slot[1] if slot else None
+
+    @extend_schema_field(
+        serializers.DictField(
+            child=inline_serializer(
+                "PayloadFieldOutput",
+                {"type": serializers.CharField(), "required": serializers.BooleanField()},
+            )
+        )
+    )
+    def get_payload_schema(self, kind: JobKind) -> dict[str, Any]:
+        return kind.payload_schema()
+
+
+JOB_EXAMPLE: dict[str, Any] = {
+    "id": "6f1c2a4e-8d0b-4c55-9a3e-1f2b3c4d5e6f",
+    "tenant": "demo",
+    "kind": "jobs.sleep",
+    "queue": "default",
+    "priority": "normal",
+    "status": "queued",
+    "payload": {"seconds": 5, "steps": 10},
+    "progress": 0,
+    "progress_message": "",
+    "result": None,
+    "error_type": "",
+    "error_message": "",
+    "attempt": 0,
+    "max_attempts": 3,
+    "timeout": 180,
+    "idempotency_key": "nightly-2026-11-22",
+    "scheduled_at": None,
+    "created_at": "2026-11-22T16:30:00.123456Z",
+    "enqueued_at": "2026-11-22T16:30:00.234567Z",
+    "started_at": None,
+    "finished_at": None,
+    "cancel_requested_at": None,
+    "created_by": "admin",
+    "parent": None,
+    "batch": None,
+    "schedule": None,
+    "worker_name": "",
+}
+LOG_EXAMPLE: dict[str, Any] = {
+    "id": 41,
+    "created_at": "2026-11-22T16:30:00.123456Z",
+    "level": "info",
+    "event": "enqueued",
+    "message": "Enqueued on default (normal).",
+    "data": {"by": "admin"},
+}
+
+
+def offered_kinds() -> list[JobKind]:
+    """The kinds tenants' applications may enqueue through the API."""
+    return [kind for kind in all_kinds() if kind.queue not in INTERNAL_QUEUES]
+
+
+# --- Pagination --------------------------------------------------------------------------------
+
+
+class CreatedAtCursorPagination(CursorPagination):
+    """Cursor pages: no counts over big tables, and no row skipped or repeated as rows arrive."""
+
+    ordering = ("-created_at", "-id")
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        cursor = super().decode_cursor(request)
+        if (
+            cursor is not None
+            and cursor.position is not None
+            and not _is_time(str(cursor.position))
+        ):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
+
+
+class LogPagination(CreatedAtCursorPagination):
+    ordering = ("created_at", "id")
+
+
+def _is_time(text: str) -> bool:
+    try:
+        return parse_datetime(text) is not None
+    except ValueError:
+        return False
+
+
+# --- Jobs --------------------------------------------------------------------------------------
+
+
+class JobListView(generics.ListAPIView):
+    """`jobs/`: GET lists the tenant's jobs (viewer and up), POST enqueues one (agent and up)."""
+
+    permission_classes = [HasTenantRole]
+    queryset = Job.objects.none()  # the model, for the schema; get_queryset scopes to the tenant
+    filterset_class = JobFilter
+    filter_backends = [DjangoFilterBackend, JobOrdering]
+    pagination_class = CreatedAtCursorPagination
+
+    @extend_schema_serializer(
+        component_name="JobEnqueueInput",
+        examples=[
+            OpenApiExample(
+                "Sleep for five seconds, once per key",
+                value={
+                    "kind": "jobs.sleep",
+                    "payload": {"seconds": 5},
+                    "priority": "high",
+                    "idempotency_key": "nightly-2026-11-22",
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Run in an hour, after another job",
+                value={
+                    "kind": "jobs.noop",
+                    "payload": {"note": "hello"},
+                    "delay": 3600,
+                    "depends_on": ["6f1c2a4e-8d0b-4c55-9a3e-1f2b3c4d5e6f"],
+                },
+                request_only=True,
+            ),
+        ],
+    )
+    class Input(serializers.Serializer):
+        kind = serializers.CharField(max_length=100, help_text="A registered kind: see `kinds/`.")
+        payload = serializers.DictField(default=dict, help_text="Checked by the kind.")
+        priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+        delay = serializers.IntegerField(
+            min_value=0, max_value=MAX_DELAY, required=False, help_text="Seconds to wait first."
+        )
+        run_at = serializers.DateTimeField(required=False, help_text="When to run; not with delay.")
+        timeout = serializers.IntegerField(
+            min_value=1, max_value=24 * 3600, required=False, help_text="Seconds per attempt."
+        )
+        max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
+        idempotency_key = serializers.CharField(
+            max_length=200,
+            required=False,
+            help_text=f"Or the {IDEMPOTENCY_HEADER} header: while a job with this key is "
+            "active, the same request returns it instead of a new one.",
+        )
+        depends_on = serializers.ListField(
+            child=serializers.UUIDField(),
+            max_length=100,
+            default=list,
+            help_text="Ids of this tenant's jobs that must succeed first.",
+        )
+
+        def validate_kind(self, name: str) -> JobKind:
+            try:
+                kind = get_kind(name)
+            except UnknownKind as error:
+                raise ValidationError(f"{error} See GET /api/v1/kinds/.") from None
+            if kind.queue in INTERNAL_QUEUES:
+                raise ValidationError(f"{name!r} is internal housekeeping: it runs on schedule.")
+            return kind
+
+        def validate_run_at(self, run_at: datetime) -> datetime:
+            if run_at > timezone.now() + timedelta(seconds=MAX_DELAY):
+                raise ValidationError("Choose a time at most a year ahead.")
+            return run_at
+
+        def validate_depends_on(self, ids: list[UUID]) -> list[Job]:
+            tenant: Tenant = self.context["request"].tenant
+            parents = list(list_jobs(tenant=tenant).filter(pk__in=ids))
+            missing = sorted(set(map(str, ids)) - {str(parent.pk) for parent in parents})
+            if missing:
+                raise ValidationError(f"No job {missing[0]} in this tenant.")
+            return parents
+
+        def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+            if "delay" in data and "run_at" in data:
+                raise ValidationError({"run_at": ["Give either delay or run_at, not both."]})
+            data["idempotency_key"] = self._idempotency_key(data.get("idempotency_key", ""))
+            data["payload"] = _validated_payload(data["kind"], data["payload"])
+            return data
+
+        def _idempotency_key(self, field: str) -> str:
+            header = self.context["request"].headers.get(IDEMPOTENCY_HEADER, "").strip()
+            if header and field and header != field:
+                raise ValidationError(
+                    {"idempotency_key": [f"It differs from the {IDEMPOTENCY_HEADER} header."]}
+                )
+            key = field or header
+            if len(key) > 200:
+                raise ValidationError({"idempotency_key": ["Keep the key to 200 characters."]})
+            return key
+
+    @property
+    def required_role(self) -> str:
+        return Role.AGENT if self.request.method == "POST" else Role.VIEWER
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return self.Input if self.request.method == "POST" else JobOutput
+
+    def get_queryset(self) -> QuerySet[Job]:
+        return list_jobs(tenant=tenant_request(self.request).tenant).select_related("created_by")
+
+    @extend_schema(
+        operation_id="jobs_list",
+        parameters=[TENANT_PARAMETER],
+        responses={200: JobOutput(many=True), **errors(*TENANT_ERRORS)},
+        examples=[OpenApiExample("A page of jobs", value=JOB_EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The tenant's jobs, newest first, filtered by the query and paginated by cursor."""
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="jobs_enqueue",
+        parameters=[
+            TENANT_PARAMETER,
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="The same as the `idempotency_key` field.",
+            ),
+        ],
+        request=Input,
+        responses={
+            202: OpenApiResponse(
+                JobOutput,
+                description="Recorded; `pending` while Redis is unreachable, handed over later.",
+            ),
+            **errors(*TENANT_ERRORS, 409),
+        },
+        examples=[OpenApiExample("Enqueued", value=JOB_EXAMPLE, response_only=True)],
+    )
+    def post(self, request: TenantRequest) -> Response:
+        """Enqueue a job of a registered kind with a payload the kind accepts."""
+        data = self.Input(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        job = enqueue_job(tenant=request.tenant, by=request.user, **data.validated_data)
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _validated_payload(kind: JobKind, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as the kind will receive it; its errors are nested under `payload`."""
+    if _has_nul(payload):
+        raise ValidationError({"payload": ["Text in the payload may not contain NUL characters."]})
+    try:
+        return kind.validate(payload)
+    except ValidationError as error:
+        detail = error.detail
+        nested = detail["payload"] if isinstance(detail, dict) and "payload" in detail else detail
+        raise ValidationError({"payload": nested}) from None
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether any text in `value` holds a NUL character, which PostgreSQL's jsonb refuses."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+class JobDetailView(APIView):
+    permission_classes = [HasTenantRole]
+    required_role = Role.VIEWER
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER, JOB_ID],
+        responses={200: JobDetailOutput, **errors(*TENANT_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "A job with its recent log",
+                value={
+                    **JOB_EXAMPLE,
+                    "error_traceback": "",
+                    "depends_on": [],
+                    "logs": [LOG_EXAMPLE],
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: TenantRequest, job_id: str) -> Response:
+        """The job with its progress, result, error and last log lines."""
+        job = find_job(request, job_id)
+        return Response(JobDetailOutput(job).data)
+
+
+class JobCancelView(APIView):
+    permission_classes = [HasTenantRole]
+    required_role = Role.AGENT
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER, JOB_ID],
+        request=None,
+        responses={200: JobOutput, **errors(*TENANT_ERRORS, 409, 503)},
+        examples=[
+            OpenApiExample(
+                "Canceled before it ran",
+                value={**JOB_EXAMPLE, "status": "canceled"},
+                response_only=True,
+            )
+        ],
+    )
+    def post(self, request: TenantRequest, job_id: str) -> Response:
+        """A waiting job never runs; a running one is told to stop (`cancel_requested_at`)."""
+        job = find_job(request, job_id)
+        if job.status == Job.Status.STARTED:
+            require_redis()
+        job = cancel_job(job, by=request.user)
+        return Response(JobOutput(job).data)
+
+
+class JobRetryView(APIView):
+    permission_classes = [HasTenantRole]
+    required_role = Role.AGENT
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER, JOB_ID],
+        request=None,
+        responses={202: JobOutput, **errors(*TENANT_ERRORS, 409, 503)},
+        examples=[
+            OpenApiExample(
+                "Handed over again", value={**JOB_EXAMPLE, "attempt": 0}, response_only=True
+            )
+        ],
+    )
+    def post(self, request: TenantRequest, job_id: str) -> Response:
+        """Give a failed or canceled job a fresh set of attempts."""
+        job = find_job(request, job_id)
+        require_redis()
+        job = retry_job(job, by=request.user)
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_serializer(
+    component_name="JobBulkInput",
+    examples=[
+        OpenApiExample(
+            "These jobs",
+            value={"ids": ["6f1c2a4e-8d0b-4c55-9a3e-1f2b3c4d5e6f"]},
+            request_only=True,
+        ),
+        OpenApiExample("Every job the query's filters match", value={}, request_only=True),
+    ],
+)
+class BulkInput(serializers.Serializer):
+    ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        max_length=MAX_BULK_IDS,
+        default=list,
+        help_text="These jobs (among those the query's filters match, if any are given).",
+    )
+
+
+class JobBulkView(generics.GenericAPIView):
+    """The jobs a bulk operation means: `ids` in the body and/or the list's filters in the query."""
+
+    permission_classes = [HasTenantRole]
+    required_role = Role.AGENT
+    queryset = Job.objects.none()  # the model, for the schema
+    filterset_class = JobFilter
+    filter_backends = [DjangoFilterBackend]
+    serializer_class = BulkInput
+    pagination_class = None
+
+    def selected_jobs(self, request: TenantRequest) -> QuerySet[Job]:
+        body = BulkInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        ids = body.validated_data["ids"]
+        jobs = self.filter_queryset(list_jobs(tenant=request.tenant))
+        if ids:
+            return jobs.filter(pk__in=ids)
+        if not any(request.query_params.get(name) for name in JobFilter.base_filters):
+            raise ValidationError(
+                {"ids": ["Give ids, or at least one filter in the query, e.g. ?status=failed."]}
+            )
+        return jobs
+
+
+class JobBulkCancelView(JobBulkView):
+    @extend_schema(
+        parameters=[TENANT_PARAMETER],
+        filters=True,
+        request=BulkInput,
+        responses={200: BulkCancelOutput, **errors(*TENANT_ERRORS, 503)},
+        examples=[
+            OpenApiExample(
+                "Counts",
+                value={"canceled": 12, "cancel_requested": 1, "skipped": 3},
+                response_only=True,
+            )
+        ],
+    )
+    def post(self, request: TenantRequest) -> Response:
+        """Cancel the chosen jobs that have not ended; answers how many of each outcome."""
+        jobs = self.selected_jobs(request)
+        require_redis()
+        return Response(BulkCancelOutput(cancel_jobs(jobs, by=request.user)).data)
+
+
+class JobBulkRetryView(JobBulkView):
+    @extend_schema(
+        parameters=[TENANT_PARAMETER],
+        filters=True,
+        request=BulkInput,
+        responses={200: BulkRetryOutput, **errors(*TENANT_ERRORS, 503)},
+        examples=[
+            OpenApiExample("Counts", value={"retried": 40, "skipped": 2}, response_only=True)
+        ],
+    )
+    def post(self, request: TenantRequest) -> Response:
+        """Retry the chosen jobs that failed or were canceled; answers how many."""
+        jobs = self.selected_jobs(request)
+        require_redis()
+        return Response(BulkRetryOutput(retry_jobs(jobs, by=request.user)).data)
+
+
+class JobLogListView(generics.ListAPIView):
+    permission_classes = [HasTenantRole]
+    required_role = Role.VIEWER
+    queryset = JobLog.objects.none()  # the model, for the schema
+    serializer_class = JobLogOutput
+    filter_backends: list[Any] = []
+    pagination_class = LogPagination
+
+    def get_queryset(self) -> QuerySet[JobLog]:
+        return job_logs(find_job(tenant_request(self.request), self.kwargs["job_id"]))
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER, JOB_ID],
+        responses={200: JobLogOutput(many=True), **errors(*TENANT_ERRORS)},
+        examples=[OpenApiExample("A page of log lines", value=LOG_EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The job's log, oldest first, paginated by cursor."""
+        return super().get(request, *args, **kwargs)
+
+
+# --- Statistics and kinds ----------------------------------------------------------------------
+
+WINDOW = re.compile(r"^(\d{1,5})([mhd])$")
+WINDOW_UNITS = {"m": 60, "h": 3600, "d": 86400}
+MAX_WINDOW = timedelta(days=90)
+
+
+class JobStatsView(APIView):
+    permission_classes = [HasTenantRole]
+    required_role = Role.ADMIN
+
+    class Query(serializers.Serializer):
+        window = serializers.RegexField(
+            WINDOW,
+            default="24h",
+            help_text="How far back: minutes, hours or days, e.g. 15m, 1h, 24h, 7d (at most 90d).",
+            error_messages={"invalid": "Write the window as a number and m, h or d: 1h, 24h, 7d."},
+        )
+        queue = serializers.ChoiceField(choices=list(settings.CONVEYOR_QUEUES), required=False)
+        kind = serializers.CharField(max_length=100, required=False)
+
+        def validate_window(self, text: str) -> timedelta:
+            match = WINDOW.match(text)
+            assert match is not None  # RegexField checked it
+            window = timedelta(seconds=int(match[1]) * WINDOW_UNITS[match[2]])
+            if not timedelta(minutes=1) <= window <= MAX_WINDOW:
+                raise ValidationError("The window must be between 1m and 90d.")
+            return window
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER, Query],
+        responses={200: StatsOutput, **errors(*TENANT_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "The last hour",
+                value={
+                    "window_seconds": 3600,
+                    "counts": {
+                        **dict.fromkeys(Job.Status.values, 0),
+                        "succeeded": 118,
+                        "failed": 2,
+                    },
+                    "throughput_per_minute": 1.967,
+                    "wait_seconds": {"p50": 0.041, "p95": 0.35},
+                    "run_seconds": {"p50": 1.2, "p95": 4.8},
+                    "failure_rate": 0.0167,
+                    "by_kind": [
+                        {
+                            "kind": "jobs.sleep",
+                            "total": 120,
+                            "succeeded": 118,
+                            "failed": 2,
+                            "failure_rate": 0.0167,
+                        }
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: TenantRequest) -> Response:
+        """Counts by status, throughput, wait and run time p50/p95 and failure rate."""
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        stats = job_stats(tenant=request.tenant, **query.validated_data)
+        return Response(StatsOutput(stats).data)
+
+
+class KindListView(APIView):
+    permission_classes = [HasTenantRole]
+    required_role = Role.VIEWER
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER],
+        responses={200: KindOutput(many=True), **errors(*TENANT_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "The sleeper",
+                value={
+                    "name": "jobs.sleep",
+                    "description": "Sleep for `seconds` in `steps`, reporting progress.",
+                    "queue": "default",
+                    "timeout": 180,
+                    "max_attempts": 3,
+                    "rate_limit": None,
+                    "concurrency": None,
+                    "payload_schema": {
+                        "seconds": {"type": "float", "required": True},
+                        "steps": {"type": "integer", "required": False},
+                    },
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: TenantRequest) -> Response:
+        """Every registered kind with its payload fields and its defaults for your tenant."""
+        kinds = KindOutput(offered_kinds(), many=True, context={"tenant": request.tenant})
+        return Response(kinds.data)
+
+
+urlpatterns: list[URLPattern] = [
+    path("jobs/", JobListView.as_view(), name="job-list"),
+    path("jobs/bulk-cancel/", JobBulkCancelView.as_view(), name="job-bulk-cancel"),
+    path("jobs/bulk-retry/", JobBulkRetryView.as_view(), name="job-bulk-retry"),
+    path("jobs/stats/", JobStatsView.as_view(), name="job-stats"),
+    # Ids are matched as text so that a malformed one answers a JSON 404, not Django's page.
+    path("jobs/<str:job_id>/", JobDetailView.as_view(), name="job-detail"),
+    path("jobs/<str:job_id>/cancel/", JobCancelView.as_view(), name="job-cancel"),
+    path("jobs/<str:job_id>/retry/", JobRetryView.as_view(), name="job-retry"),
+    path("jobs/<str:job_id>/logs/", JobLogListView.as_view(), name="job-logs"),
+    path("kinds/", KindListView.as_view(), name="kind-list"),
+]
