@@ -11,4 +11,4 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 MEDIA_ROOT = VAR_DIR / "test-media"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]  # noqa: F405
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": "100000/min"}  # noqa: F405
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": "100000/min", "tenant": "100000/min"}  # noqa: F405

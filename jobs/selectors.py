@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import (
     Aggregate,
@@ -50,7 +51,7 @@ def get_job(*, tenant: Tenant, job_id: UUID | str) -> Job:
     """The tenant's job; another tenant's id raises Job.DoesNotExist like a missing one."""
     try:
         return list_jobs(tenant=tenant).get(pk=job_id)
-    except (ValueError, TypeError, Job.DoesNotExist):
+    except (ValueError, TypeError, ValidationError, Job.DoesNotExist):
         raise Job.DoesNotExist(f"No job {job_id}.") from None
 
 
