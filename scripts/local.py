@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -350,7 +351,23 @@ def run_checks(*, pytest_args: list[str] | None) -> int:
         rc = run_step([PYTHON, *MIGRATIONS_STEP])
         if rc or pytest_args is None:
             return rc
+        ensure_chromium()
         return run_pytest(pytest_args)
+
+
+def ensure_chromium() -> None:
+    """The browser tests (tests/e2e) drive Debian's chromium: install it where it is missing.
+
+    Only as root with apt-get; otherwise, or if the install fails, those tests skip and say why.
+    """
+    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+        return
+    say("installing chromium for the browser tests (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        if subprocess.run(command, env=env, check=False).returncode:
+            say("could not install chromium: the browser tests will be skipped")
+            return
 
 
 def run_step(command: list[str]) -> int:

@@ -1,1 +1,820 @@
-"""Admin: jobs."""
+"""Admin: jobs and their logs, read-only; every change goes through jobs.services."""
+
+from __future__ import annotations
+
+import calendar
+import json
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, cast
+from uuid import UUID
+
+from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.admin.views.main import ChangeList
+from django.core.paginator import Paginator
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import Max, Min, Q, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from redis.exceptions import RedisError
+
+from jobs import queueing, services
+from jobs.errors import InvalidTransition
+from jobs.models import Job, JobLog
+from jobs.redaction import redact
+from jobs.registry import all_kinds
+from tenants.admin import TenantScopedAdminMixin, tenant_roles
+from tenants.models import Role, Tenant
+
+if TYPE_CHECKING:
+    _Inline = admin.TabularInline[JobLog, Job]
+else:
+    _Inline = admin.TabularInline
+
+EVERYWHERE = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
+HAS_SCHEDULE = any(field.name == "schedule" for field in Job._meta.get_fields())
+
+
+# --- Counting without scanning ----------------------------------------------------------------
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts that stay cheap on millions of rows.
+
+    Unfiltered: the planner's estimate from pg_class. Filtered: counted up to CAP rows only.
+    `summary` says which ("about 1,000,000 jobs", "over 10,000 jobs", "42 jobs").
+    """
+
+    CAP = 10_000
+    kind_of_count = "exact"
+
+    @cached_property
+    def count(self) -> int:
+        queryset = cast(QuerySet[Any], self.object_list)
+        if not queryset.query.where:
+            estimate = _estimated_rows(queryset.model._meta.db_table)
+            if estimate > self.CAP:
+                self.kind_of_count = "about"
+                return estimate
+        counted: int = queryset.order_by()[: self.CAP + 1].count()
+        self.kind_of_count = "over" if counted > self.CAP else "exact"
+        return min(counted, self.CAP) if counted > self.CAP else counted
+
+    @property
+    def summary(self) -> str:
+        count = self.count
+        meta = cast(QuerySet[Any], self.object_list).model._meta
+        noun = meta.verbose_name if count == 1 else meta.verbose_name_plural
+        prefix = {"about": "about ", "over": "over "}.get(self.kind_of_count, "")
+        return f"{prefix}{count:,} {noun}"
+
+
+def _estimated_rows(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
+        row = cursor.fetchone()
+    return int(row[0]) if row else -1
+
+
+class JobChangeList(ChangeList):
+    """A changelist whose date hierarchy lists periods between the first and last job.
+
+    Django's own lists the distinct days or months with a scan of every matching row.
+    """
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Job]:
+        queryset = super().get_queryset(request, exclude_parameters)
+        # The list never shows these, and a traceback can be 20 kB a row.
+        return queryset.defer("payload", "result", "error_message", "error_traceback")
+
+    @cached_property
+    def date_nav(self) -> dict[str, Any]:
+        return date_navigation(self)
+
+
+def date_navigation(cl: ChangeList) -> dict[str, Any]:
+    """The context of admin/date_hierarchy.html, from one MIN/MAX query.
+
+    Periods between the first and the last job are offered, whether or not the current filter
+    matches jobs in each of them.
+    """
+    field = cl.date_hierarchy
+    year, month = cl.params.get(f"{field}__year"), cl.params.get(f"{field}__month")
+    day = cl.params.get(f"{field}__day")
+    nav: dict[str, Any] = {"show": True, "field_name": field.replace("_", " ")}
+
+    def link(**params: Any) -> str:
+        return cl.get_query_string({f"{field}__{k}": v for k, v in params.items()}, [f"{field}__"])
+
+    if year and month and day:
+        nav["back"] = {"link": link(year=year, month=month), "title": f"{year}-{int(month):02}"}
+        nav["choices"] = [{"title": f"{year}-{int(month):02}-{int(day):02}"}]
+        return nav
+    # The bounds of every job the user may see, not of the filtered ones: with a filter such as
+    # "finished today", MIN(created_at) would walk most of the created_at index.
+    bounds = cl.root_queryset.aggregate(first=Min(field), last=Max(field))
+    if bounds["first"] is None:
+        return {"show": False}
+    first, last = (timezone.localtime(bounds[key]) for key in ("first", "last"))
+    if year and month:
+        nav["back"] = {"link": link(year=year), "title": year}
+        y, m = int(year), int(month)
+        start = first.day if (first.year, first.month) == (y, m) else 1
+        end = last.day if (last.year, last.month) == (y, m) else calendar.monthrange(y, m)[1]
+        nav["choices"] = [
+            {"link": link(year=year, month=month, day=d), "title": f"{int(month):02}-{d:02}"}
+            for d in range(start, end + 1)
+        ]
+    elif year:
+        y = int(year)
+        start = first.month if first.year == y else 1
+        end = last.month if last.year == y else 12
+        nav["back"] = {"link": link(), "title": "All dates"}
+        nav["choices"] = [
+            {"link": link(year=year, month=m), "title": calendar.month_abbr[m] + f" {year}"}
+            for m in range(start, end + 1)
+        ]
+    else:
+        nav["choices"] = [
+            {"link": link(year=y), "title": str(y)} for y in range(first.year, last.year + 1)
+        ]
+    return nav
+
+
+# --- Filters ----------------------------------------------------------------------------------
+
+
+class ChoicesFilter(admin.SimpleListFilter):
+    """A filter on one field whose choices come from settings or code, never from the table."""
+
+    field: str
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{self.field: value}) if value else queryset
+
+
+class QueueFilter(ChoicesFilter):
+    title, parameter_name, field = "queue", "queue", "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from django.conf import settings
+
+        return [(name, name) for name in settings.CONVEYOR_QUEUES]
+
+
+class KindFilter(ChoicesFilter):
+    title, parameter_name, field = "kind", "kind", "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(kind.name, kind.name) for kind in all_kinds()]
+
+
+class TenantFilter(ChoicesFilter):
+    """The tenants the user may see; one small query on the tenant table."""
+
+    title, parameter_name, field = "tenant", "tenant", "tenant_id"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        tenants = Tenant.objects.order_by("name")
+        if not request.user.is_superuser:
+            tenants = tenants.filter(pk__in=list(tenant_roles(request)))
+        return [(str(tenant.pk), tenant.name) for tenant in tenants]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value and not value.isdigit():
+            return queryset.none()
+        return super().queryset(request, queryset)
+
+
+class ScheduleFilter(ChoicesFilter):
+    """Jobs one schedule enqueued; only schedules of the user's tenants are offered."""
+
+    title, parameter_name, field = "schedule", "schedule", "schedule_id"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
+        schedules = Job._meta.get_field("schedule").related_model._default_manager.all()
+        if not request.user.is_superuser:
+            schedules = schedules.filter(tenant__in=list(tenant_roles(request)))
+        return [(schedule.pk, str(schedule)) for schedule in schedules.select_related("tenant")]
+
+
+# --- Showing a job ----------------------------------------------------------------------------
+
+
+def status_badge(status: str) -> SafeString:
+    return format_html('<span class="cv-badge cv-{}">{}</span>', status, status)
+
+
+def human_duration(delta: timedelta | None) -> str:
+    """'850 ms', '12.3 s', '4 min 5 s', '2 h 3 min'; '' when unknown."""
+    if delta is None:
+        return ""
+    seconds = max(delta.total_seconds(), 0)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
+
+
+def _between(start: datetime | None, end: datetime | None) -> timedelta | None:
+    if start is None:
+        return None
+    return (end or timezone.now()) - start
+
+
+def short_time(value: datetime | None) -> SafeString | str:
+    if value is None:
+        return "–"
+    local = timezone.localtime(value)
+    shown = local.strftime("%H:%M:%S" if local.date() == timezone.localdate() else "%b %d %H:%M")
+    return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), local, shown)
+
+
+def pretty_json(value: Any) -> SafeString:
+    text = json.dumps(
+        redact(value), indent=2, sort_keys=True, ensure_ascii=False, cls=DjangoJSONEncoder
+    )
+    return format_html('<pre class="cv-json">{}</pre>', text)
+
+
+def job_link(job_id: Any, label: str | None = None) -> SafeString:
+    url = reverse("admin:jobs_job_change", args=[job_id])
+    return format_html('<a href="{}">{}</a>', url, label or str(job_id)[:8])
+
+
+def jobs_link(label: str, **params: Any) -> SafeString:
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return format_html('<a href="{}?{}">{}</a>', reverse("admin:jobs_job_changelist"), query, label)
+
+
+# --- Actions: what each one does to one job ---------------------------------------------------
+
+Outcome = Callable[[Job, Any], str]
+
+
+def cancel_one(job: Job, by: Any) -> str:
+    if job.status == Job.Status.CANCELED:
+        return "already canceled"
+    try:
+        done = services.cancel_job(job, by=by)
+    except InvalidTransition:
+        return "already finished"
+    return "canceled" if done.status == Job.Status.CANCELED else "asked to stop"
+
+
+def retry_one(job: Job, by: Any) -> str:
+    if job.status not in Job.RETRYABLE:
+        return "not failed or canceled"
+    try:
+        services.retry_job(job, by=by)
+    except InvalidTransition:
+        return "held back by an active job with the same idempotency key"
+    return "retried"
+
+
+def retry_now_one(job: Job, by: Any) -> str:
+    if job.status not in (Job.Status.RETRYING, Job.Status.SCHEDULED):
+        return "not waiting for a due time"
+    try:
+        services.retry_now(job, by=by)
+    except InvalidTransition:
+        return "started meanwhile"
+    return "moved to now"
+
+
+CHANGED = {"canceled", "asked to stop", "retried", "moved to now", "discarded"}
+DONE = {"cancel": "canceled", "retry": "retried", "run now": "moved to now", "discard": "discarded"}
+
+
+def may_see_dashboard(request: HttpRequest) -> bool:
+    """Queue statistics and health: superusers, and tenant admins for their tenants (§2)."""
+    if request.user.is_superuser:
+        return True
+    return any(Role.rank(role) >= Role.rank(Role.ADMIN) for role in tenant_roles(request).values())
+
+
+class JobLogInline(_Inline):
+    model = JobLog
+    verbose_name_plural = "timeline"
+    fields = ("created_at", "level_badge", "event", "message", "details")
+    readonly_fields = fields
+    extra = max_num = 0
+    can_delete = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True  # the job page itself checked the tenant
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="level")
+    def level_badge(self, log: JobLog) -> SafeString:
+        return status_badge(log.level)
+
+    @admin.display(description="data")
+    def details(self, log: JobLog) -> str:
+        data = {key: value for key, value in log.data.items() if key != "traceback"}
+        return json.dumps(redact(data), sort_keys=True, ensure_ascii=False) if data else ""
+
+
+@admin.register(Job)
+class JobAdmin(TenantScopedAdminMixin):
+    """The jobs console: list, filter, inspect, and act through the services."""
+
+    edit_role = Role.AGENT
+    discard_role = Role.ADMIN
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 50
+    list_display = (
+        "short_id",
+        "kind",
+        "tenant",
+        "queue_column",
+        "status_column",
+        "progress_column",
+        "attempts",
+        "created",
+        "times",
+        "run_and_wait",
+    )
+    list_display_links = ("short_id",)
+    list_select_related = ("tenant",)
+    sortable_by = ("created",)
+    ordering = ("-created_at",)
+    date_hierarchy = "created_at"
+    search_fields = ("id", "idempotency_key", "kind", "payload")
+    search_help_text = (
+        "A job id, an idempotency key, a kind, key=value of the payload, or any payload text."
+    )
+    list_filter = [
+        "status",
+        QueueFilter,
+        KindFilter,
+        TenantFilter,
+        "priority",
+        ("created_at", admin.DateFieldListFilter),
+        ("finished_at", admin.DateFieldListFilter),
+        *([ScheduleFilter] if HAS_SCHEDULE else []),
+    ]
+    inlines = [JobLogInline]
+    actions = ["cancel", "retry", "retry_now", "discard"]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "job_id",
+                    "tenant",
+                    "kind",
+                    ("queue", "priority"),
+                    "state",
+                    "progress_column",
+                    "attempts",
+                    "timeout",
+                    "idempotency_key",
+                    "created_by",
+                    "worker_name",
+                )
+            },
+        ),
+        (
+            "Times",
+            {
+                "fields": (
+                    ("created_at", "scheduled_at"),
+                    ("enqueued_at", "started_at", "finished_at"),
+                    "cancel_requested_at",
+                    ("duration", "wait"),
+                )
+            },
+        ),
+        ("Payload and result", {"fields": ("payload_json", "result_json")}),
+        ("Errors", {"fields": ("last_error", "attempt_errors")}),
+        ("Related jobs", {"fields": ("related",)}),
+    )
+    readonly_fields = tuple(flatten_fieldsets(fieldsets))
+
+    class Media:
+        css = {"all": ["jobs/admin.css"]}
+
+    # --- Permissions: read-only rows, actions by role --------------------------------------
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """Cancel, retry, retry now: agents and above (PRODUCT.md §2)."""
+        return request.user.is_superuser or bool(self.editable_tenant_ids(request))
+
+    def has_discard_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or bool(self._tenants_with(request, self.discard_role))
+
+    def _tenants_with(self, request: HttpRequest, role: str) -> list[int]:
+        return [
+            pk for pk, has in tenant_roles(request).items() if Role.rank(has) >= Role.rank(role)
+        ]
+
+    def _actionable(
+        self, request: HttpRequest, queryset: QuerySet[Job], role: str
+    ) -> QuerySet[Job]:
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(tenant__in=self._tenants_with(request, role))
+
+    def get_model_perms(self, request: HttpRequest) -> dict[str, bool]:
+        return {**super().get_model_perms(request), "dashboard": may_see_dashboard(request)}
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        extra = {"dashboard_link": may_see_dashboard(request), **(extra_context or {})}
+        return super().changelist_view(request, extra)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return JobChangeList
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        return super().get_queryset(request).select_related("tenant")
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        try:
+            pk = UUID(object_id)
+        except ValueError:
+            return None
+        related = ["batch", "created_by", *(["schedule"] if HAS_SCHEDULE else [])]
+        jobs = self.get_queryset(request).select_related(*related)
+        return jobs.filter(pk=pk).first()
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        related = {
+            "parent__id__exact",
+            "batch__id__exact",
+            "depends_on__id__exact",
+            "dependents__id__exact",
+        }
+        return lookup in related or super().lookup_allowed(lookup, value, request)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Job], search_term: str
+    ) -> tuple[QuerySet[Job], bool]:
+        term = search_term.strip()
+        return (queryset.filter(search_condition(term)) if term else queryset), False
+
+    # --- Columns ---------------------------------------------------------------------------
+
+    @admin.display(description="job")
+    def short_id(self, job: Job) -> str:
+        return str(job.pk)[:8]
+
+    @admin.display(description="id")
+    def job_id(self, job: Job) -> str:
+        return str(job.pk)
+
+    @admin.display(description="queue")
+    def queue_column(self, job: Job) -> SafeString:
+        return format_html('<span class="cv-stack">{}<br>{}</span>', job.queue, job.priority)
+
+    @admin.display(description="status")
+    def status_column(self, job: Job) -> SafeString:
+        return status_badge(job.status)
+
+    @admin.display(description="progress")
+    def progress_column(self, job: Job) -> SafeString:
+        return format_html(
+            '<span class="cv-progress"><progress max="100" value="{}">{} %</progress>'
+            '<span class="cv-progress-text">{} %</span> <span class="quiet">{}</span></span>',
+            job.progress,
+            job.progress,
+            job.progress,
+            job.progress_message,
+        )
+
+    @admin.display(description="attempt")
+    def attempts(self, job: Job) -> str:
+        return f"{job.attempt}/{job.max_attempts}"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, job: Job) -> SafeString | str:
+        return short_time(job.created_at)
+
+    @admin.display(description="enq · start · end")
+    def times(self, job: Job) -> SafeString:
+        return format_html(
+            '<span class="cv-stack">{}<br>{}<br>{}</span>',
+            short_time(job.enqueued_at),
+            short_time(job.started_at),
+            short_time(job.finished_at),
+        )
+
+    @admin.display(description="run · wait")
+    def run_and_wait(self, job: Job) -> SafeString:
+        return format_html(
+            '<span class="cv-stack">{}<br>{}</span>',
+            self.duration(job) or "–",
+            self.wait(job) or "–",
+        )
+
+    @admin.display(description="duration")
+    def duration(self, job: Job) -> str:
+        return human_duration(_between(job.started_at, job.finished_at))
+
+    @admin.display(description="wait")
+    def wait(self, job: Job) -> str:
+        if job.status in Job.FINISHED and job.started_at is None:
+            return ""
+        return human_duration(_between(job.enqueued_at, job.started_at))
+
+    # --- Detail ----------------------------------------------------------------------------
+
+    @admin.display(description="state")
+    def state(self, job: Job) -> SafeString:
+        try:
+            live = queueing.rq_state(job)
+        except RedisError as error:
+            return format_html("{} · Redis unreachable: {}", status_badge(job.status), error)
+        if live is None:
+            rq = mark_safe('<span class="quiet">Redis holds no record of it</span>')
+        else:
+            rq = format_html(
+                "{} in <code>{}</code>{}",
+                status_badge(str(getattr(live["status"], "value", live["status"]))),
+                live["origin"],
+                format_html(" on {}", live["worker_name"]) if live["worker_name"] else "",
+            )
+        return format_html("database: {} &nbsp; RQ (live): {}", status_badge(job.status), rq)
+
+    @admin.display(description="payload")
+    def payload_json(self, job: Job) -> SafeString:
+        return pretty_json(job.payload)
+
+    @admin.display(description="result")
+    def result_json(self, job: Job) -> SafeString:
+        return pretty_json(job.result)
+
+    @admin.display(description="last error")
+    def last_error(self, job: Job) -> SafeString | str:
+        if not job.error_type:
+            return "–"
+        return format_html("<strong>{}</strong>: {}", job.error_type, job.error_message)
+
+    @admin.display(description="each attempt")
+    def attempt_errors(self, job: Job) -> SafeString | str:
+        logs = JobLog.objects.filter(job=job, data__has_key="traceback").order_by("created_at")
+        rows = [
+            (
+                log.data.get("attempt", "?"),
+                short_time(log.created_at),
+                log.event,
+                log.message,
+                log.data["traceback"],
+            )
+            for log in logs
+        ]
+        if not rows:
+            return "–"
+        return format_html(
+            '<table class="cv-errors"><tr><th>attempt</th><th>when</th><th>event</th>'
+            "<th>error</th></tr>{}</table>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}<details><summary>traceback"
+                '</summary><pre class="cv-traceback">{}</pre></details></td></tr>',
+                rows,
+            ),
+        )
+
+    @admin.display(description="links")
+    def related(self, job: Job) -> SafeString | str:
+        parts = [
+            format_html("parent: {}", job_link(job.parent_id)) if job.parent_id else "",
+            _some("children", job.children.all(), parent__id__exact=job.pk),
+            _some("depends on", job.depends_on.all(), dependents__id__exact=job.pk),
+            _some("dependents", job.dependents.all(), depends_on__id__exact=job.pk),
+            jobs_link(f"batch {job.batch}", batch__id__exact=job.batch_id) if job.batch_id else "",
+            _schedule_link(job),
+        ]
+        shown = [part for part in parts if part]
+        return format_html_join("", "<div>{}</div>", ((part,) for part in shown)) or "–"
+
+    # --- Actions ---------------------------------------------------------------------------
+
+    @admin.action(description="Cancel", permissions=["operate"], location=EVERYWHERE)
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
+        return self._act(request, queryset, "cancel", Job.CANCELABLE, cancel_one)
+
+    @admin.action(description="Retry", permissions=["operate"], location=EVERYWHERE)
+    def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
+        return self._act(request, queryset, "retry", Job.RETRYABLE, retry_one)
+
+    @admin.action(
+        description="Retry now (skip the wait)", permissions=["operate"], location=EVERYWHERE
+    )
+    def retry_now(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
+        waiting = (Job.Status.RETRYING, Job.Status.SCHEDULED)
+        return self._act(request, queryset, "run now", waiting, retry_now_one)
+
+    @admin.action(
+        description="Discard dead letters (delete failed jobs)",
+        permissions=["discard"],
+        location=EVERYWHERE,
+    )
+    def discard(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
+        jobs = self._actionable(request, queryset, self.discard_role)
+        page = self._confirm(request, queryset, jobs, "discard", (Job.Status.FAILED,))
+        if page is not None:
+            return page
+        total, actionable = queryset.count(), jobs.count()
+        discarded = self._discard(request, jobs.filter(status=Job.Status.FAILED))
+        tally = Counter({"discarded": discarded, "not failed": actionable - discarded})
+        self._report(request, tally, outside=total - actionable)
+        return None
+
+    def _discard(self, request: HttpRequest, failed: QuerySet[Job]) -> int:
+        """Delete failed rows with their logs, in chunks, each logged before it goes."""
+        discarded = 0
+        while chunk := list(failed.values_list("pk", flat=True)[:500]):
+            with transaction.atomic():
+                rows = Job.objects.filter(pk__in=chunk, status=Job.Status.FAILED)
+                self.log_deletions(request, rows)
+                discarded += rows.delete()[1].get("jobs.Job", 0)
+        return discarded
+
+    def _act(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Job],
+        verb: str,
+        eligible: tuple[str, ...],
+        outcome: Outcome,
+    ) -> TemplateResponse | None:
+        jobs = self._actionable(request, queryset, self.edit_role)
+        page = self._confirm(request, queryset, jobs, verb, eligible)
+        if page is not None:
+            return page
+        total = queryset.count()
+        tally: Counter[str] = Counter()
+        for job in jobs.iterator(chunk_size=500):
+            result = outcome(job, request.user)
+            tally[result] += 1
+            if result in CHANGED:
+                self.log_change(request, job, f"{result.capitalize()} from the admin.")
+        self._report(request, tally, outside=total - sum(tally.values()))
+        return None
+
+    def _confirm(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Job],
+        jobs: QuerySet[Job],
+        verb: str,
+        eligible: tuple[str, ...],
+    ) -> TemplateResponse | None:
+        """The page that asks first, with how many jobs it touches; None once confirmed."""
+        if request.POST.get("confirm") == "yes":
+            return None
+        targets = jobs.filter(status__in=eligible)
+        total, actionable, count = queryset.count(), jobs.count(), targets.count()
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{verb.capitalize()} jobs?",
+            "verb": verb,
+            "done": DONE[verb],
+            "total": total,
+            "eligible": count,
+            "skipped": total - count,
+            "more": count - 20,
+            "outside": total - actionable,
+            "sample": targets.select_related("tenant")[:20],
+            "across": request.POST.get("select_across") == "1",
+            "replay": [
+                (key, value)
+                for key in request.POST
+                if key not in ("csrfmiddlewaretoken", "confirm")
+                for value in request.POST.getlist(key)
+            ],
+        }
+        return TemplateResponse(request, "admin/jobs/job/action_confirmation.html", context)
+
+    def _report(self, request: HttpRequest, tally: Counter[str], *, outside: int) -> None:
+        if outside > 0:
+            tally["outside the tenants where your role allows it"] = outside
+        ordered = sorted(tally.items(), key=lambda item: item[0] not in CHANGED)
+        parts = [f"{count:,} {what}" for what, count in ordered if count]
+        changed = any(tally[what] for what in CHANGED)
+        self.message_user(
+            request,
+            (", ".join(parts) or "Nothing to do") + ".",
+            messages.SUCCESS if changed else messages.WARNING,
+        )
+
+
+def search_condition(term: str) -> Q:
+    """A job id matches exactly; `key=value` matches the payload; other text several fields."""
+    try:
+        return Q(pk=UUID(term))
+    except ValueError:
+        pass
+    key, equals, value = term.partition("=")
+    if equals and key.strip():
+        key, value = key.strip(), value.strip()
+        return Q(payload__contains={key: value}) | Q(payload__contains={key: _json(value)})
+    return Q(idempotency_key=term) | Q(kind__startswith=term) | Q(payload__icontains=term)
+
+
+def _json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _some(label: str, jobs: QuerySet[Job], **params: Any) -> SafeString | str:
+    shown = list(jobs.order_by("created_at").values_list("pk", flat=True)[:10])
+    if not shown:
+        return ""
+    more = jobs_link("all…", **params) if len(shown) == 10 else ""
+    links = format_html_join(", ", "{}", ((job_link(pk),) for pk in shown))
+    return format_html("{}: {} {}", label, links, more)
+
+
+def _schedule_link(job: Job) -> SafeString | str:
+    schedule_id = getattr(job, "schedule_id", None)
+    if not schedule_id:
+        return ""
+    try:
+        url = reverse("admin:jobs_schedule_change", args=[schedule_id])
+    except Exception:
+        return format_html("schedule: {}", schedule_id)
+    return format_html('schedule: <a href="{}">{}</a>', url, job.schedule)
+
+
+@admin.register(JobLog)
+class JobLogAdmin(TenantScopedAdminMixin):
+    """Every job's log lines, newest first; read-only."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_display = ("created_at", "job_column", "tenant", "level_column", "event", "message")
+    list_filter = ["event", "level", TenantFilter]
+    list_select_related = ("tenant",)
+    search_fields = ("job__id",)
+    search_help_text = "A job id."
+    ordering = ("-id",)  # the primary key follows time and is indexed
+
+    class Media:
+        css = {"all": ["jobs/admin.css"]}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[JobLog], search_term: str
+    ) -> tuple[QuerySet[JobLog], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(job_id=UUID(term)), False
+        except ValueError:
+            return queryset.none(), False
+
+    @admin.display(description="job")
+    def job_column(self, log: JobLog) -> SafeString:
+        return job_link(log.job_id)
+
+    @admin.display(description="level")
+    def level_column(self, log: JobLog) -> SafeString:
+        return status_badge(log.level)
