@@ -3,6 +3,7 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 
@@ -118,6 +119,17 @@ class Job(models.Model):
                 fields=["tenant", "priority", "-created_at"], name="job_tenant_priority_idx"
             ),
             models.Index(fields=["-created_at"], name="job_created_idx"),
+            # Operators filter across tenants: one index per filter, newest first.
+            models.Index(fields=["status", "-created_at"], name="job_status_created_idx"),
+            models.Index(fields=["queue", "-created_at"], name="job_queue_created_idx"),
+            models.Index(fields=["kind", "-created_at"], name="job_kind_created_idx"),
+            models.Index(fields=["priority", "-created_at"], name="job_priority_created_idx"),
+            models.Index(
+                fields=["idempotency_key"],
+                name="job_idempotency_key_idx",
+                condition=~Q(idempotency_key=""),
+            ),
+            GinIndex(fields=["payload"], opclasses=["jsonb_path_ops"], name="job_payload_idx"),
             models.Index(fields=["status", "queue", "created_at"], name="job_status_queue_idx"),
             models.Index(fields=["batch", "status"], name="job_batch_idx"),
             models.Index(
@@ -192,6 +204,7 @@ class JobLog(models.Model):
             models.Index(fields=["job", "created_at"], name="joblog_job_idx"),
             models.Index(fields=["tenant", "-created_at"], name="joblog_tenant_idx"),
             models.Index(fields=["tenant", "event", "-created_at"], name="joblog_tenant_event_idx"),
+            models.Index(fields=["event", "-id"], name="joblog_event_idx"),
         ]
 
     def __str__(self) -> str:

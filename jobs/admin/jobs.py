@@ -41,7 +41,6 @@ else:
     _Inline = admin.TabularInline
 
 EVERYWHERE = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
-HAS_SCHEDULE = any(field.name == "schedule" for field in Job._meta.get_fields())
 
 
 # --- Counting without scanning ----------------------------------------------------------------
@@ -373,7 +372,7 @@ class JobAdmin(TenantScopedAdminMixin):
         "priority",
         ("created_at", admin.DateFieldListFilter),
         ("finished_at", admin.DateFieldListFilter),
-        *([ScheduleFilter] if HAS_SCHEDULE else []),
+        ScheduleFilter,
     ]
     inlines = [JobLogInline]
     actions = ["cancel", "retry", "retry_now", "discard"]
@@ -466,7 +465,7 @@ class JobAdmin(TenantScopedAdminMixin):
             pk = UUID(object_id)
         except ValueError:
             return None
-        related = ["batch", "created_by", *(["schedule"] if HAS_SCHEDULE else [])]
+        related = ["batch", "created_by", "schedule"]
         jobs = self.get_queryset(request).select_related(*related)
         return jobs.filter(pk=pk).first()
 
