@@ -6,7 +6,7 @@ field (`{"payload": {"seconds": ["This field is required."]}}`).
 
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from redis.exceptions import RedisError
 from rest_framework import exceptions, status
@@ -54,4 +54,6 @@ def _as_api_exception(exc: Exception) -> Exception:
         return Conflict(str(exc))
     if isinstance(exc, RedisError):
         return RedisUnavailable()
+    if isinstance(exc, SuspiciousOperation):  # e.g. too many form fields: the client's fault
+        return exceptions.ParseError(str(exc))
     return exc

@@ -1,4 +1,8 @@
-"""The kind registry: `@job_kind` turns a function into a named, configured job type."""
+"""The kind registry: `@job_kind` turns a function into a named, configured job type.
+
+Django tasks become kinds at run time (`register_kind`, from `jobs.tasks_backend`): when
+enqueued in this process, or when a task backend's allow-list lets `get_kind` resolve them.
+"""
 
 import json
 from collections.abc import Callable
@@ -8,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
+from django.tasks import task_backends
 from rest_framework import serializers
 
 from jobs.errors import UnknownKind
@@ -101,7 +106,7 @@ def job_kind(
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         existing = _KINDS.get(name)
-        if existing and existing.func.__qualname__ != func.__qualname__:
+        if existing and getattr(existing.func, "__qualname__", None) != func.__qualname__:
             raise ImproperlyConfigured(f"Two job kinds are named {name!r}.")
         _KINDS[name] = JobKind(
             name=name,
@@ -121,11 +126,34 @@ def job_kind(
     return register
 
 
+def register_kind(kind: JobKind) -> JobKind:
+    """Register a kind made at run time (a Django task); the same function again replaces it."""
+    existing = _KINDS.get(kind.name)
+    if existing is not None and existing.func != kind.func:
+        raise ImproperlyConfigured(f"Two job kinds are named {kind.name!r}.")
+    _KINDS[kind.name] = kind
+    return kind
+
+
 def get_kind(name: str) -> JobKind:
-    try:
-        return _KINDS[name]
-    except KeyError:
-        raise UnknownKind(f"No job kind is registered as {name!r}.") from None
+    kind = _KINDS.get(name)
+    if kind is not None:
+        return kind
+    resolvers = _task_resolvers()
+    for resolve in resolvers:
+        if (kind := resolve(name)) is not None:
+            return kind
+    hint = " (nor is it a Django task on an OPTIONS['TASKS'] allow-list)" if resolvers else ""
+    raise UnknownKind(f"No job kind is registered as {name!r}{hint}.")
+
+
+def _task_resolvers() -> list[Callable[[str], JobKind | None]]:
+    """`resolve_kind` of each django.tasks backend that has one (jobs.tasks_backend's).
+
+    Each decides which task paths it may import; nothing here imports a name it is given.
+    """
+    found = (getattr(backend, "resolve_kind", None) for backend in task_backends.all())
+    return [resolve for resolve in found if resolve is not None]
 
 
 def all_kinds() -> list[JobKind]:
