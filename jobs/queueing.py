@@ -169,20 +169,28 @@ def withdraw(job: Job) -> None:
         logger.warning("could not withdraw job=%s tenant=%s: %s", job.pk, job.tenant_id, error)
 
 
+def _attempt_mark(job: Job) -> str:
+    # The flag names the attempt it stops, so a flag left over never stops a later attempt.
+    return job.started_at.isoformat() if job.started_at else "any"
+
+
 def request_stop(job: Job) -> None:
-    """Raise the job's cancel flag and tell a forked work horse running it to stop."""
+    """Raise the running attempt's cancel flag and tell a forked work horse running it to stop."""
     redis = connection()
-    redis.set(CANCEL_KEY.format(job.rq_id), "1", ex=CANCEL_FLAG_TTL)
+    redis.set(CANCEL_KEY.format(job.rq_id), _attempt_mark(job), ex=CANCEL_FLAG_TTL)
     with contextlib.suppress(NoSuchJobError, InvalidJobOperation, RedisError):
         send_stop_job_command(redis, job.rq_id)
 
 
-def is_cancel_requested(job_id: str) -> bool:
-    return bool(connection().exists(CANCEL_KEY.format(job_id)))
+def is_cancel_requested(job: Job) -> bool:
+    """Whether a cancel was asked for the attempt of `job` that is running now."""
+    flag = connection().get(CANCEL_KEY.format(job.rq_id))
+    return flag is not None and as_text(flag) in (_attempt_mark(job), "any")
 
 
-def clear_cancel_flag(job_id: str) -> None:
-    connection().delete(CANCEL_KEY.format(job_id))
+def clear_cancel_flag(job: Job) -> None:
+    with contextlib.suppress(RedisError):  # the flag expires anyway and names its attempt
+        connection().delete(CANCEL_KEY.format(job.rq_id))
 
 
 def pause(queue: str) -> None:

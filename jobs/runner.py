@@ -71,7 +71,7 @@ class JobContext:
         if now - self._checked_at < STOP_CHECK_INTERVAL:
             return
         self._checked_at = now
-        if queueing.is_cancel_requested(self.job.rq_id):
+        if queueing.is_cancel_requested(self.job):
             raise JobCanceled(self.job.progress_message or f"{self.job.progress}% done")
 
     def log(self, message: str, *, level: str = JobLog.Level.INFO, **data: Any) -> None:
@@ -217,7 +217,7 @@ def _run(job: Job, kind: JobKind) -> Any:
     except PermanentError as error:
         _fail(job, error, permanent=True)
     except Exception as error:
-        if queueing.is_cancel_requested(job.rq_id):
+        if queueing.is_cancel_requested(job):
             _cancel(job, f"stopped by an error after the cancel request: {error}")
         elif job.attempt < job.max_attempts:
             return _retry(job, error, delay=backoff(kind, job.attempt, error))
@@ -280,7 +280,7 @@ def _cancel(job: Job, how_far: str) -> None:
             return
         services.add_log(job, JobLog.Event.CANCELED, f"Canceled while running; {how_far}.")
         services.settle_followers(job)
-    queueing.clear_cancel_flag(job.rq_id)
+    queueing.clear_cancel_flag(job)
     logger.info("job=%s tenant=%s canceled: %s", job.pk, job.tenant_id, how_far)
 
 
@@ -332,7 +332,7 @@ def settle_interrupted(
     job = Job.objects.select_related("tenant").filter(pk=job_id, status=Job.Status.STARTED).first()
     if job is None:
         return None
-    if job.cancel_requested_at or queueing.is_cancel_requested(job.rq_id):
+    if job.cancel_requested_at or queueing.is_cancel_requested(job):
         _cancel(job, f"stopped: {reason}")
         return job.status
     error = RetryableError(reason)

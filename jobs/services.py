@@ -338,7 +338,8 @@ def cancel_job(job: Job, *, by: User = None) -> Job:
             job.cancel_requested_at = timezone.now()
             job.save(update_fields=["cancel_requested_at"])
             add_log(job, JobLog.Event.CANCEL_REQUESTED, "Cancel requested while running.", by=by)
-            transaction.on_commit(lambda: queueing.request_stop(job))
+        # Asking again sends the stop again, in case Redis missed it the first time.
+        transaction.on_commit(lambda: queueing.request_stop(job))
         return job
     _cancel_waiting(job, "Canceled before it ran.", by=by)
     job.refresh_from_db()
@@ -374,7 +375,6 @@ def retry_job(job: Job, *, by: User = None) -> Job:
             f"Another active job holds idempotency key {job.idempotency_key!r}."
         ) from None
     add_log(job, JobLog.Event.REQUEUED, "Retried by hand with fresh attempts.", by=by)
-    transaction.on_commit(lambda: queueing.clear_cancel_flag(job.rq_id))
     queueing.push_on_commit(job)
     return job
 

@@ -414,7 +414,7 @@ def _send_failed_attempt(result: AnyResult, job: Job, error: Exception) -> None:
     final = (
         isinstance(error, PermanentError | JobCanceled)
         or job.attempt >= job.max_attempts
-        or queueing.is_cancel_requested(job.rq_id)
+        or queueing.is_cancel_requested(job)
     )
     _end(result, TaskResultStatus.FAILED if final else TaskResultStatus.READY)
     task_finished.send(ConveyorBackend, task_result=result)

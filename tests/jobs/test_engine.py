@@ -335,3 +335,25 @@ def test_rq_sees_our_queues_and_jobs(tenant):
     assert (rq_job.description or "").startswith("jobs.noop")
     assert rq_job.get_status() == "queued"
     assert "default" in info.stdout
+
+
+def test_a_job_canceled_while_running_and_then_retried_is_not_stopped_by_the_old_flag(
+    tenant, worker_process, work_until
+):
+    job = services.enqueue_job(
+        tenant=tenant, kind="jobs.sleep", payload={"seconds": 20, "steps": 40}
+    )
+    process = worker_process("default")
+    wait_for(lambda: status_of(job) == Job.Status.STARTED)
+    services.cancel_job(job)
+    wait_for(lambda: status_of(job) == Job.Status.CANCELED, timeout=10)
+    process.terminate()
+    process.wait(timeout=15)
+    queueing.request_stop(Job.objects.get(pk=job.pk))  # a flag left over, as if Redis kept it
+    Job.objects.filter(pk=job.pk).update(payload={"seconds": 0.4, "steps": 4})
+
+    services.retry_job(job)
+    work_until(lambda: status_of(job) in Job.FINISHED)
+
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.progress) == (Job.Status.SUCCEEDED, 1, 100)
