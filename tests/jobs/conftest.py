@@ -1,6 +1,8 @@
 """Job engine fixtures: committed transactions, in-process and separate-process RQ workers."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -105,7 +107,8 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
             "CONVEYOR_HEARTBEAT_SECONDS": str(heartbeat),
             "CONVEYOR_HEARTBEAT_GRACE": str(heartbeat_grace),
         }
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=env)
+        # Its own session: RQ's scheduler runs in a child process that must go with it.
+        process = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
         started.append(process)
         return process
 
@@ -118,6 +121,14 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def kill_machine(process: subprocess.Popen) -> None:
+    """What losing the machine does to a worker: its whole process group dies at once."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float = 20, every: float = 0.05) -> None:

@@ -1,7 +1,6 @@
 """Nothing lost: the reconciler, dead workers, clean-up, health command, metrics, job logs."""
 
 import logging
-import signal
 from datetime import timedelta
 
 import pytest
@@ -15,7 +14,7 @@ from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog
 from jobs.reconciler import reconcile
 from tests.factories import TenantFactory
-from tests.jobs.conftest import status_of, wait_for
+from tests.jobs.conftest import kill_machine, status_of, wait_for
 
 
 def test_jobs_redis_lost_are_handed_over_again_and_run(tenant, run_worker):
@@ -62,8 +61,7 @@ def test_a_job_whose_worker_was_killed_is_rescued_and_retried(tenant, worker_pro
     process = worker_process("default", heartbeat=1, heartbeat_grace=2)
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
 
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_machine(process)
     wait_for(lambda: reconcile(settle_seconds=0).rescued.get("retrying") == 1, every=0.5)
 
     job.refresh_from_db()
@@ -79,8 +77,7 @@ def test_a_rescued_job_without_attempts_left_fails_visibly(tenant, worker_proces
     process = worker_process("default", heartbeat=1, heartbeat_grace=2)
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
 
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_machine(process)
     wait_for(lambda: bool(reconcile(settle_seconds=0).rescued), every=0.5)
 
     job.refresh_from_db()
