@@ -254,15 +254,16 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 # --- Logging ----------------------------------------------------------------------------------
 
-# Every record gets job_id and tenant (jobs.log_context); LOG_FORMAT=json for log shippers.
+# Every record gets job_id, kind, tenant and attempt (jobs.log_context); LOG_FORMAT=json for
+# log shippers.
 install_record_factory()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s job=%(job_id)s tenant=%(tenant)s "
-            "%(message)s"
+            "format": "%(asctime)s %(levelname)s %(name)s job=%(job_id)s kind=%(kind)s "
+            "tenant=%(tenant)s attempt=%(attempt)s %(message)s"
         },
         "json": {"()": "jobs.log_context.JsonFormatter"},
     },

@@ -1,4 +1,4 @@
-"""Every log line written while a job runs carries its id and tenant."""
+"""Every log line written while a job runs carries its id, kind, tenant and attempt."""
 
 import json
 import logging
@@ -7,28 +7,38 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-_current: ContextVar[tuple[str, str] | None] = ContextVar("conveyor_job", default=None)
+FIELDS = ("job_id", "kind", "tenant", "attempt")
+_OUTSIDE = dict.fromkeys(FIELDS, "-")
+_current: ContextVar[dict[str, str] | None] = ContextVar("conveyor_job", default=None)
 
 
 @contextmanager
-def job_logging(job_id: str, tenant: str) -> Iterator[None]:
-    """Tag the log lines written inside the block with the job and tenant."""
-    token = _current.set((job_id, tenant))
+def job_logging(job_id: str, tenant: str, kind: str = "-") -> Iterator[None]:
+    """Tag the log lines written inside the block with the job, its kind and tenant."""
+    token = _current.set({"job_id": job_id, "kind": kind, "tenant": tenant, "attempt": "-"})
     try:
         yield
     finally:
         _current.reset(token)
 
 
+def set_job_attempt(attempt: int) -> None:
+    """Tag the rest of the block's lines with the attempt, known once the row is claimed."""
+    tags = _current.get()
+    if tags is not None:
+        _current.set({**tags, "attempt": str(attempt)})
+
+
 def install_record_factory() -> None:
-    """Give every log record `job_id` and `tenant` attributes ("-" outside a job)."""
+    """Give every log record `job_id`, `kind`, `tenant` and `attempt` ("-" outside a job)."""
     make_record = logging.getLogRecordFactory()
     if getattr(make_record, "conveyor", False):
         return
 
     def record_with_job(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
-        record.job_id, record.tenant = _current.get() or ("-", "-")
+        for name, value in (_current.get() or _OUTSIDE).items():
+            setattr(record, name, value)
         return record
 
     record_with_job.conveyor = True  # type: ignore[attr-defined]
@@ -43,8 +53,7 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record),
             "level": record.levelname,
             "logger": record.name,
-            "job_id": getattr(record, "job_id", "-"),
-            "tenant": getattr(record, "tenant", "-"),
+            **{name: getattr(record, name, "-") for name in FIELDS},
             "message": record.getMessage(),
         }
         if record.exc_info:

@@ -352,3 +352,28 @@ def waiting_by_priority(queue: str) -> dict[str, int]:
 def ping() -> None:
     """Raise RedisError when Redis does not answer."""
     connection().ping()
+
+
+def release_overdue(*, grace: float) -> int:
+    """Move scheduled RQ jobs overdue by `grace` seconds to their queues; returns how many.
+
+    RQ's scheduler does this every second, but its lock outlives a killed worker for a minute
+    and other workers take it over only at their next maintenance. A job moved twice is
+    delivered twice, which the runner's claim makes harmless.
+    """
+    redis = connection()
+    moved = 0
+    due = int(time.time() - grace)
+    for queue in settings.CONVEYOR_QUEUES:
+        for name in rq_queue_names(queue):
+            rq_queue = get_rq_queue(name)
+            registry = rq_queue.scheduled_job_registry
+            job_ids = registry.get_jobs_to_schedule(timestamp=due)
+            with redis.pipeline() as pipe:
+                for rq_job in RQJob.fetch_many(job_ids, connection=redis):
+                    if rq_job is not None:
+                        rq_queue.enqueue_job(rq_job, pipeline=pipe)
+                        registry.remove(rq_job, pipeline=pipe)
+                        moved += 1
+                pipe.execute()
+    return moved

@@ -1,7 +1,8 @@
 """Reconcile the two records of a job: PostgreSQL is the truth, Redis is brought back in line.
 
 One pass hands `pending` rows to Redis, re-pushes waiting rows whose RQ job Redis lost,
-settles `started` rows whose worker is gone, and releases deferred rows whose parents ended.
+settles `started` rows whose worker is gone, releases deferred rows whose parents ended, and
+moves overdue delayed jobs and retries to their queues when no RQ scheduler did.
 Each step takes a bounded number of rows and skips rows another reconciler holds.
 """
 
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # A row younger than this may still be on its way to Redis through on_commit.
 SETTLE_SECONDS = 10
+# Delayed jobs and retries later than this are moved to their queues even without RQ's scheduler.
+OVERDUE_SECONDS = 30
 CURSOR_KEY = "conveyor:reconcile:repush-cursor"
 
 
@@ -29,13 +32,21 @@ class Reconciled:
     repushed: int = 0
     rescued: dict[str, int] = field(default_factory=dict)
     released: int = 0
+    overdue: int = 0
 
     @property
     def total(self) -> int:
-        return self.pushed + self.repushed + sum(self.rescued.values()) + self.released
+        return (
+            self.pushed + self.repushed + sum(self.rescued.values()) + self.released + self.overdue
+        )
 
 
-def reconcile(*, limit: int = 1000, settle_seconds: int = SETTLE_SECONDS) -> Reconciled:
+def reconcile(
+    *,
+    limit: int = 1000,
+    settle_seconds: int = SETTLE_SECONDS,
+    overdue_seconds: int = OVERDUE_SECONDS,
+) -> Reconciled:
     """One bounded pass over rows whose Redis side may be missing or stale."""
     cutoff = timezone.now() - timedelta(seconds=settle_seconds)
     outcome = Reconciled()
@@ -43,6 +54,7 @@ def reconcile(*, limit: int = 1000, settle_seconds: int = SETTLE_SECONDS) -> Rec
     outcome.repushed = repush_lost(cutoff=cutoff, limit=limit)
     outcome.rescued = rescue_orphans(limit=limit)
     outcome.released = release_deferred(cutoff=cutoff, limit=limit)
+    outcome.overdue = queueing.release_overdue(grace=overdue_seconds)
     return outcome
 
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from jobs import limits, queueing, services
 from jobs.errors import JobCanceled, PermanentError, RetryableError, UnknownKind
-from jobs.log_context import job_logging
+from jobs.log_context import job_logging, set_job_attempt
 from jobs.models import Job, JobLog
 from jobs.registry import JobKind, get_kind
 from tenants.models import Tenant
@@ -42,9 +42,7 @@ class JobContext:
         self.job = job
         self.tenant = job.tenant
         self.attempt = job.attempt
-        self.logger = logging.LoggerAdapter(
-            logger, {"job_id": str(job.pk), "tenant": job.tenant_id}
-        )
+        self.logger = logger  # its lines carry the job, kind, tenant and attempt already
         self._logged_percent = job.progress
         self._logged_at = time.monotonic()
         self._checked_at = 0.0
@@ -92,7 +90,7 @@ def execute(job_id: str, kind_name: str | None = None, tenant_id: int | None = N
             return None
         kind_name, tenant_id = found
     tenant = cached_tenant(tenant_id)
-    with job_logging(job_id, tenant.slug):
+    with job_logging(job_id, tenant.slug, kind_name):
         try:
             kind = get_kind(kind_name)
         except UnknownKind as error:
@@ -203,6 +201,7 @@ def claim(job_id: str, tenant: Tenant) -> Job | None:
     job = next(iter(Job.objects.raw(_CLAIM_SQL, params)), None)
     if job is None:
         return None
+    set_job_attempt(job.attempt)
     job.tenant = tenant
     logger.info("job=%s kind=%s started attempt %s", job.pk, job.kind, job.attempt)
     return job

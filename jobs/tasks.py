@@ -60,6 +60,7 @@ def reconcile_jobs(ctx: JobContext) -> dict[str, Any]:
         "repushed": outcome.repushed,
         "rescued": outcome.rescued,
         "released": outcome.released,
+        "overdue": outcome.overdue,
     }
 
 

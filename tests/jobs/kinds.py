@@ -1,10 +1,16 @@
 """Kinds used only by the tests; worker processes load them through CONVEYOR_PRELOAD."""
 
+import logging
+import os
 import time
 from typing import Any
 
+from jobs.errors import RetryableError
 from jobs.registry import job_kind
 from jobs.runner import JobContext
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
 
 
 def _span(seconds: float) -> dict[str, Any]:
@@ -34,3 +40,23 @@ def email_noop(ctx: JobContext, **payload: Any) -> None:
 def collect(ctx: JobContext, **payload: Any) -> dict[str, Any]:
     """A batch callback: hands back what it was given."""
     return payload
+
+
+@job_kind("tests.log_and_retry", queue="default", max_attempts=2)
+def log_and_retry(ctx: JobContext) -> None:
+    """Write a log line, then fail the first attempt so a second one runs at once."""
+    logger.info("working on it")
+    if ctx.attempt == 1:
+        raise RetryableError("once more", delay=0)
+
+
+@job_kind("tests.record_then_sleep", queue="default", max_attempts=3)
+def record_then_sleep(ctx: JobContext, *, seconds: float = 0) -> None:
+    """Insert a row keyed by the job id (once, however often it runs), then sleep on attempt 1.
+
+    The row is a tenant whose slug is the job id; its name is the pid of the process that ran
+    the job, so a test can kill a forking worker's work horse.
+    """
+    Tenant.objects.get_or_create(slug=f"effect-{ctx.job.pk}", defaults={"name": str(os.getpid())})
+    if ctx.attempt == 1:
+        time.sleep(seconds)

@@ -1,6 +1,7 @@
 """Nothing lost: the reconciler, dead workers, clean-up, health command, metrics, job logs."""
 
 import logging
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from jobs.cleanup import clean_up_jobs
 from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog
 from jobs.reconciler import reconcile
+from jobs.worker import FastWorker
 from tests.factories import TenantFactory
 from tests.jobs.conftest import kill_machine, status_of, wait_for
 
@@ -199,3 +201,17 @@ def test_recording_an_outcome_is_retried_while_the_database_is_unreachable(monke
 
     assert record() == "recorded"
     assert len(calls) == 3
+
+
+def test_overdue_delayed_jobs_reach_their_queue_even_when_no_rq_scheduler_runs(tenant, run_worker):
+    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=1)
+    wait_for(lambda: queueing.rq_state(job)["status"] == "scheduled")  # type: ignore[index]
+    time.sleep(2.5)  # RQ rounds the due time up to the next whole second
+
+    early = reconcile(settle_seconds=0, overdue_seconds=60)
+    overdue = reconcile(settle_seconds=0, overdue_seconds=0)
+    worker = FastWorker(["default"], connection=queueing.connection())
+    worker.work(burst=True)
+
+    assert (early.overdue, overdue.overdue) == (0, 1)
+    assert status_of(job) == Job.Status.SUCCEEDED

@@ -20,7 +20,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"pushed {outcome.pushed} pending, re-pushed {outcome.repushed} lost, "
                 f"rescued {sum(outcome.rescued.values())} {outcome.rescued or ''}, "
-                f"released {outcome.released} deferred"
+                f"released {outcome.released} deferred, moved {outcome.overdue} overdue"
             )
             if not until_done or outcome.total == 0:
                 return

@@ -1,0 +1,141 @@
+"""What operators watch: the Prometheus endpoint (read by prometheus_client's own parser after
+real jobs ran) and the job fields on every log line."""
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from jobs import services
+from jobs.log_context import JsonFormatter
+from jobs.models import Job
+from tests.jobs.conftest import status_of
+
+
+def _samples(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    answer = client.get("/metrics")
+    assert answer.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: dict, name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+def test_metrics_count_outcomes_retries_and_timings_by_queue_and_kind(tenant, client, work_until):
+    noops = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
+    flaky = services.enqueue_job(tenant=tenant, kind="jobs.fail", payload={"times": 1})
+    broken = services.enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
+    canceled = services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    services.cancel_job(canceled)
+    ran = [*noops, flaky, broken]
+
+    work_until(lambda: all(status_of(job) in Job.FINISHED for job in ran))
+    samples = _samples(client)
+
+    noop = {"queue": "default", "kind": "jobs.noop"}
+    fail = {"queue": "default", "kind": "jobs.fail"}
+    email = {"queue": "email", "kind": "tests.email_noop"}
+    assert _value(samples, "conveyor_jobs_enqueued_total", **noop) == 3
+    assert _value(samples, "conveyor_jobs_succeeded_total", **noop) == 3
+    assert _value(samples, "conveyor_jobs_enqueued_total", **fail) == 2
+    assert _value(samples, "conveyor_jobs_succeeded_total", **fail) == 1
+    assert _value(samples, "conveyor_jobs_failed_total", **fail) == 1
+    assert _value(samples, "conveyor_jobs_retried_total", **fail) == 1
+    assert _value(samples, "conveyor_jobs_canceled_total", **email) == 1
+    assert _value(samples, "conveyor_jobs_retried_total", **noop) == 0
+    assert _value(samples, "conveyor_job_wait_seconds_count", **noop) == 3
+    assert _value(samples, "conveyor_job_run_seconds_count", **fail) == 2
+    assert _value(samples, "conveyor_job_run_seconds_bucket", **noop, le="+Inf") == 3
+    assert _value(samples, "conveyor_job_wait_seconds_count", **email) == 0
+
+
+def test_histogram_buckets_place_each_job_by_its_wait_and_run(tenant, client):
+    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
+    now = timezone.now()
+    for job, (waited, ran) in zip(jobs, [(0.2, 3), (20, 100)], strict=True):
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.SUCCEEDED,
+            enqueued_at=now - timedelta(seconds=waited + ran),
+            started_at=now - timedelta(seconds=ran),
+            finished_at=now,
+        )
+
+    samples = _samples(client)
+
+    noop = {"queue": "default", "kind": "jobs.noop"}
+    assert _value(samples, "conveyor_job_wait_seconds_bucket", **noop, le="0.25") == 1
+    assert _value(samples, "conveyor_job_wait_seconds_bucket", **noop, le="30.0") == 2
+    assert _value(samples, "conveyor_job_run_seconds_bucket", **noop, le="5.0") == 1
+    assert _value(samples, "conveyor_job_run_seconds_bucket", **noop, le="60.0") == 1
+    assert _value(samples, "conveyor_job_run_seconds_bucket", **noop, le="300.0") == 2
+    assert _value(samples, "conveyor_job_run_seconds_sum", **noop) == 103
+
+
+def test_queue_gauges_show_waiting_jobs_by_priority(tenant, client):
+    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, priority="high")
+    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
+
+    samples = _samples(client)
+
+    def waiting(priority: str) -> float:
+        labels = {"queue": "default", "priority": priority}
+        return _value(samples, "conveyor_queue_waiting_by_priority", **labels)
+
+    assert (waiting("critical"), waiting("high"), waiting("normal"), waiting("low")) == (0, 1, 2, 0)
+    assert _value(samples, "conveyor_queue_waiting", queue="default") == 3
+    assert _value(samples, "conveyor_workers") == 0
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        logging_config: dict[str, Any] = dict(settings.LOGGING)
+        self.plain = logging.Formatter(logging_config["formatters"]["plain"]["format"])
+        self.json = JsonFormatter()
+        self.lines: list[tuple[str, dict]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((self.plain.format(record), json.loads(self.json.format(record))))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[tuple[str, dict]]]:
+    handler = _Lines()
+    loggers = [logging.getLogger(name) for name in ("jobs.runner", "tests.jobs.kinds")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    yield handler.lines
+    for log, level in zip(loggers, levels, strict=True):
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def test_every_line_a_job_logs_carries_its_id_kind_tenant_and_attempt(
+    tenant, work_until, log_lines
+):
+    job = services.enqueue_job(tenant=tenant, kind="tests.log_and_retry", payload={})
+
+    work_until(lambda: status_of(job) == Job.Status.SUCCEEDED)
+
+    own = [entry for _, entry in log_lines if entry["message"] == "working on it"]
+    assert [entry["attempt"] for entry in own] == ["1", "2"]
+    assert {entry["logger"] for entry in own} == {"tests.jobs.kinds"}
+    tags = {(e["job_id"], e["kind"], e["tenant"]) for _, e in log_lines if e["attempt"] != "-"}
+    assert tags == {(str(job.pk), "tests.log_and_retry", tenant.slug)}
+    assert {e["attempt"] for _, e in log_lines} <= {"1", "2", "-"}
+    plain = [line for line, entry in log_lines if "succeeded" in entry["message"]]
+    assert len(plain) == 1
+    assert f"job={job.pk} kind=tests.log_and_retry tenant={tenant.slug} attempt=2 " in plain[0]
