@@ -333,8 +333,24 @@ class JobLogInline(_Inline):
         return json.dumps(redact(data), sort_keys=True, ensure_ascii=False) if data else ""
 
 
+class ReadOnlyRecordAdmin(TenantScopedAdminMixin):
+    """Jobs and their logs change only through services: the admin shows them, never edits."""
+
+    class Media:
+        css = {"all": ["jobs/admin.css"]}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Job)
-class JobAdmin(TenantScopedAdminMixin):
+class JobAdmin(ReadOnlyRecordAdmin):
     """The jobs console: list, filter, inspect, and act through the services."""
 
     edit_role = Role.AGENT
@@ -412,19 +428,7 @@ class JobAdmin(TenantScopedAdminMixin):
     )
     readonly_fields = tuple(flatten_fieldsets(fieldsets))
 
-    class Media:
-        css = {"all": ["jobs/admin.css"]}
-
     # --- Permissions: read-only rows, actions by role --------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         """Cancel, retry, retry now: agents and above (PRODUCT.md §2)."""
@@ -774,7 +778,7 @@ def _schedule_link(job: Job) -> SafeString | str:
 
 
 @admin.register(JobLog)
-class JobLogAdmin(TenantScopedAdminMixin):
+class JobLogAdmin(ReadOnlyRecordAdmin):
     """Every job's log lines, newest first; read-only."""
 
     paginator = EstimatedCountPaginator
@@ -786,18 +790,6 @@ class JobLogAdmin(TenantScopedAdminMixin):
     search_fields = ("job__id",)
     search_help_text = "A job id."
     ordering = ("-id",)  # the primary key follows time and is indexed
-
-    class Media:
-        css = {"all": ["jobs/admin.css"]}
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[JobLog], search_term: str
