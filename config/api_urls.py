@@ -5,4 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("tenants.urls")),
     path("", include("jobs.urls")),
+    path("", include("communications.urls")),
+    path("", include("reports.urls")),
 ]

@@ -1,6 +1,7 @@
 """Tenants, their members and roles, and the API keys applications use."""
 
 import hashlib
+import zoneinfo
 from typing import Any, Self
 
 from django.conf import settings
@@ -58,6 +59,13 @@ def _validate_concurrency_limits(value: Any) -> None:
             raise ValidationError(f"{name}: the limit must be a whole number of at least 1.")
 
 
+def _validate_time_zone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise ValidationError(f"{value!r} is not a known time zone (e.g. Europe/Paris).") from error
+
+
 class Tenant(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
@@ -76,6 +84,17 @@ class Tenant(models.Model):
     )
     retention_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Keep finished jobs this many days (default 90)."
+    )
+    default_region = models.CharField(
+        max_length=2,
+        default="US",
+        help_text="ISO country code for phone numbers written without a +country prefix.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[_validate_time_zone],
+        help_text="Time zone for reports, e.g. Europe/Paris.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

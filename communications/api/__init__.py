@@ -1,0 +1,1 @@
+"""API views of the communications app, one module per area."""

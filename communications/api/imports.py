@@ -1,0 +1,5 @@
+"""imports: api."""
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []

@@ -1,0 +1,5 @@
+"""messages: api."""
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []

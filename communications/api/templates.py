@@ -1,0 +1,5 @@
+"""templates: api."""
+
+from django.urls import URLPattern, URLResolver
+
+urlpatterns: list[URLPattern | URLResolver] = []

@@ -1,0 +1,1 @@
+"""Writes of the communications app, one module per area."""

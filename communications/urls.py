@@ -1,0 +1,24 @@
+"""API routes of the communications app, under /api/v1/."""
+
+from django.urls import URLPattern, URLResolver
+
+from communications.api import (
+    campaigns,
+    contacts,
+    imports,
+    messages,
+    notifications,
+    templates,
+    webhooks,
+)
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    # Import routes (contacts/imports/…) come before contacts/<id>/.
+    *imports.urlpatterns,
+    *contacts.urlpatterns,
+    *templates.urlpatterns,
+    *messages.urlpatterns,
+    *campaigns.urlpatterns,
+    *notifications.urlpatterns,
+    *webhooks.urlpatterns,
+]
