@@ -264,6 +264,8 @@ def test_an_owner_changes_their_tenants_limits_but_not_its_slug(tenant, tenant_o
             "rate_limits": '{"email": "20/s"}',
             "concurrency_limits": '{"imports": 3}',
             "retention_days": "30",
+            "default_region": "FR",
+            "time_zone": "Europe/Paris",
         },
     )
 
@@ -272,6 +274,7 @@ def test_an_owner_changes_their_tenants_limits_but_not_its_slug(tenant, tenant_o
     assert tenant.slug == "acme"
     assert (tenant.rate_limits, tenant.concurrency_limits) == ({"email": "20/s"}, {"imports": 3})
     assert tenant.retention_days == 30
+    assert (tenant.default_region, tenant.time_zone) == ("FR", "Europe/Paris")
 
 
 def test_a_bad_rate_limit_is_shown_as_a_form_error(tenant, tenant_owner):
