@@ -351,22 +351,27 @@ def run_checks(*, pytest_args: list[str] | None) -> int:
         rc = run_step([PYTHON, *MIGRATIONS_STEP])
         if rc or pytest_args is None:
             return rc
-        ensure_chromium()
+        ensure_test_packages()
         return run_pytest(pytest_args)
 
 
-def ensure_chromium() -> None:
-    """The browser tests (tests/e2e) drive Debian's chromium: install it where it is missing.
+# Debian packages the tests drive: a browser for tests/e2e, poppler for reading PDFs back.
+TEST_PACKAGES = {"chromium": "chromium", "pdftotext": "poppler-utils", "pdftoppm": "poppler-utils"}
 
-    Only as root with apt-get; otherwise, or if the install fails, those tests skip and say why.
+
+def ensure_test_packages() -> None:
+    """Install the Debian packages the tests need where they are missing (root with apt-get).
+
+    Without them the browser tests skip and say why, and the PDF tests fail, saying what to install.
     """
-    if shutil.which("chromium") or not shutil.which("apt-get") or os.geteuid() != 0:
+    missing = sorted({package for tool, package in TEST_PACKAGES.items() if not shutil.which(tool)})
+    if not missing or not shutil.which("apt-get") or os.geteuid() != 0:
         return
-    say("installing chromium for the browser tests (apt-get)")
+    say(f"installing {', '.join(missing)} for the tests (apt-get)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
         if subprocess.run(command, env=env, check=False).returncode:
-            say("could not install chromium: the browser tests will be skipped")
+            say(f"could not install {', '.join(missing)}")
             return
 
 
