@@ -25,7 +25,8 @@ from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 from redis.exceptions import RedisError
 
 from jobs import selectors, services
-from jobs.admin.jobs import human_duration, may_see_dashboard
+from jobs.admin.display import human_duration
+from jobs.admin.jobs import may_see_dashboard
 from jobs.errors import UnknownQueue
 from jobs.models import Job
 from tenants.admin import tenant_roles

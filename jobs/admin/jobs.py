@@ -2,38 +2,48 @@
 
 from __future__ import annotations
 
-import calendar
 import json
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
-from django.core.paginator import Paginator
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
-from django.db.models import Max, Min, Q, QuerySet
+from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from redis.exceptions import RedisError
 
 from jobs import queueing, services
+from jobs.admin.display import (
+    duration_between,
+    human_duration,
+    job_link,
+    jobs_link,
+    pretty_json,
+    short_time,
+    status_badge,
+)
+from jobs.admin.listing import (
+    EstimatedCountPaginator,
+    JobChangeList,
+    KindFilter,
+    QueueFilter,
+    ScheduleFilter,
+    TenantFilter,
+)
 from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog
 from jobs.redaction import redact
-from jobs.registry import all_kinds
 from tenants.admin import TenantScopedAdminMixin, tenant_roles
-from tenants.models import Role, Tenant
+from tenants.models import Role
 
 if TYPE_CHECKING:
     _Inline = admin.TabularInline[JobLog, Job]
@@ -41,223 +51,6 @@ else:
     _Inline = admin.TabularInline
 
 EVERYWHERE = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
-
-
-# --- Counting without scanning ----------------------------------------------------------------
-
-
-class EstimatedCountPaginator(Paginator):
-    """Counts that stay cheap on millions of rows.
-
-    Unfiltered: the planner's estimate from pg_class. Filtered: counted up to CAP rows only.
-    `summary` says which ("about 1,000,000 jobs", "over 10,000 jobs", "42 jobs").
-    """
-
-    CAP = 10_000
-    kind_of_count = "exact"
-
-    @cached_property
-    def count(self) -> int:
-        queryset = cast(QuerySet[Any], self.object_list)
-        if not queryset.query.where:
-            estimate = _estimated_rows(queryset.model._meta.db_table)
-            if estimate > self.CAP:
-                self.kind_of_count = "about"
-                return estimate
-        counted: int = queryset.order_by()[: self.CAP + 1].count()
-        self.kind_of_count = "over" if counted > self.CAP else "exact"
-        return min(counted, self.CAP) if counted > self.CAP else counted
-
-    @property
-    def summary(self) -> str:
-        count = self.count
-        meta = cast(QuerySet[Any], self.object_list).model._meta
-        noun = meta.verbose_name if count == 1 else meta.verbose_name_plural
-        prefix = {"about": "about ", "over": "over "}.get(self.kind_of_count, "")
-        return f"{prefix}{count:,} {noun}"
-
-
-def _estimated_rows(table: str) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
-        row = cursor.fetchone()
-    return int(row[0]) if row else -1
-
-
-class JobChangeList(ChangeList):
-    """A changelist whose date hierarchy lists periods between the first and last job.
-
-    Django's own lists the distinct days or months with a scan of every matching row.
-    """
-
-    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Job]:
-        queryset = super().get_queryset(request, exclude_parameters)
-        # The list never shows these, and a traceback can be 20 kB a row.
-        return queryset.defer("payload", "result", "error_message", "error_traceback")
-
-    @cached_property
-    def date_nav(self) -> dict[str, Any]:
-        return date_navigation(self)
-
-
-def date_navigation(cl: ChangeList) -> dict[str, Any]:
-    """The context of admin/date_hierarchy.html, from one MIN/MAX query.
-
-    Periods between the first and the last job are offered, whether or not the current filter
-    matches jobs in each of them.
-    """
-    field = cl.date_hierarchy
-    year, month = cl.params.get(f"{field}__year"), cl.params.get(f"{field}__month")
-    day = cl.params.get(f"{field}__day")
-    nav: dict[str, Any] = {"show": True, "field_name": field.replace("_", " ")}
-
-    def link(**params: Any) -> str:
-        return cl.get_query_string({f"{field}__{k}": v for k, v in params.items()}, [f"{field}__"])
-
-    if year and month and day:
-        nav["back"] = {"link": link(year=year, month=month), "title": f"{year}-{int(month):02}"}
-        nav["choices"] = [{"title": f"{year}-{int(month):02}-{int(day):02}"}]
-        return nav
-    # The bounds of every job the user may see, not of the filtered ones: with a filter such as
-    # "finished today", MIN(created_at) would walk most of the created_at index.
-    bounds = cl.root_queryset.aggregate(first=Min(field), last=Max(field))
-    if bounds["first"] is None:
-        return {"show": False}
-    first, last = (timezone.localtime(bounds[key]) for key in ("first", "last"))
-    if year and month:
-        nav["back"] = {"link": link(year=year), "title": year}
-        y, m = int(year), int(month)
-        start = first.day if (first.year, first.month) == (y, m) else 1
-        end = last.day if (last.year, last.month) == (y, m) else calendar.monthrange(y, m)[1]
-        nav["choices"] = [
-            {"link": link(year=year, month=month, day=d), "title": f"{int(month):02}-{d:02}"}
-            for d in range(start, end + 1)
-        ]
-    elif year:
-        y = int(year)
-        start = first.month if first.year == y else 1
-        end = last.month if last.year == y else 12
-        nav["back"] = {"link": link(), "title": "All dates"}
-        nav["choices"] = [
-            {"link": link(year=year, month=m), "title": calendar.month_abbr[m] + f" {year}"}
-            for m in range(start, end + 1)
-        ]
-    else:
-        nav["choices"] = [
-            {"link": link(year=y), "title": str(y)} for y in range(first.year, last.year + 1)
-        ]
-    return nav
-
-
-# --- Filters ----------------------------------------------------------------------------------
-
-
-class ChoicesFilter(admin.SimpleListFilter):
-    """A filter on one field whose choices come from settings or code, never from the table."""
-
-    field: str
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        return queryset.filter(**{self.field: value}) if value else queryset
-
-
-class QueueFilter(ChoicesFilter):
-    title, parameter_name, field = "queue", "queue", "queue"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        from django.conf import settings
-
-        return [(name, name) for name in settings.CONVEYOR_QUEUES]
-
-
-class KindFilter(ChoicesFilter):
-    title, parameter_name, field = "kind", "kind", "kind"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(kind.name, kind.name) for kind in all_kinds()]
-
-
-class TenantFilter(ChoicesFilter):
-    """The tenants the user may see; one small query on the tenant table."""
-
-    title, parameter_name, field = "tenant", "tenant", "tenant_id"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        tenants = Tenant.objects.order_by("name")
-        if not request.user.is_superuser:
-            tenants = tenants.filter(pk__in=list(tenant_roles(request)))
-        return [(str(tenant.pk), tenant.name) for tenant in tenants]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value and not value.isdigit():
-            return queryset.none()
-        return super().queryset(request, queryset)
-
-
-class ScheduleFilter(ChoicesFilter):
-    """Jobs one schedule enqueued; only schedules of the user's tenants are offered."""
-
-    title, parameter_name, field = "schedule", "schedule", "schedule_id"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[Any, str]]:
-        schedules = Job._meta.get_field("schedule").related_model._default_manager.all()
-        if not request.user.is_superuser:
-            schedules = schedules.filter(tenant__in=list(tenant_roles(request)))
-        return [(schedule.pk, str(schedule)) for schedule in schedules.select_related("tenant")]
-
-
-# --- Showing a job ----------------------------------------------------------------------------
-
-
-def status_badge(status: str) -> SafeString:
-    return format_html('<span class="cv-badge cv-{}">{}</span>', status, status)
-
-
-def human_duration(delta: timedelta | None) -> str:
-    """'850 ms', '12.3 s', '4 min 5 s', '2 h 3 min'; '' when unknown."""
-    if delta is None:
-        return ""
-    seconds = max(delta.total_seconds(), 0)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{seconds // 60:.0f} min {seconds % 60:.0f} s"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
-
-
-def _between(start: datetime | None, end: datetime | None) -> timedelta | None:
-    if start is None:
-        return None
-    return (end or timezone.now()) - start
-
-
-def short_time(value: datetime | None) -> SafeString | str:
-    if value is None:
-        return "–"
-    local = timezone.localtime(value)
-    shown = local.strftime("%H:%M:%S" if local.date() == timezone.localdate() else "%b %d %H:%M")
-    return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(), local, shown)
-
-
-def pretty_json(value: Any) -> SafeString:
-    text = json.dumps(
-        redact(value), indent=2, sort_keys=True, ensure_ascii=False, cls=DjangoJSONEncoder
-    )
-    return format_html('<pre class="cv-json">{}</pre>', text)
-
-
-def job_link(job_id: Any, label: str | None = None) -> SafeString:
-    url = reverse("admin:jobs_job_change", args=[job_id])
-    return format_html('<a href="{}">{}</a>', url, label or str(job_id)[:8])
-
-
-def jobs_link(label: str, **params: Any) -> SafeString:
-    query = "&".join(f"{key}={value}" for key, value in params.items())
-    return format_html('<a href="{}?{}">{}</a>', reverse("admin:jobs_job_changelist"), query, label)
 
 
 # --- Actions: what each one does to one job ---------------------------------------------------
@@ -544,13 +337,13 @@ class JobAdmin(ReadOnlyRecordAdmin):
 
     @admin.display(description="duration")
     def duration(self, job: Job) -> str:
-        return human_duration(_between(job.started_at, job.finished_at))
+        return human_duration(duration_between(job.started_at, job.finished_at))
 
     @admin.display(description="wait")
     def wait(self, job: Job) -> str:
         if job.status in Job.FINISHED and job.started_at is None:
             return ""
-        return human_duration(_between(job.enqueued_at, job.started_at))
+        return human_duration(duration_between(job.enqueued_at, job.started_at))
 
     # --- Detail ----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from jobs import queueing, services
-from jobs.admin.jobs import EstimatedCountPaginator
+from jobs.admin.listing import EstimatedCountPaginator
 from jobs.models import Job, JobLog
 from tenants.models import Role, Tenant
 from tests.factories import make_member
