@@ -1,7 +1,7 @@
 """Every write to jobs: enqueue, cancel, retry, follow-ups, queue operations."""
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -403,6 +403,25 @@ def retry_jobs(jobs: QuerySet[Job], *, by: User = None) -> dict[str, int]:
         except InvalidTransition:
             counts["skipped"] += 1
     return counts
+
+
+def discard_jobs(
+    jobs: QuerySet[Job], *, before_delete: Callable[[QuerySet[Job]], object] | None = None
+) -> int:
+    """Delete the failed jobs (dead letters) of `jobs` with their logs, 500 per transaction.
+
+    `before_delete` sees each chunk inside its transaction, e.g. to record who deleted what.
+    Returns how many were deleted; jobs in other statuses are left alone.
+    """
+    failed = jobs.filter(status=Job.Status.FAILED)
+    discarded = 0
+    while chunk := list(failed.values_list("pk", flat=True)[:500]):
+        with transaction.atomic():
+            rows = Job.objects.filter(pk__in=chunk, status=Job.Status.FAILED)
+            if before_delete is not None:
+                before_delete(rows)
+            discarded += rows.delete()[1].get("jobs.Job", 0)
+    return discarded
 
 
 def pause_queue(name: str, *, by: User = None) -> None:

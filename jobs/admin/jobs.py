@@ -12,7 +12,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -445,20 +444,12 @@ class JobAdmin(ReadOnlyRecordAdmin):
         if page is not None:
             return page
         total, actionable = queryset.count(), jobs.count()
-        discarded = self._discard(request, jobs.filter(status=Job.Status.FAILED))
+        discarded = services.discard_jobs(
+            jobs, before_delete=lambda rows: self.log_deletions(request, rows)
+        )
         tally = Counter({"discarded": discarded, "not failed": actionable - discarded})
         self._report(request, tally, outside=total - actionable)
         return None
-
-    def _discard(self, request: HttpRequest, failed: QuerySet[Job]) -> int:
-        """Delete failed rows with their logs, in chunks, each logged before it goes."""
-        discarded = 0
-        while chunk := list(failed.values_list("pk", flat=True)[:500]):
-            with transaction.atomic():
-                rows = Job.objects.filter(pk__in=chunk, status=Job.Status.FAILED)
-                self.log_deletions(request, rows)
-                discarded += rows.delete()[1].get("jobs.Job", 0)
-        return discarded
 
     def _act(
         self,
