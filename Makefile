@@ -6,7 +6,7 @@ export UV_PYTHON_DOWNLOADS := never
 PYTHON := .venv/bin/python
 LOCAL := $(PYTHON) scripts/local.py
 
-.PHONY: run test install check format worker services help
+.PHONY: run test install check format worker services bench help
 .DEFAULT_GOAL := help
 
 ## run: migrate, create the demo, run web + one worker per queue + scheduler (Ctrl-C stops)
@@ -38,6 +38,10 @@ worker: install
 ## services: only the embedded PostgreSQL / Valkey (for unset URLs), until Ctrl-C
 services: install
 	$(LOCAL) services
+
+## bench: benchmarks beside bare RQ (ARGS="--quick", "--only throughput,latency", "--markdown")
+bench: install
+	$(PYTHON) -m bench $(ARGS)
 
 ## help: list these targets
 help:

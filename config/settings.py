@@ -6,7 +6,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import check_deployment, mailer, redis_connection
-from jobs.log_context import install_record_factory
+from jobs.log_context import OUTSIDE_A_JOB, install_record_factory
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -125,6 +125,23 @@ MAILERS = {
 }
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Conveyor <noreply@localhost>")
 
+# --- SMS and WhatsApp -------------------------------------------------------------------------
+
+# The provider of each channel: console (prints), memory (a Redis list, for tests), http (POSTs
+# JSON to URL with the Authorization header given) or a dotted path to a provider class.
+CONVEYOR_MESSAGING = {
+    channel: {
+        "PROVIDER": env.str(f"{prefix}_PROVIDER", default="console"),
+        "URL": env.str(f"{prefix}_HTTP_URL", default=""),
+        "AUTH_HEADER": env.str(f"{prefix}_HTTP_AUTH_HEADER", default=""),
+        "FROM": env.str(f"{prefix}_FROM", default=""),
+        "TIMEOUT": env.float(f"{prefix}_HTTP_TIMEOUT", default=10.0),
+    }
+    for channel, prefix in (("sms", "SMS"), ("whatsapp", "WHATSAPP"))
+}
+# Recipients per campaign batch job; batches run in parallel on the channel's queue.
+CONVEYOR_CAMPAIGN_BATCH_SIZE = env.int("CONVEYOR_CAMPAIGN_BATCH_SIZE", default=500)
+
 # --- Queues -----------------------------------------------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -173,6 +190,8 @@ CONVEYOR_WORKER_CLASS = "jobs.worker.FastWorker"
 # Each queue is served as RQ sub-queues, one per priority, listened to in this order.
 CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
 CONVEYOR_RESULT_TTL = env.int("CONVEYOR_RESULT_TTL", default=600)
+# A job enqueued outside a transaction commits without waiting for the WAL flush unless true.
+CONVEYOR_DURABLE_ENQUEUE = env.bool("CONVEYOR_DURABLE_ENQUEUE", default=False)
 CONVEYOR_BACKOFF_BASE = env.float("CONVEYOR_BACKOFF_BASE", default=2.0)
 CONVEYOR_BACKOFF_CAP = env.float("CONVEYOR_BACKOFF_CAP", default=3600.0)
 CONVEYOR_SHUTDOWN_GRACE = env.int("CONVEYOR_SHUTDOWN_GRACE", default=30)
@@ -192,8 +211,37 @@ CONVEYOR_HEALTH = {
 }
 # Finished jobs and their logs are deleted after this many days (a tenant may override).
 CONVEYOR_RETENTION_DAYS = env.int("CONVEYOR_RETENTION_DAYS", default=90)
+# cleanup_jobs deletes this many jobs per transaction; it also deletes stored files under these
+# prefixes that no row names any more, once they are older than the minimum age (seconds).
+CONVEYOR_CLEANUP_BATCH_SIZE = env.int("CONVEYOR_CLEANUP_BATCH_SIZE", default=250)
+CONVEYOR_STORED_FILE_PREFIXES = env.list(
+    "CONVEYOR_STORED_FILE_PREFIXES", default=["reports/", "exports/", "imports/"]
+)
+CONVEYOR_STORED_FILE_MIN_AGE = env.int("CONVEYOR_STORED_FILE_MIN_AGE", default=3600)
 # When set, /metrics answers only requests with `Authorization: Bearer <token>`.
 CONVEYOR_METRICS_TOKEN = env.str("CONVEYOR_METRICS_TOKEN", default="")
+# Reports: the longest period one report covers, and how many days reports and files are kept.
+REPORTS_MAX_SPAN_DAYS = env.int("REPORTS_MAX_SPAN_DAYS", default=366)
+REPORTS_RETENTION_DAYS = env.int("REPORTS_RETENTION_DAYS", default=90)
+# Where people reach this site; makes the links in emails (e.g. report downloads) absolute.
+CONVEYOR_BASE_URL = env.str("CONVEYOR_BASE_URL", default="")
+
+# Webhooks (docs/webhooks.md): seconds for connect + read of one POST; the delay before attempt
+# n+1 is between half and all of base × 2^(n−1), at most the cap (a Retry-After header wins);
+# an endpoint is disabled after this many dead deliveries in a row; a rotated secret still
+# signs for the grace period. Private, loopback… addresses are refused unless in an allowed
+# network (CIDR list). STATIC_HOSTS maps host names to addresses before DNS (tests use it).
+CONVEYOR_WEBHOOK_TIMEOUT = env.float("CONVEYOR_WEBHOOK_TIMEOUT", default=10.0)
+CONVEYOR_WEBHOOK_BACKOFF_BASE = env.float("CONVEYOR_WEBHOOK_BACKOFF_BASE", default=30.0)
+CONVEYOR_WEBHOOK_BACKOFF_CAP = env.float("CONVEYOR_WEBHOOK_BACKOFF_CAP", default=3600.0)
+CONVEYOR_WEBHOOK_DISABLE_AFTER = env.int("CONVEYOR_WEBHOOK_DISABLE_AFTER", default=10)
+CONVEYOR_WEBHOOK_ROTATION_GRACE = env.int("CONVEYOR_WEBHOOK_ROTATION_GRACE", default=24 * 3600)
+CONVEYOR_WEBHOOK_ALLOWED_NETWORKS = env.list("CONVEYOR_WEBHOOK_ALLOWED_NETWORKS", default=[])
+CONVEYOR_WEBHOOK_STATIC_HOSTS: dict[str, list[str]] = {}
+# Certificates trusted for https:// endpoints (a PEM file); empty: the system's.
+CONVEYOR_WEBHOOK_CA_BUNDLE = env.str("CONVEYOR_WEBHOOK_CA_BUNDLE", default="")
+# Workers learn of changes to job.* subscriptions within this many seconds.
+CONVEYOR_WEBHOOK_SUBSCRIPTION_TTL = env.float("CONVEYOR_WEBHOOK_SUBSCRIPTION_TTL", default=10.0)
 
 
 def _rq_queue_name(queue: str, priority: str) -> str:
@@ -207,6 +255,18 @@ RQ_QUEUES = {
 }
 RQ = {"COMMIT_MODE": "auto", "WORKER_CLASS": CONVEYOR_WORKER_CLASS}
 RQ_SHOW_ADMIN_LINK = False
+
+# --- Contact imports and exports (docs/imports.md) -------------------------------------------
+
+CONTACT_IMPORT_MAX_BYTES = env.int("CONTACT_IMPORT_MAX_BYTES", default=50 * 1024 * 1024)
+CONTACT_IMPORT_MAX_ROWS = env.int("CONTACT_IMPORT_MAX_ROWS", default=200_000)
+CONTACT_IMPORT_MAX_FIELD_CHARS = env.int("CONTACT_IMPORT_MAX_FIELD_CHARS", default=10_000)
+CONTACT_IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES = env.int(
+    "CONTACT_IMPORT_XLSX_MAX_UNCOMPRESSED_BYTES", default=500 * 1024 * 1024
+)
+CONTACT_IMPORT_XLSX_MAX_RATIO = env.int("CONTACT_IMPORT_XLSX_MAX_RATIO", default=100)
+CONTACT_IMPORT_BATCH_SIZE = env.int("CONTACT_IMPORT_BATCH_SIZE", default=1000)
+CONTACT_EXPORT_PDF_MAX_ROWS = env.int("CONTACT_EXPORT_PDF_MAX_ROWS", default=5000)
 
 # --- API --------------------------------------------------------------------------------------
 
@@ -246,7 +306,17 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",  # operations are tagged by what follows: jobs, queues…
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.Job.Status",
+        "MessageStatusEnum": "communications.models.Message.Status",
+        "CampaignStatusEnum": "communications.models.Campaign.Status",
         "HealthStatusEnum": ["healthy", "degraded", "error"],
+        "TransferStatusEnum": "communications.models.imports.TransferStatus",
+        "ImportFormatEnum": "communications.models.imports.ContactImport.Format",
+        "ExportFormatEnum": "communications.models.imports.ContactExport.Format",
+        "WebhookDeliveryStatusEnum": "communications.models.WebhookDelivery.Status",
+        "WebhookEventTypeEnum": "communications.models.EventType",
+        "ReportStatusEnum": "reports.models.Report.Status",
+        "ReportFormatEnum": "reports.models.ReportFormat",
+        "ReportTypeEnum": "reports.models.ReportType",
     },
 }
 
@@ -263,7 +333,8 @@ LOGGING = {
     "formatters": {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s job=%(job_id)s kind=%(kind)s "
-            "tenant=%(tenant)s attempt=%(attempt)s %(message)s"
+            "tenant=%(tenant)s attempt=%(attempt)s %(message)s",
+            "defaults": OUTSIDE_A_JOB,
         },
         "json": {"()": "jobs.log_context.JsonFormatter"},
     },

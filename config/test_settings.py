@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("CONVEYOR_ENV", "test")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("SMS_PROVIDER", "memory")
+os.environ.setdefault("WHATSAPP_PROVIDER", "memory")
 
 from config.settings import *  # noqa: E402, F403
 

@@ -8,7 +8,7 @@ from contextvars import ContextVar
 from typing import Any
 
 FIELDS = ("job_id", "kind", "tenant", "attempt")
-_OUTSIDE = dict.fromkeys(FIELDS, "-")
+OUTSIDE_A_JOB = dict.fromkeys(FIELDS, "-")  # what formatters show outside a job
 _current: ContextVar[dict[str, str] | None] = ContextVar("conveyor_job", default=None)
 
 
@@ -30,14 +30,18 @@ def set_job_attempt(attempt: int) -> None:
 
 
 def install_record_factory() -> None:
-    """Give every log record `job_id`, `kind`, `tenant` and `attempt` ("-" outside a job)."""
+    """Give the log records written inside a job `job_id`, `kind`, `tenant` and `attempt`.
+
+    Records written outside a job get none of them (formatters default them to "-"): RQ logs
+    with `extra={"job_id": …}`, which logging refuses when the record has that field already.
+    """
     make_record = logging.getLogRecordFactory()
     if getattr(make_record, "conveyor", False):
         return
 
     def record_with_job(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
-        for name, value in (_current.get() or _OUTSIDE).items():
+        for name, value in (_current.get() or {}).items():
             setattr(record, name, value)
         return record
 

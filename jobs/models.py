@@ -310,3 +310,42 @@ class Schedule(models.Model):
         if self.interval_seconds:
             return f"every {self.interval_seconds} s"
         return f"once at {self.run_at.isoformat()}" if self.run_at else "no trigger"
+
+
+class JobHourlyStat(models.Model):
+    """Jobs created in one hour, per tenant, queue, kind and status: counts and durations.
+
+    Written only by `jobs.rollups.roll_up_jobs`, which replaces an hour's rows as a whole.
+    Durations are seconds; wait is enqueued → started, run is started → finished.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    queue = models.CharField(max_length=50)
+    kind = models.CharField(max_length=100)
+    status = models.CharField(max_length=10, choices=Job.Status.choices)
+    count = models.PositiveIntegerField()
+    wait_count = models.PositiveIntegerField(default=0)
+    wait_sum = models.FloatField(default=0)
+    wait_max = models.FloatField(null=True)
+    wait_p50 = models.FloatField(null=True)
+    wait_p95 = models.FloatField(null=True)
+    run_count = models.PositiveIntegerField(default=0)
+    run_sum = models.FloatField(default=0)
+    run_max = models.FloatField(null=True)
+    run_p50 = models.FloatField(null=True)
+    run_p95 = models.FloatField(null=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["hour"], name="jobhourlystat_hour_idx")]
+        constraints = [
+            # Also the index of every tenant read, which always bounds the hour.
+            models.UniqueConstraint(
+                fields=["tenant", "hour", "queue", "kind", "status"], name="jobhourlystat_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.kind} {self.status}: {self.count}"

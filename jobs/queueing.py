@@ -1,16 +1,19 @@
 """The one module that hands jobs to RQ and reads RQ's state: Redis is the transport only."""
 
 import contextlib
+import functools
 import logging
 import math
+import pickle
 import time
-from collections import defaultdict
+import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import django_rq
 from django.conf import settings
+from django.db import connection as db_connection
 from django.db import transaction
 from django.dispatch import receiver
 from django.test.signals import setting_changed
@@ -22,8 +25,9 @@ from rq import Worker as RQWorker
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
+from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
-from rq.utils import as_text
+from rq.utils import as_text, utcformat
 
 from jobs.models import Job, Priority
 
@@ -76,38 +80,176 @@ def retry_later(seconds: float) -> Retry:
     return Retry(max=10**9, interval=max(0, math.ceil(seconds)))
 
 
+_worker_name = ""
+
+
+def set_worker_name(name: str) -> None:
+    """FastWorker runs jobs without RQ's job stack: it names itself here instead."""
+    global _worker_name
+    _worker_name = name
+
+
 def current_worker_name() -> str:
+    if _worker_name:
+        return _worker_name
     rq_job = get_current_job()
     return (rq_job.worker_name or "") if rq_job else ""
 
 
-def push(job: Job) -> bool:
+def push(job: Job, *, marked: bool = False) -> bool:
     """Hand `job` to Redis and mark it queued or scheduled; if Redis refuses it stays pending."""
-    return push_many([job]) == 1
+    return push_many([job], marked=marked) == 1
 
 
-def push_many(jobs: Iterable[Job]) -> int:
-    """Hand jobs to Redis in one pipeline; returns how many went (all, or none if Redis is down)."""
+def mark_for_handover(job: Job, now: datetime) -> None:
+    """Give a new row the status it has once in Redis, so that no second write is needed.
+
+    Its push must follow (`marked=True`): if Redis refuses, the row goes back to pending; if the
+    process dies first, the reconciler finds its RQ job missing and hands it over.
+    """
+    later = job.scheduled_at is not None and job.scheduled_at > now
+    job.status = Job.Status.SCHEDULED if later else Job.Status.QUEUED
+    job.enqueued_at = now
+
+
+def push_many(jobs: Iterable[Job], *, marked: bool = False) -> int:
+    """Hand jobs to Redis in one pipeline; returns how many went (all, or none if Redis is down).
+
+    `marked` jobs were written queued or scheduled already (`mark_for_handover`).
+    """
     jobs = list(jobs)
     if not jobs:
         return 0
     now = timezone.now()
     try:
-        with connection().pipeline() as pipe:
-            by_queue: dict[str, list[Any]] = defaultdict(list)
+        # Not a MULTI: a worker may start the first jobs while the last are still on their way.
+        with connection().pipeline(transaction=False) as pipe:
+            by_queue: dict[str, list[Job]] = {}
             for job in jobs:
                 if job.scheduled_at and job.scheduled_at > now:
                     _schedule(job, pipe)
                 else:
-                    by_queue[rq_queue_name(job.queue, job.priority)].append(_enqueue_data(job))
-            for name, datas in by_queue.items():
-                get_rq_queue(name).enqueue_many(datas, pipeline=pipe)
+                    by_queue.setdefault(rq_queue_name(job.queue, job.priority), []).append(job)
+            for name, group in by_queue.items():
+                pipe.sadd(Queue.redis_queues_keys, Queue.redis_queue_namespace_prefix + name)
+                if len(group) < MANY:
+                    for job in group:
+                        _enqueue(job, name, now, pipe)
+                else:
+                    _enqueue_many(group, name, now, pipe)
             pipe.execute()
     except RedisError as error:
         logger.warning("redis refused %d job(s), left pending: %s", len(jobs), error)
+        if marked:
+            _unmark(jobs)
         return 0
-    _mark_handed_over(jobs, now)
+    if not marked:
+        _mark_handed_over(jobs, now)
     return len(jobs)
+
+
+def _unmark(jobs: list[Job]) -> None:
+    handed = [Job.Status.QUEUED, Job.Status.SCHEDULED]
+    Job.objects.filter(pk__in=[job.pk for job in jobs], status__in=handed).update(
+        status=Job.Status.PENDING, enqueued_at=None
+    )
+    for job in jobs:
+        job.status, job.enqueued_at = Job.Status.PENDING, None
+
+
+def _enqueue(job: Job, queue: str, now: datetime, pipe: Any) -> None:
+    """What RQ's Queue.enqueue writes (the job hash, its place in the list), without its cost.
+
+    The hash has every non-empty field RQ's own enqueue would give it, so RQ reads it as one of
+    its jobs; only the arguments, description, timeout and times differ from job to job.
+    """
+    stamp = utcformat(now)
+    mapping = {
+        **_hash_template(),
+        "data": _data(job),
+        "description": _description(job),
+        "origin": queue,
+        "timeout": job.timeout or settings.RQ_QUEUES[queue]["DEFAULT_TIMEOUT"],
+        "result_ttl": settings.CONVEYOR_RESULT_TTL,
+        "created_at": stamp,
+        "enqueued_at": stamp,
+    }
+    pipe.hset(RQJob.key_for(job.rq_id), mapping=mapping)
+    pipe.rpush(Queue.redis_queue_namespace_prefix + queue, job.rq_id)
+
+
+# From this many jobs for one queue on, the hashes are written by a Lua script that adds the
+# fields common to all of them: far less to pack and send than one HSET of every field each.
+MANY = 50
+SCRIPT_CHUNK = 1000
+_ENQUEUE_MANY = """
+local common = {}
+local n = tonumber(ARGV[2])
+for i = 3, 2 + 2 * n do common[#common + 1] = ARGV[i] end
+local ids = {}
+for i = 3 + 2 * n, #ARGV, 4 do
+    redis.call('HSET', ARGV[1] .. ARGV[i], 'data', ARGV[i + 1], 'description', ARGV[i + 2],
+               'timeout', ARGV[i + 3], unpack(common))
+    ids[#ids + 1] = ARGV[i]
+end
+redis.call('RPUSH', KEYS[1], unpack(ids))
+return #ids
+"""
+
+
+def _enqueue_many(jobs: list[Job], queue: str, now: datetime, pipe: Any) -> None:
+    """Many jobs of one RQ queue, as `_enqueue` writes them, in one script call per 1,000."""
+    stamp = utcformat(now)
+    common = {
+        **_hash_template(),
+        "origin": queue,
+        "result_ttl": settings.CONVEYOR_RESULT_TTL,
+        "created_at": stamp,
+        "enqueued_at": stamp,
+    }
+    head: list[Any] = [RQJob.redis_job_namespace_prefix, len(common)]
+    for name, value in common.items():
+        head += [name, value]
+    default_timeout = settings.RQ_QUEUES[queue]["DEFAULT_TIMEOUT"]
+    script = _enqueue_many_script()
+    for start in range(0, len(jobs), SCRIPT_CHUNK):
+        args = list(head)
+        for job in jobs[start : start + SCRIPT_CHUNK]:
+            args += [job.rq_id, _data(job), _description(job), job.timeout or default_timeout]
+        script(keys=[Queue.redis_queue_namespace_prefix + queue], args=args, client=pipe)
+
+
+@functools.cache
+def _enqueue_many_script() -> Any:
+    return connection().register_script(_ENQUEUE_MANY)
+
+
+def _data(job: Job) -> bytes:
+    return zlib.compress(pickle.dumps((EXECUTE, None, _rq_args(job), {}), RQ_PICKLE))
+
+
+# RQ's default serializer pickles with the highest protocol.
+RQ_PICKLE = pickle.HIGHEST_PROTOCOL
+_PER_JOB = ("data", "description", "origin", "timeout", "result_ttl", "created_at", "enqueued_at")
+
+
+@functools.cache
+def _hash_template() -> dict[str, Any]:
+    """The fields RQ gives every job Conveyor enqueues, taken from a job RQ builds itself."""
+    sample = RQJob.create(
+        EXECUTE,
+        args=("x", "x", 0),
+        connection=connection(),
+        result_ttl=1,
+        timeout=1,
+        id="template",
+        origin="template",
+        description="template",
+        status=JobStatus.QUEUED,
+    )
+    fields = sample.to_dict()
+    # RQ reads an empty field and a missing one alike: only the others are worth sending.
+    return {name: value for name, value in fields.items() if name not in _PER_JOB and value != ""}
 
 
 def push_on_commit(job: Job) -> None:
@@ -115,23 +257,27 @@ def push_on_commit(job: Job) -> None:
     transaction.on_commit(lambda: push(job))
 
 
-def push_many_on_commit(jobs: list[Job]) -> None:
-    transaction.on_commit(lambda: push_many(jobs))
+def push_many_on_commit(jobs: list[Job], *, marked: bool = False) -> None:
+    transaction.on_commit(lambda: push_many(jobs, marked=marked))
+
+
+def _rq_args(job: Job) -> tuple[str, str, int]:
+    """What an RQ job carries: ids and the kind's name, never the payload."""
+    return (job.rq_id, job.kind, job.tenant_id)
+
+
+def _description(job: Job) -> str:
+    return f"{job.kind} · tenant {job.tenant_id}"
 
 
 def _rq_options(job: Job) -> dict[str, Any]:
-    """What an RQ job carries: ids and the kind's name, never the payload."""
     return {
-        "args": (job.rq_id, job.kind, job.tenant_id),
+        "args": _rq_args(job),
         "job_id": job.rq_id,
         "timeout": job.timeout,
         "result_ttl": settings.CONVEYOR_RESULT_TTL,
-        "description": f"{job.kind} · tenant {job.tenant_id}",
+        "description": _description(job),
     }
-
-
-def _enqueue_data(job: Job) -> Any:
-    return Queue.prepare_data(EXECUTE, **_rq_options(job))
 
 
 def _schedule(job: Job, pipe: Any) -> None:
@@ -143,14 +289,26 @@ def _schedule(job: Job, pipe: Any) -> None:
     queue.schedule_job(rq_job, due, pipeline=pipe)
 
 
+# pending → queued/scheduled commits without waiting for the WAL flush: if a database crash
+# forgets it, the row is pending again and the reconciler hands it over once more (harmless:
+# the runner's claim lets one delivery run).
+_HANDED_OVER_SQL = f"""
+WITH settings AS (SELECT set_config('synchronous_commit', 'off', true)), moved AS (
+    UPDATE {Job._meta.db_table} SET status = %s, enqueued_at = %s
+    WHERE status = 'pending' AND id = ANY(%s::uuid[])
+    RETURNING 1
+)
+SELECT count(*) FROM moved, settings
+"""
+
+
 def _mark_handed_over(jobs: list[Job], now: datetime) -> None:
-    scheduled = [job.pk for job in jobs if job.scheduled_at and job.scheduled_at > now]
-    queued = [job.pk for job in jobs if job.pk not in set(scheduled)]
-    pending = Job.objects.filter(status=Job.Status.PENDING)
-    if queued:
-        pending.filter(pk__in=queued).update(status=Job.Status.QUEUED, enqueued_at=now)
-    if scheduled:
-        pending.filter(pk__in=scheduled).update(status=Job.Status.SCHEDULED, enqueued_at=now)
+    scheduled = {job.pk for job in jobs if job.scheduled_at and job.scheduled_at > now}
+    queued = [job.pk for job in jobs if job.pk not in scheduled]
+    with db_connection.cursor() as cursor:
+        for status, ids in ((Job.Status.QUEUED, queued), (Job.Status.SCHEDULED, list(scheduled))):
+            if ids:
+                cursor.execute(_HANDED_OVER_SQL, [status, now, ids])
     for job in jobs:
         if job.status == Job.Status.PENDING:
             job.status = Job.Status.SCHEDULED if job.pk in scheduled else Job.Status.QUEUED
@@ -221,16 +379,21 @@ def empty(queue: str) -> list[str]:
 
 
 def clean(queue: str, *, older_than: int) -> int:
-    """Delete finished and failed RQ records of `queue` that ended over `older_than` s ago."""
+    """Delete finished, failed and canceled RQ records of `queue` over `older_than` s old."""
     cutoff = timezone.now() - timedelta(seconds=older_than)
     removed = 0
     for name in rq_queue_names(queue):
         rq_queue = get_rq_queue(name)
-        for registry in (rq_queue.finished_job_registry, rq_queue.failed_job_registry):
+        for registry in (
+            rq_queue.finished_job_registry,
+            rq_queue.failed_job_registry,
+            rq_queue.canceled_job_registry,
+        ):
             job_ids = registry.get_job_ids()
             fetched = RQJob.fetch_many(job_ids, connection=rq_queue.connection)
             for job_id, rq_job in zip(job_ids, fetched, strict=True):
-                if rq_job is None or (rq_job.ended_at and rq_job.ended_at < cutoff):
+                ended = rq_job and (rq_job.ended_at or rq_job.created_at)
+                if rq_job is None or (ended and ended < cutoff):
                     registry.remove(job_id, delete_job=True)
                     removed += 1
     return removed

@@ -25,6 +25,7 @@ from jobs.errors import JobCanceled, PermanentError, RetryableError, UnknownKind
 from jobs.log_context import job_logging, set_job_attempt
 from jobs.models import Job, JobLog
 from jobs.registry import JobKind, get_kind
+from jobs.signals import job_finished
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def execute(job_id: str, kind_name: str | None = None, tenant_id: int | None = N
             logger.info("job=%s skipped: gone", job_id)
             return None
         kind_name, tenant_id = found
-    tenant = cached_tenant(tenant_id)
+    tenant = persisting(cached_tenant)(tenant_id)  # waits out a database restart, as claim does
     with job_logging(job_id, tenant.slug, kind_name):
         try:
             kind = get_kind(kind_name)
@@ -137,7 +138,10 @@ def cached_tenant(tenant_id: int) -> Tenant:
 
 
 def persisting[**P, R](record: Callable[P, R]) -> Callable[P, R]:
-    """Retry recording an outcome while PostgreSQL is unreachable, for up to a minute."""
+    """Retry a claim or an outcome while PostgreSQL is unreachable, for up to a minute.
+
+    The connection is closed before each new try, so the worker reconnects once it is back.
+    """
 
     @functools.wraps(record)
     def attempt(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -147,7 +151,7 @@ def persisting[**P, R](record: Callable[P, R]) -> Callable[P, R]:
             except (OperationalError, InterfaceError) as error:
                 if wait is None:
                     raise
-                logger.warning("could not record a job outcome (%s); again in %s s", error, wait)
+                logger.warning("PostgreSQL unreachable (%s); again in %s s", error, wait)
                 connection.close()
                 time.sleep(wait)
         raise AssertionError("unreachable")
@@ -194,6 +198,7 @@ SELECT has_dependents, batch_id FROM done, settings
 """
 
 
+@persisting
 def claim(job_id: str, tenant: Tenant) -> Job | None:
     """Mark the job started (a new attempt) unless it is not waiting to run; log the start."""
     worker = queueing.current_worker_name() or socket.gethostname()
@@ -203,7 +208,7 @@ def claim(job_id: str, tenant: Tenant) -> Job | None:
         return None
     set_job_attempt(job.attempt)
     job.tenant = tenant
-    logger.info("job=%s kind=%s started attempt %s", job.pk, job.kind, job.attempt)
+    logger.debug("job=%s kind=%s started attempt %s", job.pk, job.kind, job.attempt)
     return job
 
 
@@ -269,7 +274,8 @@ def _succeed(job: Job, result: Any) -> None:
     if job.has_dependents or job.batch_id:
         with transaction.atomic():
             services.settle_followers(job)
-    logger.info("job=%s succeeded", job.pk)
+    logger.debug("job=%s succeeded", job.pk)
+    job_finished.send_robust(sender=Job, job=job)
 
 
 @persisting
@@ -300,6 +306,7 @@ def _fail(job: Job, error: BaseException, *, permanent: bool = False) -> None:
         services.add_log(job, JobLog.Event.DEAD_LETTERED, f"Dead-lettered after {why}.")
         services.settle_followers(job)
     logger.warning("job=%s tenant=%s failed after %s: %s", job.pk, job.tenant_id, why, error)
+    job_finished.send_robust(sender=Job, job=job)
 
 
 @persisting

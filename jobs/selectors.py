@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from jobs import queueing
 from jobs.models import Job, JobLog
+from jobs.rollups import ROLLUPS_AFTER, window_stats
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ def job_stats(
     kind: str | None = None,
 ) -> dict[str, Any]:
     """Counts by status, throughput, wait and run percentiles and failure rate over `window`."""
+    if window > ROLLUPS_AFTER:
+        return window_stats(tenant=tenant, window=window, queue=queue, kind=kind)
     since = timezone.now() - window
     jobs = list_jobs(tenant=tenant).filter(created_at__gte=since)
     if queue:

@@ -1,6 +1,8 @@
 """Every write to jobs: enqueue, cancel, retry, follow-ups, queue operations."""
 
+import copy
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +14,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
-from jobs import queueing
+from jobs import inserts, queueing
 from jobs.errors import InvalidTransition, UnknownQueue
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
 from jobs.registry import JobKind, get_kind
@@ -39,11 +41,6 @@ def add_log(
     return JobLog.objects.create(
         job=job, tenant_id=job.tenant_id, event=event, message=message, level=level, data=data
     )
-
-
-def _log_row(job: Job, event: str, message: str, *, by: User = None) -> JobLog:
-    data = {"by": by.get_username()} if by is not None and getattr(by, "pk", None) else {}
-    return JobLog(job=job, tenant_id=job.tenant_id, event=event, message=message, data=data)
 
 
 def _user(by: User) -> Any:
@@ -108,7 +105,6 @@ def _check_tenant(tenant: Tenant) -> None:
         raise InvalidTransition(f"Tenant {tenant.slug!r} is inactive: it cannot enqueue jobs.")
 
 
-@transaction.atomic
 def enqueue_job(
     *,
     tenant: Tenant,
@@ -146,17 +142,44 @@ def enqueue_job(
     )
     job.schedule = schedule
     parents = _check_parents(tenant, depends_on)
+    if parents or batch is not None or transaction.get_connection().in_atomic_block:
+        return _enqueue_in_transaction(job, kind=kind, by=by, parents=parents, batch=batch)
+    # Alone, outside any transaction: the row and its log line are one statement, its own commit.
+    durable = settings.CONVEYOR_DURABLE_ENQUEUE
+    message = _enqueued_message(job)
+    queueing.mark_for_handover(job, timezone.now())
+    if not inserts.insert_job(job, message=message, data=_log_data(by), durable=durable):
+        return _active_job(tenant, kind, idempotency_key)
+    queueing.push(job, marked=True)
+    return job
+
+
+def _active_job(tenant: Tenant, kind: JobKind, idempotency_key: str) -> Job:
+    return Job.objects.get(
+        tenant=tenant, kind=kind.name, idempotency_key=idempotency_key, status__in=Job.ACTIVE
+    )
+
+
+def _log_data(by: User) -> dict[str, Any]:
+    return {"by": by.get_username()} if by is not None and getattr(by, "pk", None) else {}
+
+
+@transaction.atomic
+def _enqueue_in_transaction(
+    job: Job, *, kind: JobKind, by: User, parents: list[Job], batch: Batch | None
+) -> Job:
+    idempotency_key = job.idempotency_key
+    tenant = job.tenant
     if parents:
         job.status = Job.Status.DEFERRED
-    try:
-        with transaction.atomic():
-            job.save(force_insert=True)
-    except IntegrityError:
-        if not idempotency_key:
-            raise
-        return Job.objects.get(
-            tenant=tenant, kind=kind.name, idempotency_key=idempotency_key, status__in=Job.ACTIVE
-        )
+    if not idempotency_key:
+        job.save(force_insert=True)  # no savepoint: an error here rolls everything back anyway
+    else:
+        try:
+            with transaction.atomic():
+                job.save(force_insert=True)
+        except IntegrityError:
+            return _active_job(tenant, kind, idempotency_key)
     if batch is not None:
         Batch.objects.filter(pk=batch.pk).update(total=F("total") + 1)
         batch.total += 1
@@ -205,11 +228,13 @@ def enqueue_jobs(
     _check_tenant(tenant)
     kind = get_kind(kind) if isinstance(kind, str) else kind
     run_at = _due(delay, None)
-    jobs, errors = [], {}
+    jobs: list[Job] = []
+    errors = {}
+    first: Job | None = None
     for index, payload in enumerate(payloads):
         try:
-            jobs.append(
-                _build_job(
+            if first is None:
+                first = _build_job(
                     tenant=tenant,
                     kind=kind,
                     payload=payload,
@@ -223,21 +248,33 @@ def enqueue_jobs(
                     batch=batch,
                     parent=parent,
                 )
-            )
+                queueing.mark_for_handover(first, timezone.now())
+                jobs.append(first)
+            else:
+                jobs.append(_like(first, payload=kind.validate(payload)))
         except serializers.ValidationError as error:
             errors[str(index)] = error.detail
     if errors:
         raise serializers.ValidationError({"payloads": errors})
-    Job.objects.bulk_create(jobs, batch_size=2000)
+    inserts.copy_jobs(jobs)
     message = _enqueued_message(jobs[0]) if jobs else ""
-    JobLog.objects.bulk_create(
-        [_log_row(job, JobLog.Event.ENQUEUED, message, by=by) for job in jobs], batch_size=2000
-    )
+    inserts.log_many(jobs, JobLog.Event.ENQUEUED, message, _log_data(by))
     if batch is not None and jobs:
         Batch.objects.filter(pk=batch.pk).update(total=F("total") + len(jobs))
         batch.total += len(jobs)
-    queueing.push_many_on_commit(jobs)
+    queueing.push_many_on_commit(jobs, marked=True)
     return jobs
+
+
+def _like(job: Job, *, payload: dict[str, Any]) -> Job:
+    """Another new job like `job` (a copy is much cheaper than building a model instance)."""
+    twin = Job.__new__(Job)
+    twin.__dict__.update(job.__dict__)
+    twin._state = copy.copy(job._state)
+    twin._state.fields_cache = dict(job._state.fields_cache)
+    twin.pk = uuid.uuid4()
+    twin.payload = payload
+    return twin
 
 
 @transaction.atomic

@@ -66,6 +66,17 @@ def reconcile_jobs(ctx: JobContext) -> dict[str, Any]:
 
 @job_kind("jobs.clean_up_jobs", queue="maintenance", max_attempts=1)
 def clean_up_old_jobs(ctx: JobContext) -> dict[str, Any]:
-    """Delete finished jobs past each tenant's retention, and stale RQ records."""
-    outcome = clean_up_jobs(progress=lambda batch: ctx.stop_if_canceled())
-    return {"jobs": outcome.jobs, "logs": outcome.logs, "rq_records": outcome.rq_records}
+    """Delete finished jobs past each tenant's retention, stale RQ records and orphaned files."""
+
+    def progress(done: int, total: int) -> None:
+        ctx.stop_if_canceled()
+        ctx.progress(done * 100 // max(total, 1), f"{done:,} of {total:,} jobs deleted")
+
+    outcome = clean_up_jobs(progress=progress)
+    return {
+        "jobs": outcome.jobs,
+        "logs": outcome.logs,
+        "rq_records": outcome.rq_records,
+        "files": len(outcome.files),
+        "longest_batch_seconds": round(outcome.longest_batch_seconds, 3),
+    }

@@ -5,26 +5,33 @@ jobs in its own process, kept alive across jobs (no fork, no reconnect per job).
 to each queue's priority sub-queues in order and skip paused queues.
 """
 
+import contextlib
 import importlib
 import logging
 import math
 import signal
+import sys
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 from django import db
 from django.conf import settings
-from rq import Queue, SimpleWorker
+from rq import Queue, Retry, SimpleWorker
 from rq import Worker as RQWorker
-from rq.exceptions import DequeueTimeout
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
+from rq.executions import Execution
 from rq.job import Job as RQJob
+from rq.timeouts import JobTimeoutException
+from rq.utils import as_text
 from rq.utils import now as utcnow
-from rq.worker import WorkerStatus
+from rq.worker import DequeueStrategy, WorkerStatus
 
-from jobs import queueing, runner
+from jobs import bookkeeping, queueing, runner
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +149,7 @@ class ConveyorWorkerMixin(_WorkerBase):
             queue.push_job_id(job.id, at_front=True)
             return None
         job.redis_server_version = self.get_redis_server_version()
-        logger.info("worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
+        logger.debug("worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
         return result
 
     def get_heartbeat_ttl(self, job: RQJob, working_time: float = 0.0) -> int:
@@ -208,27 +215,213 @@ class Worker(ConveyorWorkerMixin, RQWorker):
 
 
 class FastWorker(ConveyorWorkerMixin, SimpleWorker):
-    """Runs jobs in the worker process itself: no fork and no new connections per job."""
+    """Runs jobs in the worker process itself: no fork and no new connections per job.
 
-    def execute_job(self, job: RQJob, queue: Queue) -> None:
-        execution = self.prepare_execution(job)
-        # The job runs in this thread, so a second one keeps the heartbeats going meanwhile.
-        done = threading.Event()
-        beat = threading.Thread(target=self._beat, args=(job, execution, done), daemon=True)
+    Its loop is Conveyor's own: one Lua call finishes the previous job and takes the next
+    (`jobs.bookkeeping`), writing the records RQ's tools read; the row is claimed and settled
+    in PostgreSQL by `jobs.runner.execute`. A job that must run again (a retry, a limit) or
+    that raised goes through RQ's own handlers, as with any RQ worker.
+    """
+
+    def work(
+        self,
+        burst: bool = False,
+        logging_level: str | None = None,
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+        max_jobs: int | None = None,
+        max_idle_time: int | None = None,
+        with_scheduler: bool = False,
+        dequeue_strategy: DequeueStrategy = DequeueStrategy.DEFAULT,
+    ) -> bool:
+        self.bootstrap(logging_level, date_format, log_format)
+        self._dequeue_strategy = dequeue_strategy
+        if with_scheduler:
+            self._start_scheduler(burst, logging_level, date_format, log_format)
+        self._install_signal_handlers()
+        self._bookkeeper = self._make_bookkeeper()
+        self._running: bookkeeping.Taken | None = None
+        beat = _Heartbeat(self)
         beat.start()
+        queueing.set_worker_name(self.name)
         try:
-            self.perform_job(job, queue, execution)
+            completed = self._work_loop(burst=burst, max_jobs=max_jobs, max_idle=max_idle_time)
         finally:
-            done.set()
-            beat.join()
-        self.set_state(WorkerStatus.IDLE)
+            queueing.set_worker_name("")
+            beat.stop()
+            self.teardown()
+        return completed > 0
 
-    def _beat(self, job: RQJob, execution: Any, done: threading.Event) -> None:
-        while not done.wait(self.job_monitoring_interval):
+    def _make_bookkeeper(self) -> bookkeeping.Bookkeeper:
+        self._positions = {queue.key: index for index, queue in enumerate(self.queues)}
+        return bookkeeping.Bookkeeper(
+            self.connection,
+            worker_name=self.name,
+            worker_key=self.key,
+            executions_key=self.executions_key,
+            queues=self.queues,
+            logical_names=[queueing.logical_queue(queue.name) for queue in self.queues],
+            paused_key=queueing.PAUSED_KEY,
+            worker_ttl=self.worker_ttl + 60,
+            interval=self.job_monitoring_interval,
+            grace=settings.CONVEYOR_HEARTBEAT_GRACE,
+        )
+
+    def _work_loop(self, *, burst: bool, max_jobs: int | None, max_idle: int | None) -> int:
+        completed = 0
+        finished: bookkeeping.Finished | None = None
+        idle_since = time.monotonic()
+        try:
+            while not self._stop_requested:
+                if self.should_run_maintenance_tasks:
+                    self._flush(finished)
+                    finished = None
+                    self.run_maintenance_tasks()
+                # Busy while taking: a SIGTERM now lets the job taken run, then stops.
+                self._state = WorkerStatus.BUSY
+                try:
+                    taken = self._bookkeeper.take(finished=finished)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                    # `finished` is kept: writing it again is harmless, and it must not be lost.
+                    logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
+                    time.sleep(1)
+                    continue
+                finished = None
+                if taken is None:
+                    if burst:
+                        break
+                    taken = self._wait()
+                    if taken is None:
+                        if max_idle is not None and time.monotonic() - idle_since >= max_idle:
+                            break
+                        continue
+                if taken == bookkeeping.SUSPENDED:
+                    self._state = WorkerStatus.SUSPENDED
+                    if burst:
+                        break
+                    time.sleep(1)
+                    continue
+                assert isinstance(taken, bookkeeping.Taken)
+                finished = self._perform(taken)
+                completed += 1
+                idle_since = time.monotonic()
+                if max_jobs is not None and completed >= max_jobs:
+                    break
+        except StopRequested:
+            pass
+        except Exception:
+            self.log.error("Worker %s: unhandled exception, quitting", self.name, exc_info=True)
+        finally:
+            with contextlib.suppress(redis.exceptions.RedisError):
+                self._flush(finished)
+        return completed
+
+    def _flush(self, finished: bookkeeping.Finished | None) -> None:
+        if finished is not None:
+            self._bookkeeper.finish(finished)
+
+    def _wait(self) -> bookkeeping.Taken | str | None:
+        """Block on the queues that are not paused until a job comes (at most POLL_SECONDS)."""
+        self._state = WorkerStatus.IDLE
+        self.procline("Listening on " + ",".join(self.queue_names()))
+        try:
+            paused = queueing.paused_queues(self.connection)
+            keys = [q.key for q in self.queues if queueing.logical_queue(q.name) not in paused]
+            if not keys:
+                time.sleep(POLL_SECONDS)
+                return None
+            popped = self.connection.blpop(keys, POLL_SECONDS)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
+            time.sleep(1)
+            return None
+        if popped is None:
+            return None
+        self._state = WorkerStatus.BUSY
+        queue_key, job_id = (as_text(part) for part in popped)
+        try:
+            return self._bookkeeper.take(given=(self._positions[queue_key], job_id))
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            # Back at the front; if the start went through after all, the runner's claim lets
+            # only one delivery run.
+            logger.error(
+                "worker %s: Redis unreachable (%s), job %s put back", self.name, error, job_id
+            )
+            with contextlib.suppress(redis.exceptions.RedisError):
+                self.connection.lpush(queue_key, job_id)
+            return None
+
+    def _perform(self, taken: bookkeeping.Taken) -> bookkeeping.Finished | None:
+        """Run one job; returns its success records to write with the next take, if any."""
+        queue = self.queues[taken.position]
+        execution = Execution(taken.execution_id, taken.job_id, self.connection, self.name)
+        self.executions[execution.id] = execution
+        self._running = taken
+        try:
+            func_name, _, args, kwargs = self._decode(taken.data)
+            if func_name != queueing.EXECUTE:
+                self._perform_with_rq(taken, queue, execution)
+                return None
+            timeout = taken.timeout or queue._default_timeout or Queue.DEFAULT_TIMEOUT
             try:
-                self.maintain_heartbeats(job, execution)
-            except redis.exceptions.RedisError as error:
-                logger.warning("worker %s: heartbeat failed: %s", self.name, error)
+                with self.death_penalty_class(timeout, JobTimeoutException, job_id=taken.job_id):
+                    outcome = runner.execute(*args, **kwargs)
+            except Exception:
+                self._fail_with_rq(taken, queue, execution, sys.exc_info())
+                return None
+            if isinstance(outcome, Retry):
+                self._retry_with_rq(taken, queue, execution, outcome)
+                return None
+            ttl = taken.result_ttl if taken.result_ttl is not None else self.default_result_ttl
+            return self._bookkeeper.finished(taken, result_ttl=ttl)
+        finally:
+            self._running = None
+            self.executions.pop(execution.id, None)
+
+    def _decode(self, data: bytes) -> tuple[str, Any, tuple[Any, ...], dict[str, Any]]:
+        with contextlib.suppress(zlib.error):  # RQ reads uncompressed data too
+            data = zlib.decompress(data)
+        func_name, instance, args, kwargs = self.serializer.loads(data)
+        return func_name, instance, tuple(args), dict(kwargs)
+
+    def _fetch(self, taken: bookkeeping.Taken) -> RQJob | None:
+        try:
+            job = self.job_class.fetch(taken.job_id, self.connection, self.serializer)
+        except NoSuchJobError:
+            self._bookkeeper.drop(taken)
+            return None
+        job.started_at = taken.started_at
+        return job
+
+    def _perform_with_rq(self, taken: bookkeeping.Taken, queue: Queue, execution: Any) -> None:
+        """A job some other code put on our queues: RQ runs it its own way."""
+        if job := self._fetch(taken):
+            self.perform_job(job, queue, execution)
+
+    def _retry_with_rq(
+        self, taken: bookkeeping.Taken, queue: Queue, execution: Any, retry: Retry
+    ) -> None:
+        if job := self._fetch(taken):
+            job.ended_at = utcnow()
+            self.handle_job_retry(
+                job=job,
+                queue=queue,
+                retry=retry,
+                started_job_registry=queue.started_job_registry,
+                execution=execution,
+            )
+
+    def _fail_with_rq(
+        self, taken: bookkeeping.Taken, queue: Queue, execution: Any, exc_info: Any
+    ) -> None:
+        if job := self._fetch(taken):
+            self._finalize_failure(job, queue, execution, exc_info)
+
+    def beat_running_job(self) -> None:
+        """Called from the heartbeat thread: keep a long job's records alive."""
+        taken = self._running
+        if taken is not None:
+            self._bookkeeper.beat(taken)
 
     def cut_off_current_job(self) -> None:
         logger.warning("worker %s: grace period over, interrupting the job", self.name)
@@ -237,6 +430,38 @@ class FastWorker(ConveyorWorkerMixin, SimpleWorker):
     def _install_signal_handlers(self) -> None:
         super()._install_signal_handlers()
         signal.signal(signal.SIGUSR1, _raise_grace_period_over)
+
+
+class _Heartbeat:
+    """A thread that keeps the running job's heartbeat fresh every job_monitoring_interval."""
+
+    def __init__(self, worker: FastWorker) -> None:
+        self.worker = worker
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        interval = self.worker.job_monitoring_interval
+        beaten: tuple[str, float] = ("", 0.0)
+        while not self._stopped.wait(min(1.0, interval)):
+            taken = self.worker._running
+            if taken is None:
+                continue
+            last = beaten[1] if beaten[0] == taken.execution_id else taken.started
+            if time.monotonic() - last < interval:
+                continue
+            try:
+                self.worker.beat_running_job()
+                beaten = (taken.execution_id, time.monotonic())
+            except redis.exceptions.RedisError as error:
+                logger.warning("worker %s: heartbeat failed: %s", self.worker.name, error)
 
 
 def _raise_grace_period_over(signum: int, frame: Any) -> None:

@@ -15,8 +15,6 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.jobs.conftest import worker_process  # noqa: F401 (a fixture these tests use)
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

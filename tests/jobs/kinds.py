@@ -60,3 +60,10 @@ def record_then_sleep(ctx: JobContext, *, seconds: float = 0) -> None:
     Tenant.objects.get_or_create(slug=f"effect-{ctx.job.pk}", defaults={"name": str(os.getpid())})
     if ctx.attempt == 1:
         time.sleep(seconds)
+
+
+@job_kind("tests.sleep_then_record", queue="default", max_attempts=5)
+def sleep_then_record(ctx: JobContext, *, seconds: float = 0) -> None:
+    """Sleep, then insert a row keyed by the job id: once, however often the job runs."""
+    time.sleep(seconds)
+    Tenant.objects.get_or_create(slug=f"effect-{ctx.job.pk}", defaults={"name": str(os.getpid())})

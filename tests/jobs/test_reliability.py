@@ -1,21 +1,16 @@
-"""Nothing lost: the reconciler, dead workers, clean-up, health command, metrics, job logs."""
+"""Nothing lost: the reconciler, dead workers, health command, metrics, job logs."""
 
 import logging
 import time
-from datetime import timedelta
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.db import OperationalError
-from django.utils import timezone
 
 from jobs import queueing, runner, services
-from jobs.cleanup import clean_up_jobs
-from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog
 from jobs.reconciler import reconcile
 from jobs.worker import FastWorker
-from tests.factories import TenantFactory
 from tests.jobs.conftest import kill_machine, status_of, wait_for
 
 
@@ -87,55 +82,6 @@ def test_a_rescued_job_without_attempts_left_fails_visibly(tenant, worker_proces
     assert "worker is gone" in job.error_message
 
 
-def _finished(tenant, *, days_ago: float, status: str = Job.Status.SUCCEEDED) -> Job:
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
-    Job.objects.filter(pk=job.pk).update(
-        status=status, finished_at=timezone.now() - timedelta(days=days_ago)
-    )
-    return job
-
-
-def test_clean_up_deletes_finished_jobs_and_logs_past_each_tenants_retention(tenant):
-    short = TenantFactory.create(retention_days=7)
-    old, recent = _finished(tenant, days_ago=100), _finished(tenant, days_ago=10)
-    short_old = _finished(short, days_ago=8)
-    waiting = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
-    Job.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(days=200))
-
-    outcome = clean_up_jobs(batch_size=1)
-
-    assert (outcome.jobs, outcome.logs) == (2, 2)
-    assert outcome.per_tenant == {tenant.slug: 1, short.slug: 1}
-    remaining = set(Job.objects.values_list("pk", flat=True))
-    assert remaining == {recent.pk, waiting.pk}
-    assert not JobLog.objects.filter(job_id__in=[old.pk, short_old.pk]).exists()
-
-
-def test_clean_up_dry_run_counts_without_deleting_and_refuses_active_statuses(tenant):
-    _finished(tenant, days_ago=100, status=Job.Status.FAILED)
-
-    outcome = clean_up_jobs(dry_run=True)
-
-    assert outcome.jobs == 1
-    assert Job.objects.count() == 1
-    with pytest.raises(InvalidTransition, match="not queued"):
-        clean_up_jobs(statuses=["queued"])
-
-
-def test_the_cleanup_command_takes_its_options_and_explains_bad_ones(tenant, capsys):
-    _finished(tenant, days_ago=3)
-    _finished(tenant, days_ago=3, status=Job.Status.FAILED)
-
-    call_command("cleanup_jobs", "--older-than", "2", "--tenant", tenant.slug, "--status", "failed")
-
-    assert "Deleted 1 job(s)" in capsys.readouterr().out
-    assert Job.objects.count() == 1
-    with pytest.raises(CommandError, match="No tenant"):
-        call_command("cleanup_jobs", "--tenant", "ghost")
-    with pytest.raises(CommandError, match="0 or more"):
-        call_command("cleanup_jobs", "--older-than", "-1")
-
-
 def test_queue_health_exits_non_zero_unless_healthy(tenant, capsys):
     call_command("queue_health")
     healthy = capsys.readouterr().out
@@ -166,7 +112,7 @@ def test_metrics_are_prometheus_text_and_honour_the_token(tenant, client, settin
 
 class _Collect(logging.Handler):
     def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
+        super().__init__(level=logging.DEBUG)
         self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -177,7 +123,7 @@ def test_lines_logged_while_a_job_runs_carry_its_id_and_tenant(tenant, run_worke
     job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     collect, runner_log = _Collect(), logging.getLogger("jobs.runner")
     runner_log.addHandler(collect)
-    runner_log.setLevel(logging.INFO)
+    runner_log.setLevel(logging.DEBUG)
 
     try:
         run_worker()
