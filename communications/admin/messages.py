@@ -1,1 +1,61 @@
-"""messages: admin."""
+"""Admin: messages, read-only; each shows its status, error, attempts and the job that sent it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from communications.models import Message
+from tenants.admin import TenantScopedAdminMixin
+
+
+@admin.register(Message)
+class MessageAdmin(TenantScopedAdminMixin):
+    list_display = (
+        "id",
+        "recipient",
+        "channel",
+        "status",
+        "template",
+        "campaign",
+        "attempts",
+        "created_at",
+        "sent_at",
+    )
+    list_filter = ("status", "channel", "tenant")
+    list_select_related = ("campaign",)
+    search_fields = ("recipient", "provider_message_id", "template")
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+    fields = (
+        "tenant",
+        "channel",
+        "recipient",
+        "contact",
+        "template",
+        "subject",
+        "text",
+        "html",
+        "status",
+        "error",
+        "provider_message_id",
+        "attempts",
+        "job",
+        "campaign",
+        "created_by",
+        "created_at",
+        "sent_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,1 +1,355 @@
-"""messages: services."""
+"""Single sends, and the one place a message meets its provider: checked before, marked after.
+
+A message is claimed (`queued` → `sending`, one conditional UPDATE that commits) before its
+provider is called and marked `sent` or `failed` after. A retry finds a sent message sent and
+leaves it. A message found still `sending` belongs to an attempt that died between the provider
+call and the marking: its outcome is unknown, so it is marked failed and never sent again
+(at most once; see docs/messaging.md).
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from communications.models import Channel, Contact, Message
+from communications.providers import (
+    Outgoing,
+    PermanentSendError,
+    RetryableSendError,
+    get_provider,
+)
+from communications.services.contacts import normalize_email, normalize_phone
+from communications.services.templates import RenderedMessage, render_template
+from communications.services.webhooks import publish_event
+from jobs import limits
+from jobs.models import Job
+from jobs.registry import get_kind
+from jobs.runner import persisting
+from jobs.services import enqueue_job
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+User = AbstractBaseUser | AnonymousUser | None
+
+SEND_KINDS = {
+    Channel.EMAIL: "communications.send_email",
+    Channel.SMS: "communications.send_sms",
+    Channel.WHATSAPP: "communications.send_whatsapp",
+}
+UNKNOWN_OUTCOME = (
+    "Outcome unknown: the attempt stopped between the provider call and recording it; "
+    "not sent again, to avoid a duplicate."
+)
+
+
+def _user(by: User) -> Any:
+    return by if by is not None and getattr(by, "pk", None) else None
+
+
+def queue_for(channel: str) -> str:
+    """Email goes on the `email` queue, SMS and WhatsApp on `messaging`."""
+    return "email" if channel == Channel.EMAIL else "messaging"
+
+
+def channel_rate(tenant: Tenant, channel: str) -> str | None:
+    """The tenant's rate for `channel` (its override, else the queue's), e.g. "10/s"."""
+    rate = limits.rate_for(tenant, get_kind(SEND_KINDS[Channel(channel)]))
+    return rate[1] if rate else None
+
+
+def wait_for_turn(tenant: Tenant, channel: str, rate: str | None) -> None:
+    """Block until the tenant's channel bucket, shared by every worker, lets one more send out."""
+    if rate:
+        limits.wait_for_token(tenant, channel, rate)
+
+
+def contact_address(contact: Contact, channel: str) -> str:
+    """Where `contact` receives `channel`: their email, or their phone for SMS and WhatsApp."""
+    return contact.email if channel == Channel.EMAIL else contact.phone
+
+
+def normalize_recipient(tenant: Tenant, channel: str, value: str) -> str:
+    """An email address, or a phone number in E.164; ValidationError when it is neither."""
+    try:
+        if channel == Channel.EMAIL:
+            address = normalize_email(value)
+        else:
+            address = normalize_phone(value, region=tenant.default_region)
+    except ValidationError as error:
+        raise ValidationError({"recipient": error.messages}) from None
+    if not address:
+        raise ValidationError({"recipient": ["Give a recipient or a contact."]})
+    return address
+
+
+def _resolve(
+    tenant: Tenant, channel: str, recipient: str, contact: Contact | None
+) -> tuple[str, Contact | None]:
+    if contact is not None and contact.tenant_id != tenant.pk:
+        raise ValidationError({"contact": ["No such contact in this tenant."]})
+    if contact is not None and not recipient:
+        address = contact_address(contact, channel)
+        if not address:
+            what = "email address" if channel == Channel.EMAIL else "phone number"
+            raise ValidationError({"contact": [f"This contact has no {what}."]})
+        return address, contact
+    address = normalize_recipient(tenant, channel, recipient)
+    if contact is None:
+        field = "email" if channel == Channel.EMAIL else "phone"
+        contact = Contact.objects.for_tenant(tenant).filter(**{field: address}).first()
+    return address, contact
+
+
+def _render(
+    tenant: Tenant,
+    channel: str,
+    *,
+    template: str,
+    variables: dict[str, Any],
+    contact: Contact | None,
+    content: RenderedMessage,
+) -> RenderedMessage:
+    if not template:
+        if not content.text and not content.html:
+            raise ValidationError({"text": ["Give a template or the message's text."]})
+        if channel == Channel.EMAIL and not content.subject:
+            raise ValidationError({"subject": ["An email without a template needs a subject."]})
+        return content
+    context = {**variables, "contact": contact} if contact is not None else variables
+    try:
+        return render_template(template, tenant=tenant, channel=channel, context=context)
+    except ValidationError as error:
+        raise ValidationError({"template": error.messages}) from None
+
+
+@transaction.atomic
+def send_message(
+    *,
+    tenant: Tenant,
+    channel: str,
+    template: str = "",
+    subject: str = "",
+    html: str = "",
+    text: str = "",
+    recipient: str = "",
+    contact: Contact | None = None,
+    variables: dict[str, Any] | None = None,
+    by: User = None,
+) -> Message:
+    """Render one message now (bad input is a ValidationError) and queue its send.
+
+    A contact who opted out is refused; so is an address that belongs to one.
+    """
+    address, contact = _resolve(tenant, channel, recipient, contact)
+    if contact is not None and contact.opted_out:
+        raise ValidationError({"contact": [f"{address} opted out of messages."]})
+    rendered = _render(
+        tenant,
+        channel,
+        template=template,
+        variables=variables or {},
+        contact=contact,
+        content=RenderedMessage(subject=subject, html=html, text=text),
+    )
+    message = Message.objects.create(
+        tenant=tenant,
+        channel=channel,
+        recipient=address,
+        contact=contact,
+        template=template,
+        subject=rendered.subject[:500],
+        html=rendered.html,
+        text=rendered.text,
+        created_by=_user(by),
+    )
+    queue_message(message, by=by)
+    return message
+
+
+@transaction.atomic
+def send_template_email(
+    *, tenant: Tenant, to: str, template: str, context: dict[str, Any] | None = None
+) -> Message:
+    """Queue a transactional email (a notification, a password reset) made from `template`."""
+    rendered = render_template(template, tenant=tenant, channel=Channel.EMAIL, context=context)
+    message = Message.objects.create(
+        tenant=tenant,
+        channel=Channel.EMAIL,
+        recipient=normalize_recipient(tenant, Channel.EMAIL, to),
+        template=template,
+        subject=rendered.subject[:500],
+        html=rendered.html,
+        text=rendered.text,
+    )
+    queue_message(message)
+    return message
+
+
+def queue_message(message: Message, *, by: User = None) -> Job:
+    """Enqueue the send of `message` on its channel's queue (rate limited per tenant)."""
+    job = enqueue_job(
+        tenant=message.tenant,
+        kind=SEND_KINDS[Channel(message.channel)],
+        payload={"message_id": message.pk},
+        by=by,
+        idempotency_key=f"message:{message.pk}",
+    )
+    Message.objects.filter(pk=message.pk).update(job=job)
+    message.job = job
+    return message.job
+
+
+# --- Delivery -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def relaxed_commits() -> Iterator[None]:
+    """Commit without waiting for the WAL to reach disk while a batch marks its messages.
+
+    A killed worker loses nothing by it (the server has every commit); a PostgreSQL crash may
+    forget the last fraction of a second of status changes, as it may the runner's bookkeeping.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO DEFAULT")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one delivery attempt of a message came to: its status now, and why."""
+
+    status: str
+    error: str = ""
+    retry_delay: float | None = None  # set when it is queued again for a later attempt
+
+    @property
+    def to_retry(self) -> bool:
+        return self.status == Message.Status.QUEUED
+
+
+def deliver(message: Message, *, job: Job | None = None, final: bool = True) -> Delivery:
+    """Send `message` once: claim it, call the provider, record the outcome; never raises.
+
+    A retryable failure puts it back to `queued` (the caller retries it later) unless `final`,
+    when it is marked failed like a permanent one.
+    """
+    if not _claim(message, job=job):
+        return _already(message)
+    outgoing = Outgoing(
+        channel=message.channel,
+        to=message.recipient,
+        subject=message.subject,
+        html=message.html,
+        text=message.text,
+        reference=str(message.pk),
+    )
+    try:
+        provider_id = get_provider(message.channel).send(outgoing)
+    except PermanentSendError as error:
+        return mark_failed(message, str(error))
+    except RetryableSendError as error:
+        return _retry_or_fail(message, str(error), delay=error.delay, final=final)
+    except Exception as error:  # an unexpected provider error: treated as passing
+        logger.exception("message=%s: the provider raised", message.pk)
+        return _retry_or_fail(message, f"{type(error).__name__}: {error}", delay=None, final=final)
+    return _mark_sent(message, provider_id)
+
+
+def _claim(message: Message, *, job: Job | None) -> bool:
+    """`queued` → `sending` with the content to send; False when it is not queued any more."""
+    claimed = Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
+        status=Message.Status.SENDING,
+        attempts=F("attempts") + 1,
+        job=job if job is not None else F("job"),
+        subject=message.subject,
+        html=message.html,
+        text=message.text,
+        error="",
+        updated_at=timezone.now(),
+    )
+    if claimed:
+        message.status = Message.Status.SENDING
+        message.attempts += 1
+    return bool(claimed)
+
+
+def _already(message: Message) -> Delivery:
+    current = Message.objects.filter(pk=message.pk).values_list("status", "error").first()
+    status, error = current or (Message.Status.CANCELED, "The message is gone.")
+    if status == Message.Status.SENDING:
+        return mark_failed(message, UNKNOWN_OUTCOME, only_if=Message.Status.SENDING)
+    message.status, message.error = status, error
+    return Delivery(status=status, error=error)
+
+
+@persisting
+def _mark_sent(message: Message, provider_id: str) -> Delivery:
+    now = timezone.now()
+    Message.objects.filter(pk=message.pk).update(
+        status=Message.Status.SENT,
+        provider_message_id=provider_id[:200],
+        sent_at=now,
+        updated_at=now,
+    )
+    message.status, message.provider_message_id, message.sent_at = (
+        Message.Status.SENT,
+        provider_id,
+        now,
+    )
+    return Delivery(status=Message.Status.SENT)
+
+
+def _retry_or_fail(message: Message, error: str, *, delay: float | None, final: bool) -> Delivery:
+    if final:
+        return mark_failed(message, error)
+    _record(message, Message.Status.QUEUED, error, only_if=Message.Status.SENDING)
+    return Delivery(status=Message.Status.QUEUED, error=error, retry_delay=delay)
+
+
+def mark_failed(
+    message: Message, error: str, *, only_if: str | tuple[str, ...] = Message.PENDING
+) -> Delivery:
+    """Record that `message` failed (if it was still `only_if`) and publish message.failed."""
+    if _record(message, Message.Status.FAILED, error, only_if=only_if):
+        publish_event(
+            message.tenant,
+            "message.failed",
+            {
+                "id": message.pk,
+                "channel": message.channel,
+                "recipient": message.recipient,
+                "campaign": message.campaign_id,
+                "error": error[:1000],
+            },
+        )
+    return Delivery(status=Message.Status.FAILED, error=error)
+
+
+def mark_skipped(message: Message, reason: str) -> Delivery:
+    """Record that `message` is not sent at all (an opt-out, no address)."""
+    _record(message, Message.Status.SKIPPED, reason, only_if=Message.Status.QUEUED)
+    return Delivery(status=Message.Status.SKIPPED, error=reason)
+
+
+@persisting
+def _record(message: Message, status: str, error: str, *, only_if: str | tuple[str, ...]) -> bool:
+    statuses = (only_if,) if isinstance(only_if, str) else only_if
+    updated = Message.objects.filter(pk=message.pk, status__in=statuses).update(
+        status=status, error=error[:5000], updated_at=timezone.now()
+    )
+    if updated:
+        message.status, message.error = status, error
+    return bool(updated)

@@ -1,13 +1,19 @@
 """Notify users: a stored in-app notification, and optionally an email from a template."""
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from communications.models import Notification
+from communications.template_engine import user_variables
 from tenants.models import Membership, Role, Tenant
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -55,6 +61,25 @@ def notify_members(
     ]
 
 
+def mark_read(notification: Notification) -> Notification:
+    """Mark the notification read; reading it again keeps the first read time."""
+    now = timezone.now()
+    marked = Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(
+        read_at=now
+    )
+    if marked:
+        notification.read_at = now
+    else:
+        notification.refresh_from_db(fields=["read_at"])
+    return notification
+
+
+def mark_all_read(*, tenant: Tenant, user: User) -> int:
+    """Mark every unread notification of the user in the tenant read; returns how many."""
+    unread = Notification.objects.for_tenant(tenant).filter(user=user, read_at__isnull=True)
+    return unread.update(read_at=timezone.now())
+
+
 def _members(tenant: Tenant, *, min_role: str) -> Iterable[User]:
     memberships = Membership.objects.for_tenant(tenant).filter(
         role__in=Role.at_least(min_role), user__is_active=True
@@ -66,9 +91,30 @@ def _queue_email(notification: Notification, *, template: str, context: dict[str
     """Queue the template's email to the notified user (see communications.services.messages)."""
     from communications.services.messages import send_template_email  # noqa: PLC0415
 
-    send_template_email(
-        tenant=notification.tenant,
-        to=notification.user.email,
-        template=template,
-        context={"user": notification.user, "notification": notification, **context},
-    )
+    variables = {
+        "user": user_variables(notification.user),
+        "notification": {
+            "title": notification.title,
+            "body": notification.body,
+            "link": notification.link,
+        },
+        **context,
+    }
+    try:
+        with transaction.atomic():
+            send_template_email(
+                tenant=notification.tenant,
+                to=notification.user.email,
+                template=template,
+                context=variables,
+            )
+    except ValidationError as error:
+        # A template that cannot render (or an address the provider refuses) must not cost
+        # the user the in-app notification: it is kept, and the email is logged as not sent.
+        logger.warning(
+            "Notification %s of tenant %s: email %r not queued: %s",
+            notification.pk,
+            notification.tenant.slug,
+            template,
+            error,
+        )

@@ -1,1 +1,92 @@
-"""campaigns: tasks."""
+"""Kinds of campaigns: start (snapshot and split into batches), send a batch, finish."""
+
+from collections import Counter
+from typing import Any
+
+from rest_framework import serializers
+
+from communications.models import Campaign
+from communications.services.campaigns import (
+    batch_messages,
+    campaign_template,
+    finish_campaign,
+    launch_campaign,
+    send_to_recipient,
+)
+from communications.services.messages import channel_rate, relaxed_commits
+from jobs.errors import RetryableError
+from jobs.registry import job_kind
+from jobs.runner import JobContext
+
+
+class CampaignPayload(serializers.Serializer):
+    campaign_id = serializers.IntegerField(min_value=1)
+
+
+class BatchPayload(CampaignPayload):
+    first_id = serializers.IntegerField(min_value=1, help_text="First message id of the batch.")
+    last_id = serializers.IntegerField(min_value=1, help_text="Last message id of the batch.")
+
+
+@job_kind(
+    "communications.start_campaign",
+    queue="messaging",
+    timeout=1800,
+    max_attempts=3,
+    payload=CampaignPayload,
+)
+def start_campaign(ctx: JobContext, *, campaign_id: int) -> dict[str, Any]:
+    """Snapshot the campaign's recipients and enqueue their batch jobs, once."""
+    campaign = Campaign.objects.get(tenant=ctx.tenant, pk=campaign_id)
+    batches = launch_campaign(campaign, job=ctx.job)
+    return {"campaign_id": campaign.pk, "batches": batches}
+
+
+@job_kind(
+    "communications.send_campaign_batch",
+    queue="messaging",
+    timeout=3600,
+    max_attempts=5,
+    payload=BatchPayload,
+)
+def send_campaign_batch(
+    ctx: JobContext, *, campaign_id: int, first_id: int, last_id: int
+) -> dict[str, int]:
+    """Send the campaign to each recipient of the batch once, rate limited; stops on cancel."""
+    campaign = Campaign.objects.select_related("tenant").get(tenant=ctx.tenant, pk=campaign_id)
+    messages = batch_messages(campaign, first_id=first_id, last_id=last_id)
+    template = campaign_template(campaign)
+    rate = channel_rate(ctx.tenant, campaign.channel)
+    final = ctx.attempt >= ctx.job.max_attempts
+    tally: Counter[str] = Counter()
+    to_retry = 0
+    delays: list[float] = []  # what the provider asked for (Retry-After), when it did
+    with relaxed_commits():
+        for done, message in enumerate(messages, start=1):
+            ctx.stop_if_canceled()
+            outcome = send_to_recipient(
+                campaign, message, template=template, job=ctx.job, rate=rate, final=final
+            )
+            tally[outcome.status] += 1
+            if outcome.to_retry:
+                to_retry += 1
+                if outcome.retry_delay is not None:
+                    delays.append(outcome.retry_delay)
+            ctx.progress(done * 100 // len(messages), f"{done:,} of {len(messages):,} recipients")
+    if to_retry:
+        delay = max(delays) if delays else None  # None: the kind's backoff with jitter
+        raise RetryableError(f"{to_retry} recipient(s) to try again", delay=delay)
+    return dict(tally)
+
+
+@job_kind(
+    "communications.finish_campaign",
+    queue="messaging",
+    timeout=300,
+    max_attempts=5,
+    payload=CampaignPayload,
+)
+def finish_campaign_kind(ctx: JobContext, *, campaign_id: int, **batch: Any) -> dict[str, Any]:
+    """The campaign's batch callback: final totals, campaign.finished, the creator notified."""
+    campaign = finish_campaign(Campaign.objects.get(tenant=ctx.tenant, pk=campaign_id))
+    return {"campaign_id": campaign.pk, "status": campaign.status, "sent": campaign.sent}
