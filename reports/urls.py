@@ -2,4 +2,6 @@
 
 from django.urls import URLPattern, URLResolver
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from reports.api import urlpatterns as api_urlpatterns
+
+urlpatterns: list[URLPattern | URLResolver] = [*api_urlpatterns]
