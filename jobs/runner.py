@@ -287,6 +287,7 @@ def _cancel(job: Job, how_far: str) -> None:
         services.settle_followers(job)
     queueing.clear_cancel_flag(job)
     logger.info("job=%s tenant=%s canceled: %s", job.pk, job.tenant_id, how_far)
+    job_finished.send_robust(sender=Job, job=job)
 
 
 @persisting

@@ -18,6 +18,7 @@ from jobs import inserts, queueing
 from jobs.errors import InvalidTransition, UnknownQueue
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
 from jobs.registry import JobKind, get_kind
+from jobs.signals import job_finished
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -357,6 +358,7 @@ def _cancel_waiting(job: Job, reason: str, *, by: User = None) -> None:
     job.status = Job.Status.CANCELED
     add_log(job, JobLog.Event.CANCELED, reason, by=by)
     transaction.on_commit(lambda: queueing.withdraw(job))
+    transaction.on_commit(lambda: job_finished.send_robust(sender=Job, job=job))
     settle_followers(job)
 
 

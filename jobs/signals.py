@@ -2,6 +2,7 @@
 
 from django.dispatch import Signal
 
-# Sent by the runner once a job has ended succeeded or failed (dead-lettered), with `job=`.
-# Receivers run in the worker after the outcome is recorded; their errors are logged, not raised.
+# Sent once a job has ended — succeeded, failed (dead-lettered) or canceled — with `job=`: by the
+# runner in the worker after the outcome is recorded, or after the commit that canceled a waiting
+# job. Receivers' errors are logged, not raised; `job.status` says how it ended.
 job_finished = Signal()

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.exceptions import DomainError
+from jobs.models import Job
 from jobs.services import User, enqueue_job
 from reports.models import Report, ReportType
 from reports.parameters import filters_of, period_of
@@ -153,6 +154,21 @@ def fail_report(report: Report, *, error: str) -> None:
         status=Report.Status.FAILED, error=error[:2000], finished_at=timezone.now()
     )
     logger.warning("report=%s tenant=%s failed: %s", report.pk, report.tenant_id, error)
+
+
+def settle_report_job(sender: Any, *, job: Job, **kwargs: Any) -> None:
+    """Receiver of `jobs.signals.job_finished`: a report whose job ended without building it.
+
+    Its job was canceled, or failed without the body recording why (its worker died).
+    """
+    if job.kind != GENERATE_KIND or job.status == Job.Status.SUCCEEDED:
+        return
+    how = "was canceled" if job.status == Job.Status.CANCELED else f"failed: {job.error_message}"
+    Report.objects.filter(
+        tenant_id=job.tenant_id,
+        pk=job.payload.get("report_id"),
+        status__in=[Report.Status.PENDING, Report.Status.RUNNING],
+    ).update(status=Report.Status.FAILED, error=f"Its job {how}"[:2000], finished_at=timezone.now())
 
 
 def delete_report(report: Report) -> None:

@@ -338,6 +338,29 @@ def mark_failed(
     return Delivery(status=Message.Status.FAILED, error=error)
 
 
+def settle_message_job(sender: Any, *, job: Job, **kwargs: Any) -> None:
+    """Receiver of `jobs.signals.job_finished`: a send job that ended without settling its message.
+
+    A job canceled while waiting cancels its queued message; one that failed without recording
+    (its worker died on the last attempt) fails it — as "outcome unknown" if it was being sent.
+    """
+    if job.kind not in SEND_KINDS.values() or job.status == Job.Status.SUCCEEDED:
+        return
+    message = (
+        Message.objects.select_related("tenant")
+        .filter(tenant_id=job.tenant_id, pk=job.payload.get("message_id"))
+        .first()
+    )
+    if message is None or message.status not in Message.PENDING:
+        return
+    if job.status == Job.Status.CANCELED:
+        _record(message, Message.Status.CANCELED, "Its job was canceled.", only_if=Message.PENDING)
+    elif message.status == Message.Status.SENDING:
+        mark_failed(message, UNKNOWN_OUTCOME, only_if=Message.Status.SENDING)
+    else:
+        mark_failed(message, f"Its job failed: {job.error_message}"[:1000], only_if=Message.PENDING)
+
+
 def mark_skipped(message: Message, reason: str) -> Delivery:
     """Record that `message` is not sent at all (an opt-out, no address)."""
     _record(message, Message.Status.SKIPPED, reason, only_if=Message.Status.QUEUED)

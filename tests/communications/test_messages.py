@@ -15,6 +15,8 @@ from communications.providers import fail_next, memory_outbox, reject, retry_aft
 from communications.services.messages import deliver, send_message, send_template_email
 from communications.services.notifications import notify_user
 from jobs.models import Job
+from jobs.runner import settle_interrupted
+from jobs.services import cancel_job
 from tests.factories import make_api_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -401,3 +403,24 @@ def test_the_message_admin_lists_and_shows_messages_read_only(client, tenant_adm
     assert (listed.status_code, shown.status_code) == (200, 200)
     assert "+14155550123" in listed.content.decode()
     assert client.get("/admin/communications/message/add/").status_code == 403
+
+
+def test_canceling_a_waiting_send_job_cancels_its_message(tenant):
+    message = send_message(tenant=tenant, channel=Channel.SMS, recipient="+14155550123", text="x")
+
+    cancel_job(Job.objects.get(pk=str(message.job_id)))
+
+    assert status_of(message) == (Message.Status.CANCELED, Job.Status.CANCELED)
+    assert memory_outbox() == []
+
+
+def test_a_send_job_failed_by_a_rescue_fails_the_message_it_was_sending(tenant):
+    message = send_message(tenant=tenant, channel=Channel.SMS, recipient="+14155550123", text="x")
+    job = Job.objects.get(pk=str(message.job_id))
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.STARTED, attempt=job.max_attempts)
+    Message.objects.filter(pk=message.pk).update(status=Message.Status.SENDING, attempts=1)
+
+    settle_interrupted(str(job.pk), reason="its worker stopped answering")
+
+    assert status_of(message) == (Message.Status.FAILED, Job.Status.FAILED)
+    assert "Outcome unknown" in message.error

@@ -8,9 +8,10 @@ from django.utils import timezone
 
 from jobs import limits
 from jobs.registry import get_kind
+from jobs.services import cancel_job
 from reports.charts import nice_ceiling, render_chart
 from reports.models import Report
-from reports.services import clean_up_reports
+from reports.services import clean_up_reports, create_report
 from reports.types.base import Chart
 
 
@@ -71,3 +72,15 @@ def test_charts_escape_their_labels_and_draw_one_bar_per_value():
     assert "Jobs &lt;per&gt; day" in svg
     assert "a&amp;b" in svg
     assert svg.count("<rect x=") - len(chart.series) == 3  # zero-height bars are left out
+
+
+def test_a_report_whose_job_is_canceled_before_it_runs_is_failed_and_says_why(tenant, tenant_admin):
+    report = create_report(
+        tenant=tenant, by=tenant_admin, type="job_activity", format="csv", parameters={}
+    )
+
+    cancel_job(report.job)
+
+    report.refresh_from_db()
+    assert report.status == Report.Status.FAILED
+    assert report.error == "Its job was canceled"
