@@ -191,7 +191,7 @@ CONVEYOR_WORKER_CLASS = "jobs.worker.FastWorker"
 CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
 CONVEYOR_RESULT_TTL = env.int("CONVEYOR_RESULT_TTL", default=600)
 # A job enqueued outside a transaction commits without waiting for the WAL flush unless true.
-CONVEYOR_DURABLE_ENQUEUE = env.bool("CONVEYOR_DURABLE_ENQUEUE", default=False)
+CONVEYOR_DURABLE_ENQUEUE = env.bool("CONVEYOR_DURABLE_ENQUEUE", default=True)
 CONVEYOR_BACKOFF_BASE = env.float("CONVEYOR_BACKOFF_BASE", default=2.0)
 CONVEYOR_BACKOFF_CAP = env.float("CONVEYOR_BACKOFF_CAP", default=3600.0)
 CONVEYOR_SHUTDOWN_GRACE = env.int("CONVEYOR_SHUTDOWN_GRACE", default=30)
