@@ -79,6 +79,7 @@ def test_a_report_whose_job_is_canceled_before_it_runs_is_failed_and_says_why(te
         tenant=tenant, by=tenant_admin, type="job_activity", format="csv", parameters={}
     )
 
+    assert report.job is not None
     cancel_job(report.job)
 
     report.refresh_from_db()
