@@ -59,10 +59,15 @@ def bench_tenant() -> Tenant:
 
 
 def forget_jobs(tenant: Tenant) -> None:
-    """Delete the tenant's jobs and logs (bench data only) in two statements."""
+    """Delete the tenant's jobs and logs (bench data only), then vacuum both tables.
+
+    Without the vacuum each round would insert into indexes still full of the last round's
+    dead entries, and rounds would slow down one after another.
+    """
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM jobs_joblog WHERE tenant_id = %s", [tenant.pk])
         cursor.execute("DELETE FROM jobs_job WHERE tenant_id = %s", [tenant.pk])
+        cursor.execute("VACUUM jobs_joblog, jobs_job")
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, every: float = 0.05) -> None:

@@ -345,5 +345,10 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"rq": {"level": env.str("RQ_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        "rq": {"level": env.str("RQ_LOG_LEVEL", default="WARNING")},
+        # WeasyPrint reports each step and page of a PDF at INFO; its warnings still show.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+    },
 }

@@ -5,7 +5,7 @@ counters (jobs enqueued, succeeded, failed, retried, canceled by queue and kind)
 histograms (wait enqueued → started, run started → finished, by queue and kind) are totals kept
 in Redis, so they hold across every web process and survive restarts and clean-up. Each scrape
 folds the jobs that finished or were created since the previous one into them (range queries on
-the `finished_at` and `created_at` indexes, and on `joblog_event_idx` for retries) and adds the
+the `finished_at` and `created_at` indexes, and on `joblog_rare_event_idx` for retries) and adds the
 last minute's rows live: its cost follows the scrape interval's jobs, not the table's size.
 Counting starts an hour before the first scrape; an emptied Redis is a counter reset. No tenant
 data is exposed.

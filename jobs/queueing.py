@@ -6,7 +6,6 @@ import logging
 import math
 import pickle
 import time
-import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -225,7 +224,10 @@ def _enqueue_many_script() -> Any:
 
 
 def _data(job: Job) -> bytes:
-    return zlib.compress(pickle.dumps((EXECUTE, None, _rq_args(job), {}), RQ_PICKLE))
+    # Stored as pickled, not zlib-compressed as RQ's own enqueue stores it: a hundred bytes of
+    # ids gain nothing from compression, which costs more than the rest of the hash. RQ reads
+    # uncompressed data as it is (`Job.restore` falls back when decompression fails).
+    return pickle.dumps((EXECUTE, None, _rq_args(job), {}), RQ_PICKLE)
 
 
 # RQ's default serializer pickles with the highest protocol.

@@ -17,6 +17,9 @@ from rest_framework import serializers
 
 from jobs.errors import UnknownKind
 
+# One encoder for every payload (`json.dumps(cls=…)` builds a new one per call).
+_ENCODER = DjangoJSONEncoder()
+
 _KINDS: dict[str, "JobKind"] = {}
 
 
@@ -71,7 +74,7 @@ class JobKind:
             checked.is_valid(raise_exception=True)
             payload = dict(checked.validated_data)
         try:
-            return json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+            return json.loads(_ENCODER.encode(payload))
         except (TypeError, ValueError) as error:
             raise serializers.ValidationError({"payload": [f"Not JSON: {error}"]}) from error
 

@@ -1,6 +1,5 @@
 """Every write to jobs: enqueue, cancel, retry, follow-ups, queue operations."""
 
-import copy
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -11,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, QuerySet
+from django.db.models.base import ModelState
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -271,8 +271,9 @@ def _like(job: Job, *, payload: dict[str, Any]) -> Job:
     """Another new job like `job` (a copy is much cheaper than building a model instance)."""
     twin = Job.__new__(Job)
     twin.__dict__.update(job.__dict__)
-    twin._state = copy.copy(job._state)
-    twin._state.fields_cache = dict(job._state.fields_cache)
+    twin._state = state = ModelState()
+    state.adding, state.db = job._state.adding, job._state.db
+    state.fields_cache = dict(job._state.fields_cache)
     twin.pk = uuid.uuid4()
     twin.payload = payload
     return twin

@@ -336,8 +336,10 @@ def test_a_postgres_restarted_under_running_workers_loses_no_job_and_records_eac
     stopped_at = time.time()
     server.stop(mode)
     time.sleep(2)
-    server.start()
+    # The server was down until at least this moment: anything recorded later was recorded
+    # after the restart (a worker may reconnect before `start` returns).
     restarted_at = time.time()
+    server.start()
     _on_server(server, "enqueue", (SLOW[0], 10, SLOW[2]), (QUICK[0], 5, {}))
 
     total, effects = SLOW[1] + QUICK[1] + 10 + 5, SLOW[1] + 10

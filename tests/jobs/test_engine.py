@@ -334,7 +334,28 @@ def test_rq_sees_our_queues_and_jobs(tenant):
     assert "default" in names
     assert (rq_job.description or "").startswith("jobs.noop")
     assert rq_job.get_status() == "queued"
+    assert (rq_job.func_name, rq_job.args) == (
+        queueing.EXECUTE,
+        (job.rq_id, "jobs.noop", tenant.pk),
+    )
     assert "default" in info.stdout
+
+
+def test_rq_reads_every_job_of_a_bulk_enqueue(tenant):
+    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * queueing.MANY)
+    redis = queueing.connection()
+
+    fetched = [
+        rq_job
+        for rq_job in RQJob.fetch_many([job.rq_id for job in jobs], connection=redis)
+        if rq_job is not None
+    ]
+
+    assert [(rq_job.func_name, rq_job.args) for rq_job in fetched] == [
+        (queueing.EXECUTE, (job.rq_id, "jobs.noop", tenant.pk)) for job in jobs
+    ]
+    assert {rq_job.get_status() for rq_job in fetched} == {"queued"}
+    assert Queue("default", connection=redis).job_ids == [job.rq_id for job in jobs]
 
 
 def test_a_job_canceled_while_running_and_then_retried_is_not_stopped_by_the_old_flag(

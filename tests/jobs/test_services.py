@@ -71,6 +71,25 @@ def test_bulk_enqueue_records_every_job_and_refuses_all_if_one_payload_is_bad(te
     assert "1" in refused.value.detail["payloads"]  # type: ignore[call-overload]
 
 
+def test_bulk_enqueued_log_lines_belong_to_their_jobs_and_go_with_them(tenant, other_tenant):
+    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 60)
+    others = services.enqueue_jobs(tenant=other_tenant, kind="jobs.noop", payloads=[{}] * 3)
+
+    lines = JobLog.objects.filter(job__in=jobs)
+    assert sorted(lines.values_list("job_id", flat=True)) == sorted(job.pk for job in jobs)
+    assert set(lines.values_list("tenant_id", "event", "level")) == {
+        (tenant.pk, JobLog.Event.ENQUEUED, JobLog.Level.INFO)
+    }
+    assert all(line.created_at == line.job.created_at for line in lines.select_related("job"))
+
+    # PostgreSQL does not check log lines' keys: Django deletes them with their job or tenant.
+    jobs[0].delete()
+    assert lines.count() == 59
+    tenant.delete()
+    assert not JobLog.objects.exclude(job__in=others).exists()
+    assert JobLog.objects.filter(job__in=others).count() == 3
+
+
 def test_retrying_a_failed_job_gives_it_fresh_attempts_and_other_jobs_cannot_be_retried(
     tenant, run_worker
 ):
