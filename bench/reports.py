@@ -54,6 +54,7 @@ from bench.table import Figure  # noqa: E402
 from jobs.models import Job, JobHourlyStat  # noqa: E402
 from jobs.rollups import floor_hour  # noqa: E402
 from jobs.selectors import Percentile, _epoch  # noqa: E402
+from jobs.worker import preload_modules  # noqa: E402
 from reports.models import Report  # noqa: E402
 from reports.rollups import roll_up_hours  # noqa: E402
 from reports.services import delete_report, generate_report  # noqa: E402
@@ -204,7 +205,8 @@ def timed_raw_aggregate(tenant: Tenant) -> float:
 def measure_pdf(*, rounds: int = 3) -> list[Figure]:
     """The job activity PDF with its 1,000-row failed-jobs table: wall and CPU seconds."""
     call_command("migrate", verbosity=0)
-    import weasyprint  # noqa: F401, PLC0415 (imported once, as CONVEYOR_PRELOAD does for workers)
+    # As a worker of the reports queue starts: WeasyPrint imported, the process's objects frozen.
+    preload_modules(["reports"])
 
     small = _tenant("bench-reports-pdf")
     fill_failures(small)

@@ -151,7 +151,8 @@ REDIS_CONNECTION = redis_connection(REDIS_URL)
 # timeout in seconds; workers is how many worker processes production should run for it;
 # rate_limits are per tenant, keyed by the limit name kinds refer to; tenant_concurrency caps
 # how many jobs of one tenant run at once on this queue; worker_class is what its workers run
-# (default CONVEYOR_WORKER_CLASS: in-process and fast; the forking Worker isolates heavy jobs).
+# (default CONVEYOR_WORKER_CLASS: in-process and fast; the forking Worker isolates heavy jobs);
+# preload lists modules its workers import once at start (with CONVEYOR_PRELOAD's).
 CONVEYOR_QUEUES: dict[str, dict] = {
     "notifications": {"timeout": 30, "max_attempts": 3, "workers": 4},
     "email": {"timeout": 60, "max_attempts": 5, "workers": 4, "rate_limits": {"email": "10/s"}},
@@ -176,6 +177,7 @@ CONVEYOR_QUEUES: dict[str, dict] = {
         "workers": 1,
         "tenant_concurrency": 2,
         "worker_class": "jobs.worker.Worker",
+        "preload": ["weasyprint"],
     },
     "maintenance": {
         "timeout": 1800,

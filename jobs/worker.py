@@ -6,6 +6,7 @@ to each queue's priority sub-queues in order and skip paused queues.
 """
 
 import contextlib
+import gc
 import importlib
 import logging
 import math
@@ -65,13 +66,27 @@ def _sibling(queue: Queue, name: str) -> Queue:
     )
 
 
-def preload_modules() -> None:
-    """Import heavy modules once per worker process, not in every job."""
-    for name in getattr(settings, "CONVEYOR_PRELOAD", []):
+def preload_modules(queues: Sequence[str] = ()) -> None:
+    """Import heavy modules once per worker process, not in every job.
+
+    CONVEYOR_PRELOAD names them for every worker; a queue's `preload` for the workers that
+    listen to it (the reports queue preloads WeasyPrint, which takes over a second to import).
+    Then, once per process, everything loaded so far is frozen out of the garbage collector's
+    sight: it lives as long as the process, a full collection need not walk it again and again,
+    and a forked work horse does not copy the pages it sits in by walking it (the `gc.freeze`
+    recipe).
+    """
+    names = list(getattr(settings, "CONVEYOR_PRELOAD", []))
+    for queue in dict.fromkeys(queueing.logical_queue(name) for name in queues):
+        names += settings.CONVEYOR_QUEUES.get(queue, {}).get("preload", [])
+    for name in dict.fromkeys(names):
         try:
             importlib.import_module(name)
         except ImportError as error:
             logger.warning("could not preload %s: %s", name, error)
+    if not gc.get_freeze_count():
+        gc.collect()
+        gc.freeze()
 
 
 if TYPE_CHECKING:
@@ -90,7 +105,7 @@ class ConveyorWorkerMixin(_WorkerBase):
         self.queues = listening_order(self.queues)
         self._ordered_queues = self.queues[:]
         self._grace_timer: threading.Timer | None = None
-        preload_modules()
+        preload_modules([queue.name for queue in self.queues])
 
     def _heartbeat_now_and_then(self) -> None:
         # RQ beats after every job already; between jobs once a second is plenty.
