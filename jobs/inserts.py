@@ -5,6 +5,7 @@ the rows as they are. A single job and its `enqueued` log line go in one stateme
 enqueued outside a transaction costs one round trip to PostgreSQL.
 """
 
+import functools
 import json
 from collections.abc import Callable
 from operator import attrgetter
@@ -13,7 +14,6 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection
 from django.db.models import Field, JSONField
-from django.db.models.sql import InsertQuery
 
 from jobs.models import Job, JobLog
 
@@ -62,28 +62,39 @@ def log_many(jobs: list[Job], event: str, message: str, data: dict[str, Any]) ->
             copy.write_row((job.pk, job.tenant_id, job.created_at, *alike))
 
 
+@functools.cache
+def _insert_job_sql(durable: bool) -> str:
+    """The statement `insert_job` runs, written once: compiling an INSERT costs more than it."""
+    fields = Job._meta.concrete_fields
+    table = connection.ops.quote_name(Job._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    values = ", ".join(["%s"] * len(fields))
+    fast = "" if durable else ", settings AS (SELECT set_config('synchronous_commit', 'off', true))"
+    return (
+        f"WITH job AS (INSERT INTO {table} ({columns}) VALUES ({values})"
+        f" RETURNING id, tenant_id, created_at){fast} "
+        f"INSERT INTO {_LOG} (job_id, tenant_id, created_at, level, event, message, data) "
+        f"SELECT id, tenant_id, created_at, %s, %s, %s, %s::jsonb "
+        f"FROM job{', settings' if fast else ''}"
+    )
+
+
 def insert_job(job: Job, *, message: str, data: dict[str, Any], durable: bool) -> bool:
     """Insert the job and its `enqueued` log line in one statement; False if its key is taken.
 
     Outside a transaction the statement is its own. Unless `durable`, that commit does not
     wait for the WAL flush (a database crash may forget the last moment's enqueues; the job is
-    then never run, and was never started).
+    then never run, and was never started). The values are prepared as Django's INSERT
+    compiler prepares them (`pre_save`, then `get_db_prep_save`).
     """
-    fields = list(Job._meta.concrete_fields)
-    query = InsertQuery(Job)
-    query.insert_values(fields, [job])
-    ((insert, params),) = query.get_compiler(connection=connection).as_sql()
-    fast = "" if durable else ", settings AS (SELECT set_config('synchronous_commit', 'off', true))"
-    statement = (
-        f"WITH job AS ({insert} RETURNING id, tenant_id, created_at){fast} "
-        f"INSERT INTO {_LOG} (job_id, tenant_id, created_at, level, event, message, data) "
-        f"SELECT id, tenant_id, created_at, %s, %s, %s, %s::jsonb "
-        f"FROM job{', settings' if fast else ''}"
-    )
+    params = [
+        field.get_db_prep_save(field.pre_save(job, True), connection=connection)
+        for field in Job._meta.concrete_fields
+    ]
     log = [JobLog.Level.INFO, JobLog.Event.ENQUEUED, message, json.dumps(data)]
     try:
         with connection.cursor() as cursor:
-            cursor.execute(statement, [*params, *log])
+            cursor.execute(_insert_job_sql(durable), [*params, *log])
     except IntegrityError:
         if not job.idempotency_key:
             raise
