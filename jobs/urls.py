@@ -2,10 +2,12 @@
 
 from django.urls import URLPattern, URLResolver
 
-from jobs.api import jobs, queues, schedules
+from jobs.api import jobs, kinds, queues, schedules, stats
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    *stats.urlpatterns,  # before jobs/<job_id>/, which would take `stats` for an id
     *jobs.urlpatterns,
+    *kinds.urlpatterns,
     *queues.urlpatterns,
     *schedules.urlpatterns,
 ]

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api.jobs import TENANT_ERRORS, errors
+from jobs.api.common import TENANT_ERRORS, errors
 from reports.models import Report, ReportFormat, ReportType
 from reports.parameters import ReportRequest, stored_parameters
 from reports.selectors import get_report, list_reports

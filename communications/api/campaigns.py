@@ -20,7 +20,7 @@ from communications.api.messages import MAX_ID, object_id
 from communications.models import Campaign, Channel
 from communications.selectors.campaigns import campaigns_totals, get_campaign, list_campaigns
 from communications.services.campaigns import cancel_campaign, create_campaign, start_campaign
-from jobs.api.jobs import errors, tenant_request
+from jobs.api.common import errors, tenant_request
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest

@@ -33,7 +33,7 @@ from communications.selectors.imports import (
 from communications.services.import_rows import ERRORS_SHOWN, check_mapping
 from communications.services.imports import start_export, start_import
 from config.exceptions import Conflict
-from jobs.api.jobs import errors, tenant_request
+from jobs.api.common import errors, tenant_request
 from jobs.models import Job
 from tenants.models import Role
 from tenants.permissions import HasTenantRole

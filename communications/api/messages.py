@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from communications.models import Channel, Contact, Message
 from communications.selectors.messages import get_message, list_messages
 from communications.services.messages import send_message
-from jobs.api.jobs import CreatedAtCursorPagination, errors, tenant_request
+from jobs.api.common import CreatedAtCursorPagination, errors, tenant_request
 from jobs.filters import TimeFilter
 from jobs.models import Job
 from tenants.api import TENANT_PARAMETER

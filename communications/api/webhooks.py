@@ -42,7 +42,7 @@ from communications.services.webhooks import (
     send_test_event,
     update_endpoint,
 )
-from jobs.api.jobs import CreatedAtCursorPagination
+from jobs.api.common import CreatedAtCursorPagination
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest

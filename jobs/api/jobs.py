@@ -1,15 +1,12 @@
-"""API views: jobs — list, enqueue, detail, cancel, retry, bulk operations, logs, stats, kinds."""
+"""API views: jobs — list, enqueue, detail, cancel, retry, bulk operations, logs."""
 
-import re
 from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
-from django.conf import settings
 from django.db.models import QuerySet
 from django.urls import URLPattern, path
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -19,23 +16,27 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
     extend_schema_serializer,
-    inline_serializer,
 )
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import queueing
+from jobs.api.common import (
+    TENANT_ERRORS,
+    CreatedAtCursorPagination,
+    errors,
+    require_redis,
+    tenant_request,
+)
+from jobs.api.kinds import INTERNAL_QUEUES
 from jobs.errors import UnknownKind
 from jobs.filters import JobFilter, JobOrdering
-from jobs.limits import concurrency_for, rate_for
 from jobs.models import Job, JobLog, Priority
 from jobs.redaction import redact
-from jobs.registry import JobKind, all_kinds, get_kind
-from jobs.selectors import get_job, job_logs, job_stats, list_jobs
+from jobs.registry import JobKind, get_kind
+from jobs.selectors import get_job, job_logs, list_jobs
 from jobs.services import cancel_job, cancel_jobs, enqueue_job, retry_job, retry_jobs
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role, Tenant
@@ -45,55 +46,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 RECENT_LOGS = 20
 MAX_DELAY = 366 * 24 * 3600
 MAX_BULK_IDS = 1000
-# Kinds on these queues are the operators' own housekeeping, not offered to tenants' apps.
-INTERNAL_QUEUES = frozenset({"maintenance"})
-
-# --- Errors, as the schema shows them ----------------------------------------------------------
-
-
-class ErrorOutput(serializers.Serializer):
-    detail = serializers.CharField()
-
-
-ERRORS = {
-    400: OpenApiResponse(
-        OpenApiTypes.OBJECT,
-        description="Invalid input: a list of messages per field, or `detail` (e.g. which "
-        "tenant: send X-Tenant).",
-        examples=[
-            OpenApiExample(
-                "Field errors",
-                value={"payload": {"seconds": ["This field is required."]}},
-                status_codes=["400"],
-            )
-        ],
-    ),
-    401: OpenApiResponse(ErrorOutput, description="No credentials, or an invalid API key."),
-    403: OpenApiResponse(
-        ErrorOutput, description="The role this needs is missing (the message names it)."
-    ),
-    404: OpenApiResponse(
-        ErrorOutput, description="No such job or tenant here; another tenant's answers the same."
-    ),
-    409: OpenApiResponse(ErrorOutput, description="The job's status does not allow this."),
-    429: OpenApiResponse(
-        ErrorOutput, description="Too many requests for this tenant: wait `Retry-After` seconds."
-    ),
-    503: OpenApiResponse(
-        ErrorOutput, description="Redis is unreachable: retry after `Retry-After` seconds."
-    ),
-}
-TENANT_ERRORS = (400, 401, 403, 404, 429)
-
-
-def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """The documented error answers with these status codes."""
-    return {code: ERRORS[code] for code in codes}
-
-
-def tenant_request(request: Request) -> TenantRequest:
-    """`request` after `HasTenantRole` has set its tenant and role."""
-    return cast(TenantRequest, request)
 
 
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -106,11 +58,6 @@ def find_job(request: TenantRequest, job_id: str) -> Job:
     except ValueError:
         raise NotFound() from None
     return get_job(tenant=request.tenant, job_id=job_id)
-
-
-def require_redis() -> None:
-    """Answer 503 (through the exception handler) before changing anything Redis must follow."""
-    queueing.ping()
 
 
 # --- Output ------------------------------------------------------------------------------------
@@ -209,61 +156,6 @@ class BulkRetryOutput(serializers.Serializer):
     skipped = serializers.IntegerField(help_text="Jobs that were not failed or canceled.")
 
 
-class PercentilesOutput(serializers.Serializer):
-    p50 = serializers.FloatField(allow_null=True)
-    p95 = serializers.FloatField(allow_null=True)
-
-
-class KindStatsOutput(serializers.Serializer):
-    kind = serializers.CharField()
-    total = serializers.IntegerField()
-    succeeded = serializers.IntegerField()
-    failed = serializers.IntegerField()
-    failure_rate = serializers.FloatField()
-
-
-class StatsOutput(serializers.Serializer):
-    window_seconds = serializers.IntegerField()
-    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Jobs by status.")
-    throughput_per_minute = serializers.FloatField(help_text="Succeeded jobs per minute.")
-    wait_seconds = PercentilesOutput(help_text="From enqueued to started.")
-    run_seconds = PercentilesOutput(help_text="From started to finished.")
-    failure_rate = serializers.FloatField(help_text="Failed / (succeeded + failed).")
-    by_kind = KindStatsOutput(many=True)
-
-
-class KindOutput(serializers.Serializer):
-    name = serializers.CharField()
-    description = serializers.CharField()
-    queue = serializers.CharField()
-    timeout = serializers.IntegerField(source="default_timeout", help_text="Seconds per attempt.")
-    max_attempts = serializers.IntegerField(source="default_max_attempts")
-    rate_limit = serializers.SerializerMethodField(help_text="Starts allowed for your tenant.")
-    concurrency = serializers.SerializerMethodField(help_text="Running at once for your tenant.")
-    payload_schema = serializers.SerializerMethodField()
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_rate_limit(self, kind: JobKind) -> str | None:
-        rate = rate_for(self.context["tenant"], kind)
-        return rate[1] if rate else None
-
-    @extend_schema_field(serializers.IntegerField(allow_null=True))
-    def get_concurrency(self, kind: JobKind) -> int | None:
-        slot = concurrency_for(self.context["tenant"], kind)
-        return slot[1] if slot else None
-
-    @extend_schema_field(
-        serializers.DictField(
-            child=inline_serializer(
-                "PayloadFieldOutput",
-                {"type": serializers.CharField(), "required": serializers.BooleanField()},
-            )
-        )
-    )
-    def get_payload_schema(self, kind: JobKind) -> dict[str, Any]:
-        return kind.payload_schema()
-
-
 JOB_EXAMPLE: dict[str, Any] = {
     "id": "6f1c2a4e-8d0b-4c55-9a3e-1f2b3c4d5e6f",
     "tenant": "demo",
@@ -303,41 +195,8 @@ LOG_EXAMPLE: dict[str, Any] = {
 }
 
 
-def offered_kinds() -> list[JobKind]:
-    """The kinds tenants' applications may enqueue through the API."""
-    return [kind for kind in all_kinds() if kind.queue not in INTERNAL_QUEUES]
-
-
-# --- Pagination --------------------------------------------------------------------------------
-
-
-class CreatedAtCursorPagination(CursorPagination):
-    """Cursor pages: no counts over big tables, and no row skipped or repeated as rows arrive."""
-
-    ordering = ("-created_at", "-id")
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-    def decode_cursor(self, request: Request) -> Cursor | None:
-        cursor = super().decode_cursor(request)
-        if (
-            cursor is not None
-            and cursor.position is not None
-            and not _is_time(str(cursor.position))
-        ):
-            raise NotFound(self.invalid_cursor_message)
-        return cursor
-
-
 class LogPagination(CreatedAtCursorPagination):
     ordering = ("created_at", "id")
-
-
-def _is_time(text: str) -> bool:
-    try:
-        return parse_datetime(text) is not None
-    except ValueError:
-        return False
 
 
 # --- Jobs --------------------------------------------------------------------------------------
@@ -691,116 +550,13 @@ class JobLogListView(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-# --- Statistics and kinds ----------------------------------------------------------------------
-
-WINDOW = re.compile(r"^(\d{1,5})([mhd])$")
-WINDOW_UNITS = {"m": 60, "h": 3600, "d": 86400}
-MAX_WINDOW = timedelta(days=90)
-
-
-class JobStatsView(APIView):
-    permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
-
-    class Query(serializers.Serializer):
-        window = serializers.RegexField(
-            WINDOW,
-            default="24h",
-            help_text="How far back: minutes, hours or days, e.g. 15m, 1h, 24h, 7d (at most 90d).",
-            error_messages={"invalid": "Write the window as a number and m, h or d: 1h, 24h, 7d."},
-        )
-        queue = serializers.ChoiceField(choices=list(settings.CONVEYOR_QUEUES), required=False)
-        kind = serializers.CharField(max_length=100, required=False)
-
-        def validate_window(self, text: str) -> timedelta:
-            match = WINDOW.match(text)
-            assert match is not None  # RegexField checked it
-            window = timedelta(seconds=int(match[1]) * WINDOW_UNITS[match[2]])
-            if not timedelta(minutes=1) <= window <= MAX_WINDOW:
-                raise ValidationError("The window must be between 1m and 90d.")
-            return window
-
-    @extend_schema(
-        parameters=[TENANT_PARAMETER, Query],
-        responses={200: StatsOutput, **errors(*TENANT_ERRORS)},
-        examples=[
-            OpenApiExample(
-                "The last hour",
-                value={
-                    "window_seconds": 3600,
-                    "counts": {
-                        **dict.fromkeys(Job.Status.values, 0),
-                        "succeeded": 118,
-                        "failed": 2,
-                    },
-                    "throughput_per_minute": 1.967,
-                    "wait_seconds": {"p50": 0.041, "p95": 0.35},
-                    "run_seconds": {"p50": 1.2, "p95": 4.8},
-                    "failure_rate": 0.0167,
-                    "by_kind": [
-                        {
-                            "kind": "jobs.sleep",
-                            "total": 120,
-                            "succeeded": 118,
-                            "failed": 2,
-                            "failure_rate": 0.0167,
-                        }
-                    ],
-                },
-                response_only=True,
-            )
-        ],
-    )
-    def get(self, request: TenantRequest) -> Response:
-        """Counts by status, throughput, wait and run time p50/p95 and failure rate."""
-        query = self.Query(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        stats = job_stats(tenant=request.tenant, **query.validated_data)
-        return Response(StatsOutput(stats).data)
-
-
-class KindListView(APIView):
-    permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
-
-    @extend_schema(
-        parameters=[TENANT_PARAMETER],
-        responses={200: KindOutput(many=True), **errors(*TENANT_ERRORS)},
-        examples=[
-            OpenApiExample(
-                "The sleeper",
-                value={
-                    "name": "jobs.sleep",
-                    "description": "Sleep for `seconds` in `steps`, reporting progress.",
-                    "queue": "default",
-                    "timeout": 180,
-                    "max_attempts": 3,
-                    "rate_limit": None,
-                    "concurrency": None,
-                    "payload_schema": {
-                        "seconds": {"type": "float", "required": True},
-                        "steps": {"type": "integer", "required": False},
-                    },
-                },
-                response_only=True,
-            )
-        ],
-    )
-    def get(self, request: TenantRequest) -> Response:
-        """Every registered kind with its payload fields and its defaults for your tenant."""
-        kinds = KindOutput(offered_kinds(), many=True, context={"tenant": request.tenant})
-        return Response(kinds.data)
-
-
 urlpatterns: list[URLPattern] = [
     path("jobs/", JobListView.as_view(), name="job-list"),
     path("jobs/bulk-cancel/", JobBulkCancelView.as_view(), name="job-bulk-cancel"),
     path("jobs/bulk-retry/", JobBulkRetryView.as_view(), name="job-bulk-retry"),
-    path("jobs/stats/", JobStatsView.as_view(), name="job-stats"),
     # Ids are matched as text so that a malformed one answers a JSON 404, not Django's page.
     path("jobs/<str:job_id>/", JobDetailView.as_view(), name="job-detail"),
     path("jobs/<str:job_id>/cancel/", JobCancelView.as_view(), name="job-cancel"),
     path("jobs/<str:job_id>/retry/", JobRetryView.as_view(), name="job-retry"),
     path("jobs/<str:job_id>/logs/", JobLogListView.as_view(), name="job-logs"),
-    path("kinds/", KindListView.as_view(), name="kind-list"),
 ]
