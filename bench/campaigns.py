@@ -16,12 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import django
+from bench import standalone
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("CONVEYOR_ENV", "development")
-os.environ.setdefault("DEBUG", "false")  # DEBUG keeps every query in memory
-django.setup()
+standalone.setup(create_database=False)
 
 from django.conf import settings  # noqa: E402
 

@@ -12,35 +12,18 @@ enqueueing new ones as workers and the API would, timing each of its statements.
 """
 
 import argparse
-import os
 import threading
 import time
-from urllib.parse import urlsplit
 
-import django
+from bench import standalone
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("CONVEYOR_ENV", "development")
-os.environ.setdefault("DEBUG", "false")  # DEBUG keeps every query in memory
+standalone.environment()
 
 from bench.table import Figure  # noqa: E402
 
 ROWS = 1_000_000
 RECENT = 20_000
 TENANTS = 20
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-        if not exists.fetchone():
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def fill(rows: int) -> None:
@@ -125,8 +108,7 @@ def _days_ago(days: int):  # noqa: ANN202 (a datetime; Django is set up only at 
 
 def measure(*, rounds: int = 1, rows: int = ROWS, batch_size: int | None = None) -> list[Figure]:
     """Figures for deleting `rows` old jobs with their logs, one fresh table per round."""
-    ensure_database(os.environ["DATABASE_URL"])
-    django.setup()
+    standalone.setup()
     from django.conf import settings
     from django.core.management import call_command
 

@@ -14,36 +14,13 @@ cProfile of one import. Use a spare database: the bench tenant's contacts are re
 
 import argparse
 import cProfile
-import os
 import pstats
 import random
 import time
-from urllib.parse import urlsplit
 
-import django
+from bench import standalone
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("CONVEYOR_ENV", "development")
-os.environ.setdefault("DEBUG", "false")  # DEBUG keeps every query in memory
-
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
-
-
-def ensure_database(url: str) -> None:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        if not connection.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
-        ).fetchone():
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-if "DATABASE_URL" in os.environ:
-    ensure_database(os.environ["DATABASE_URL"])
-django.setup()
+standalone.setup()
 
 from django.conf import settings  # noqa: E402
 from django.core.files.base import ContentFile  # noqa: E402

@@ -14,11 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import django
+from bench import standalone
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("CONVEYOR_ENV", "development")
-django.setup()
+standalone.setup(create_database=False)
 
 from django.conf import settings  # noqa: E402
 from rq import Queue  # noqa: E402
