@@ -18,6 +18,7 @@ from django.db.models import Field, JSONField
 from jobs.models import Job, JobLog
 
 _LOG = JobLog._meta.db_table
+_LOG_COLUMNS = "job_id, tenant_id, created_at, level, event, message, data"
 
 
 def _json(field: Field) -> Callable[[Any], str]:
@@ -51,12 +52,11 @@ def log_many(jobs: list[Job], event: str, message: str, data: dict[str, Any]) ->
     """One log line per job, all alike, with COPY."""
     if not jobs:
         return
-    columns = "job_id, tenant_id, created_at, level, event, message, data"
     text = json.dumps(data, cls=DjangoJSONEncoder)
     alike = (str(JobLog.Level.INFO), str(event), message, text)
     with (
         connection.cursor() as cursor,
-        cursor.cursor.copy(f"COPY {_LOG} ({columns}) FROM STDIN") as copy,
+        cursor.cursor.copy(f"COPY {_LOG} ({_LOG_COLUMNS}) FROM STDIN") as copy,
     ):
         for job in jobs:
             copy.write_row((job.pk, job.tenant_id, job.created_at, *alike))
@@ -73,7 +73,7 @@ def _insert_job_sql(durable: bool) -> str:
     return (
         f"WITH job AS (INSERT INTO {table} ({columns}) VALUES ({values})"
         f" RETURNING id, tenant_id, created_at){fast} "
-        f"INSERT INTO {_LOG} (job_id, tenant_id, created_at, level, event, message, data) "
+        f"INSERT INTO {_LOG} ({_LOG_COLUMNS}) "
         f"SELECT id, tenant_id, created_at, %s, %s, %s, %s::jsonb "
         f"FROM job{', settings' if fast else ''}"
     )
