@@ -26,7 +26,7 @@ from bench.table import Figure  # noqa: E402
 from communications.models import Campaign, Contact  # noqa: E402
 from communications.providers import MEMORY_OUTBOX_KEY  # noqa: E402
 from communications.services.campaigns import create_campaign  # noqa: E402
-from jobs import queueing  # noqa: E402
+from jobs.transport import queueing  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
 BASE_DIR = Path(settings.BASE_DIR)

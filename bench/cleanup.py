@@ -112,7 +112,7 @@ def measure(*, rounds: int = 1, rows: int = ROWS, batch_size: int | None = None)
     from django.conf import settings
     from django.core.management import call_command
 
-    from jobs.cleanup import clean_up_jobs
+    from jobs.services.cleanup import clean_up_jobs
 
     call_command("migrate", verbosity=0)
     rates, longest, average, writes, batches = [], [], [], [], []

@@ -1,6 +1,6 @@
 """The engine beside bare RQ on the same servers: throughput, enqueue, latency, memory.
 
-Tracked jobs are `jobs.noop` jobs enqueued through `jobs.services` and run by the product's
+Tracked jobs are `jobs.noop` jobs enqueued through `jobs.services.jobs` and run by the product's
 default worker (`manage.py rqworker default`, CONVEYOR_WORKER_CLASS). The baseline is bare RQ:
 `bench.noop.noop` enqueued with `Queue.enqueue_many` / `Queue.enqueue` on queue `bench-bare`
 and run by `rq worker --worker-class rq.SimpleWorker --quiet` (RQ's CLI, no Django). Workers
@@ -28,8 +28,9 @@ from rq.utils import utcparse
 
 from bench import servers
 from bench.table import Figure
-from jobs import queueing, services
 from jobs.models import Job
+from jobs.services.jobs import enqueue_job, enqueue_jobs
+from jobs.transport import queueing
 from tenants.models import Tenant
 
 BARE_QUEUE = "bench-bare"
@@ -166,7 +167,7 @@ def worker_pair(count: int) -> Iterator[tuple[Workers, Workers]]:
 
 def tracked_drain(tenant: Tenant, jobs: int) -> float:
     """Jobs per second from the first start to the last finish of `jobs` tracked no-ops."""
-    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * jobs)
+    enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * jobs)
     done = Job.objects.filter(tenant=tenant, status=Job.Status.SUCCEEDED)
     wait_until(lambda: done.count() >= jobs, timeout=60 + jobs / 10, every=0.2)
     span = done.aggregate(first=Min("started_at"), last=Max("finished_at"))
@@ -207,7 +208,7 @@ def tracked_latency(tenant: Tenant) -> tuple[float, float]:
     """Milliseconds from calling enqueue_job to the job's start and to its end."""
     redis = queueing.connection()
     called = time.time()
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     _wait_finished(redis, job.rq_id)
     started, finished = Job.objects.values_list("started_at", "finished_at").get(pk=job.pk)
     assert started is not None
@@ -251,7 +252,7 @@ def measure_enqueue(*, rounds: int, sizes: Sizes) -> list[Figure]:
     single: dict[str, list[float]] = {"tracked": [], "bare": []}
     for _ in range(rounds):
         started = time.perf_counter()
-        services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * sizes.bulk_jobs)
+        enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * sizes.bulk_jobs)
         bulk["tracked"].append(sizes.bulk_jobs / (time.perf_counter() - started))
         forget_jobs(tenant)
         redis.flushdb()
@@ -267,7 +268,7 @@ def measure_enqueue(*, rounds: int, sizes: Sizes) -> list[Figure]:
 
         started = time.perf_counter()
         for _ in range(sizes.single_jobs):
-            services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+            enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
         single["tracked"].append(sizes.single_jobs / (time.perf_counter() - started))
         forget_jobs(tenant)
         redis.flushdb()

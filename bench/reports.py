@@ -29,9 +29,8 @@ from django.utils import timezone  # noqa: E402
 
 from bench.table import Figure  # noqa: E402
 from jobs.models import Job, JobHourlyStat  # noqa: E402
-from jobs.rollups import floor_hour  # noqa: E402
-from jobs.selectors import Percentile, _epoch  # noqa: E402
-from jobs.worker import preload_modules  # noqa: E402
+from jobs.selectors.stats import Percentile, epoch, floor_hour  # noqa: E402
+from jobs.transport.workers import preload_modules  # noqa: E402
 from reports.models import Report  # noqa: E402
 from reports.rollups import roll_up_hours  # noqa: E402
 from reports.services import delete_report, generate_report  # noqa: E402
@@ -162,8 +161,8 @@ def timed_backfill(tenant: Tenant) -> float:
 
 def timed_raw_aggregate(tenant: Tenant) -> float:
     """The report's per-queue-and-kind figures computed from the job rows instead."""
-    wait = _epoch(F("started_at") - F("enqueued_at"))
-    run = _epoch(F("finished_at") - F("started_at"))
+    wait = epoch(F("started_at") - F("enqueued_at"))
+    run = epoch(F("finished_at") - F("started_at"))
     started = time.perf_counter()
     list(
         Job.objects.for_tenant(tenant)

@@ -72,7 +72,7 @@ def describe() -> list[str]:
     """What the figures were measured on."""
     from django.db import connection
 
-    from jobs import queueing
+    from jobs.transport import queueing
 
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from bench import servers
 from bench.engine import bench_tenant, forget_jobs, percentiles, wait_until
 from bench.table import Figure
-from jobs import queueing
+from jobs.transport import queueing
 from tenants.models import Membership, Role
 from tenants.services import create_api_key
 

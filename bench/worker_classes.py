@@ -21,8 +21,9 @@ standalone.setup(create_database=False)
 from django.conf import settings  # noqa: E402
 from rq import Queue  # noqa: E402
 
-from jobs import queueing, services  # noqa: E402
 from jobs.models import Job  # noqa: E402
+from jobs.services.jobs import enqueue_jobs  # noqa: E402
+from jobs.transport import queueing  # noqa: E402
 from tenants.models import Tenant  # noqa: E402
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -42,7 +43,7 @@ def startup(worker_class: str) -> float:
 
 
 def tracked_round(tenant: Tenant, jobs: int, worker_class: str) -> float:
-    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * jobs)
+    enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * jobs)
     elapsed = drain(worker_class) - startup(worker_class)
     assert not Job.objects.filter(tenant=tenant).exclude(status="succeeded").exists()
     Job.objects.filter(tenant=tenant).delete()
@@ -74,8 +75,8 @@ def main() -> None:
     queueing.connection().flushdb()
     tenant, _ = Tenant.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     for bare, ours in (
-        ("rq.SimpleWorker", "jobs.worker.FastWorker"),
-        ("rq.Worker", "jobs.worker.Worker"),
+        ("rq.SimpleWorker", "jobs.runtime.worker.FastWorker"),
+        ("rq.Worker", "jobs.runtime.worker.Worker"),
     ):
         baseline = report(
             f"bare RQ {bare}", [bare_round(args.jobs, bare) for _ in range(args.rounds)], None

@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
-from jobs import queueing
+from jobs.transport import queueing
 
 logger = logging.getLogger(__name__)
 

@@ -169,25 +169,25 @@ CONVEYOR_QUEUES: dict[str, dict] = {
         "max_attempts": 2,
         "workers": 1,
         "tenant_concurrency": 2,
-        "worker_class": "jobs.worker.Worker",
+        "worker_class": "jobs.runtime.worker.Worker",
     },
     "reports": {
         "timeout": 600,
         "max_attempts": 3,
         "workers": 1,
         "tenant_concurrency": 2,
-        "worker_class": "jobs.worker.Worker",
+        "worker_class": "jobs.runtime.worker.Worker",
         "preload": ["weasyprint"],
     },
     "maintenance": {
         "timeout": 1800,
         "max_attempts": 1,
         "workers": 1,
-        "worker_class": "jobs.worker.Worker",
+        "worker_class": "jobs.runtime.worker.Worker",
     },
 }
 
-CONVEYOR_WORKER_CLASS = "jobs.worker.FastWorker"
+CONVEYOR_WORKER_CLASS = "jobs.runtime.worker.FastWorker"
 
 # Each queue is served as RQ sub-queues, one per priority, listened to in this order.
 CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
@@ -289,7 +289,7 @@ REST_FRAMEWORK = {
     # Per user (this process's memory) and per tenant (counted in Redis, across processes).
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",
-        "jobs.throttles.TenantRateThrottle",
+        "jobs.api.throttles.TenantRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("API_THROTTLE_RATE", default="6000/min"),

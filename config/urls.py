@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from jobs.metrics import metrics
+from jobs.api.metrics import metrics
 
 urlpatterns = [
     path("admin/queues/", include("jobs.admin.dashboard")),  # before admin/: its catch-all

@@ -369,7 +369,7 @@ class Schedule(models.Model):
 class JobHourlyStat(models.Model):
     """Jobs created in one hour, per tenant, queue, kind and status: counts and durations.
 
-    Written only by `jobs.rollups.roll_up_jobs`, which replaces an hour's rows as a whole.
+    Written only by `jobs.selectors.stats.roll_up_jobs`, which replaces an hour's rows as a whole.
     Durations are seconds; wait is enqueued → started, run is started → finished.
     """
 

@@ -5,11 +5,11 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jobs.cleanup import clean_up_jobs
 from jobs.errors import PermanentError, RetryableError
-from jobs.reconciler import reconcile
-from jobs.registry import job_kind
-from jobs.runner import JobContext
+from jobs.kinds import job_kind
+from jobs.runtime.context import JobContext
+from jobs.runtime.reconciler import reconcile
+from jobs.services.cleanup import clean_up_jobs
 
 
 @job_kind("jobs.noop", queue="default")

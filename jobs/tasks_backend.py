@@ -39,12 +39,12 @@ from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 from rest_framework import serializers
 
-from jobs import queueing
 from jobs.errors import JobCanceled, PermanentError, RetryableError, UnknownKind
+from jobs.kinds import JobKind, get_kind, register_kind
 from jobs.models import Job, JobLog, Priority
-from jobs.registry import JobKind, get_kind, register_kind
-from jobs.runner import JobContext
-from jobs.services import enqueue_job
+from jobs.runtime.context import JobContext
+from jobs.services.jobs import enqueue_job
+from jobs.transport import queueing
 from tenants.models import Tenant
 
 type AnyTask = Task[..., Any]

@@ -1,4 +1,4 @@
-"""Hourly analytics roll-ups: jobs (in `jobs.rollups`) and messages (here), per tenant.
+"""Hourly analytics roll-ups: jobs (in `jobs.selectors.stats`) and messages (here), per tenant.
 
 Each roll-up replaces whole hours in one transaction, so re-running an hour changes nothing
 unless the underlying rows changed. Messages count in the hour they were created.
@@ -11,7 +11,8 @@ from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs.rollups import HOUR, LOOKBACK, floor_hour, roll_up_jobs
+from jobs.selectors.stats import HOUR, LOOKBACK, floor_hour
+from jobs.services.rollups import roll_up_jobs
 from reports.models import MessageHourlyStat
 from tenants.models import Tenant
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from config.exceptions import DomainError
 from jobs.models import Job
-from jobs.services import User, enqueue_job
+from jobs.services.jobs import User, enqueue_job
 from reports.models import Report, ReportType
 from reports.parameters import filters_of, period_of
 from reports.renderers import render

@@ -6,9 +6,9 @@ from typing import Any
 from django.db.models import Max
 from rest_framework import serializers
 
+from jobs.kinds import job_kind
 from jobs.models import Job
-from jobs.registry import job_kind
-from jobs.runner import JobContext
+from jobs.runtime.context import JobContext
 from reports.models import Report
 from reports.rollups import roll_up_analytics
 from reports.services import clean_up_reports, fail_report, generate_report

@@ -15,9 +15,10 @@ from django.conf import settings
 from django.db import connection
 from rq.scheduler import RQScheduler
 
-from jobs import queueing
 from jobs.models import Job
-from jobs.worker import FastWorker, listening_order
+from jobs.runtime.worker import FastWorker
+from jobs.transport import queueing
+from jobs.transport.workers import listening_order
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -89,7 +90,7 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
 
     def start(
         *queues: str,
-        worker_class: str = "jobs.worker.FastWorker",
+        worker_class: str = "jobs.runtime.worker.FastWorker",
         grace: int = 10,
         heartbeat: int = 10,
         heartbeat_grace: int = 30,

@@ -22,7 +22,7 @@ from communications.models import Channel, Contact, Message
 from communications.selectors.messages import get_message, list_messages
 from communications.services.messages import send_message
 from jobs.api.common import CreatedAtCursorPagination, errors, tenant_request
-from jobs.filters import TimeFilter
+from jobs.api.filters import TimeFilter
 from jobs.models import Job
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role

@@ -29,7 +29,7 @@ from communications.services.templates import render_template
 from communications.services.webhooks import publish_event
 from jobs.errors import InvalidTransition
 from jobs.models import Job
-from jobs.services import cancel_jobs, create_batch, enqueue_job, enqueue_jobs
+from jobs.services.jobs import cancel_jobs, create_batch, enqueue_job, enqueue_jobs
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)

@@ -42,8 +42,8 @@ from communications.services.import_rows import (
     text_value,
 )
 from communications.services.import_writes import insert_contacts, update_contacts
-from jobs.runner import JobContext
-from jobs.services import enqueue_job
+from jobs.runtime.context import JobContext
+from jobs.services.jobs import enqueue_job
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)

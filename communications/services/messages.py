@@ -29,11 +29,11 @@ from communications.providers import (
 from communications.services.contacts import normalize_email, normalize_phone
 from communications.services.templates import RenderedMessage, render_template
 from communications.services.webhooks import publish_event
-from jobs import limits
+from jobs.kinds import get_kind
 from jobs.models import Job
-from jobs.registry import get_kind
-from jobs.runner import persisting
-from jobs.services import enqueue_job
+from jobs.runtime.runner import persisting
+from jobs.services.jobs import enqueue_job
+from jobs.transport import limits
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)

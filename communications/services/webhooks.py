@@ -34,7 +34,7 @@ from communications.webhook_sender import Outcome
 from config.exceptions import DomainError
 from jobs.models import Job
 from jobs.redaction import redact
-from jobs.services import enqueue_job, enqueue_jobs
+from jobs.services.jobs import enqueue_job, enqueue_jobs
 from tenants.models import Role, Tenant
 
 logger = logging.getLogger(__name__)

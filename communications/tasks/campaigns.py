@@ -15,8 +15,8 @@ from communications.services.campaigns import (
 )
 from communications.services.messages import channel_rate, relaxed_commits
 from jobs.errors import RetryableError
-from jobs.registry import job_kind
-from jobs.runner import JobContext
+from jobs.kinds import job_kind
+from jobs.runtime.context import JobContext
 
 
 class CampaignPayload(serializers.Serializer):

@@ -14,8 +14,8 @@ from communications.services.imports import (
     run_import,
 )
 from jobs.errors import JobCanceled, PermanentError
-from jobs.registry import job_kind
-from jobs.runner import JobContext
+from jobs.kinds import job_kind
+from jobs.runtime.context import JobContext
 
 
 class ImportPayload(serializers.Serializer):

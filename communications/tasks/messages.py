@@ -7,8 +7,8 @@ from rest_framework import serializers
 from communications.models import Message
 from communications.services.messages import deliver, mark_skipped
 from jobs.errors import PermanentError, RetryableError
-from jobs.registry import job_kind
-from jobs.runner import JobContext
+from jobs.kinds import job_kind
+from jobs.runtime.context import JobContext
 
 
 class MessagePayload(serializers.Serializer):

@@ -13,8 +13,8 @@ from communications.services.webhooks import (
 )
 from communications.webhook_sender import MAX_RETRY_AFTER, retry_delay, send_delivery
 from jobs.errors import PermanentError, RetryableError
-from jobs.registry import job_kind
-from jobs.runner import JobContext
+from jobs.kinds import job_kind
+from jobs.runtime.context import JobContext
 
 
 class DeliverWebhookPayload(serializers.Serializer):

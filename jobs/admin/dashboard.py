@@ -1,7 +1,7 @@
 """Admin: the queues dashboard, its queue controls, and django-rq's views for superusers.
 
 Mounted by config/urls.py at /admin/queues/ (before the admin's own URLs): this module is
-also that URLconf. The numbers come from jobs.selectors; every change from jobs.services.
+also that URLconf. The numbers come from `jobs.selectors`; every change from `jobs.services`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ from django.views import View
 from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 from redis.exceptions import RedisError
 
-from jobs import selectors, services
 from jobs.admin.display import human_duration
 from jobs.admin.jobs import may_see_dashboard
 from jobs.errors import UnknownQueue
 from jobs.models import Job
+from jobs.selectors.queues import health_report, job_counts_by_queue, list_workers, queue_stats
+from jobs.selectors.stats import hourly_activity
+from jobs.services.jobs import check_queue
+from jobs.services.queues import clean_queue, empty_queue, pause_queue, resume_queue
 from tenants.admin import tenant_roles
 from tenants.models import Role, Tenant
 
@@ -84,9 +87,9 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     operator = tenant_ids is None
     return {
         "operator": operator,
-        "health": selectors.health_report(),
+        "health": health_report(),
         "queues": queue_rows(tenant_ids),
-        "workers": selectors.list_workers() if operator else [],
+        "workers": list_workers() if operator else [],
         "charts": activity_charts(tenant_ids),
         "refresh_seconds": REFRESH_SECONDS,
         "now": timezone.now(),
@@ -96,10 +99,10 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
 def queue_rows(tenant_ids: list[int] | None) -> list[dict[str, Any]]:
     """One row per queue: live RQ numbers and PostgreSQL's dead letters (failed jobs)."""
     try:
-        stats = {row["name"]: row for row in selectors.queue_stats()}
+        stats = {row["name"]: row for row in queue_stats()}
     except RedisError:
         stats = {}
-    counts = selectors.job_counts_by_queue(tenant_ids=tenant_ids)
+    counts = job_counts_by_queue(tenant_ids=tenant_ids)
     rows = []
     for name in settings.CONVEYOR_QUEUES:
         live = stats.get(name, {})
@@ -141,10 +144,10 @@ def activity_charts(tenant_ids: list[int] | None) -> list[dict[str, Any]]:
 
 def _activity(tenant_ids: list[int] | None) -> list[dict[str, Any]]:
     if tenant_ids is None:
-        return selectors.hourly_activity(tenant=None, hours=CHART_HOURS)
+        return hourly_activity(tenant=None, hours=CHART_HOURS)
     rows: list[dict[str, Any]] = []
     for tenant in Tenant.objects.filter(pk__in=tenant_ids):
-        rows += selectors.hourly_activity(tenant=tenant, hours=CHART_HOURS)
+        rows += hourly_activity(tenant=tenant, hours=CHART_HOURS)
     return rows
 
 
@@ -241,22 +244,22 @@ class QueueOperateView(View):
 
     def _apply(self, request: HttpRequest, queue: str, operation: str, hours: int) -> str:
         if operation == "pause":
-            services.pause_queue(queue, by=request.user)
+            pause_queue(queue, by=request.user)
             return f"Paused queue {queue}."
         if operation == "resume":
-            services.resume_queue(queue, by=request.user)
+            resume_queue(queue, by=request.user)
             return f"Resumed queue {queue}."
         if operation == "empty":
-            canceled = services.empty_queue(queue, by=request.user)
+            canceled = empty_queue(queue, by=request.user)
             return f"Emptied queue {queue}: {canceled:,} waiting job(s) canceled."
-        removed = services.clean_queue(queue, older_than=hours * 3600)
+        removed = clean_queue(queue, older_than=hours * 3600)
         return f"Cleaned queue {queue}: {removed:,} RQ record(s) older than {hours} h deleted."
 
     def _check(self, queue: str, operation: str) -> None:
         if operation not in OPERATIONS:
             raise Http404(f"No queue operation {operation!r}.")
         try:
-            services.check_queue(queue)
+            check_queue(queue)
         except UnknownQueue as error:
             raise Http404(str(error)) from None
 
@@ -276,7 +279,7 @@ class QueueOperateView(View):
 
 def _waiting(queue: str) -> int:
     statuses = [status for status in Job.WAITING if status != Job.Status.DEFERRED]
-    counts = selectors.job_counts_by_queue(tenant_ids=None)[queue]
+    counts = job_counts_by_queue(tenant_ids=None)[queue]
     return sum(counts[status] for status in statuses)
 
 

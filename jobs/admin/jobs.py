@@ -1,4 +1,4 @@
-"""Admin: jobs and their logs, read-only; every change goes through jobs.services."""
+"""Admin: jobs and their logs, read-only; every change goes through jobs.services.jobs."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from redis.exceptions import RedisError
 
-from jobs import queueing, services
 from jobs.admin.display import (
     duration_between,
     human_duration,
@@ -41,6 +40,8 @@ from jobs.admin.listing import (
 from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog
 from jobs.redaction import redact
+from jobs.services.jobs import cancel_job, discard_jobs, retry_job, retry_now
+from jobs.transport import queueing
 from tenants.admin import TenantScopedAdminMixin, tenant_roles
 from tenants.models import Role
 
@@ -61,7 +62,7 @@ def cancel_one(job: Job, by: Any) -> str:
     if job.status == Job.Status.CANCELED:
         return "already canceled"
     try:
-        done = services.cancel_job(job, by=by)
+        done = cancel_job(job, by=by)
     except InvalidTransition:
         return "already finished"
     return "canceled" if done.status == Job.Status.CANCELED else "asked to stop"
@@ -71,7 +72,7 @@ def retry_one(job: Job, by: Any) -> str:
     if job.status not in Job.RETRYABLE:
         return "not failed or canceled"
     try:
-        services.retry_job(job, by=by)
+        retry_job(job, by=by)
     except InvalidTransition:
         return "held back by an active job with the same idempotency key"
     return "retried"
@@ -81,7 +82,7 @@ def retry_now_one(job: Job, by: Any) -> str:
     if job.status not in (Job.Status.RETRYING, Job.Status.SCHEDULED):
         return "not waiting for a due time"
     try:
-        services.retry_now(job, by=by)
+        retry_now(job, by=by)
     except InvalidTransition:
         return "started meanwhile"
     return "moved to now"
@@ -444,9 +445,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
         if page is not None:
             return page
         total, actionable = queryset.count(), jobs.count()
-        discarded = services.discard_jobs(
-            jobs, before_delete=lambda rows: self.log_deletions(request, rows)
-        )
+        discarded = discard_jobs(jobs, before_delete=lambda rows: self.log_deletions(request, rows))
         tally = Counter({"discarded": discarded, "not failed": actionable - discarded})
         self._report(request, tally, outside=total - actionable)
         return None

@@ -14,8 +14,8 @@ from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from jobs.kinds import all_kinds
 from jobs.models import Job
-from jobs.registry import all_kinds
 from tenants.admin import tenant_roles
 from tenants.models import Tenant
 

@@ -1,4 +1,4 @@
-"""Admin: schedules. Every change goes through jobs.schedules; built-in ones cannot be deleted."""
+"""Admin: schedules. Every change goes through `jobs.services.schedules`; built-in ones stay."""
 
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ from django.utils.safestring import SafeString
 from rest_framework import serializers
 
 from config.exceptions import DomainError
+from jobs.kinds import all_kinds
 from jobs.models import Schedule
 from jobs.redaction import redact
-from jobs.registry import all_kinds
-from jobs.schedule_times import get_zone, upcoming_runs
-from jobs.schedules import (
+from jobs.services.schedules import (
     EDITABLE,
     check_schedule,
     create_schedule,
@@ -33,6 +32,7 @@ from jobs.schedules import (
     run_schedule_now,
     update_schedule,
 )
+from jobs.triggers import get_zone, upcoming_runs
 from tenants.admin import TenantScopedAdminMixin
 
 TRIGGER_HELP = (

@@ -10,7 +10,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
-from jobs import queueing
+from jobs.transport import queueing
 from tenants.permissions import TenantRequest
 
 # --- Errors, as the schema shows them ----------------------------------------------------------

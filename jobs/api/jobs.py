@@ -30,14 +30,14 @@ from jobs.api.common import (
     require_redis,
     tenant_request,
 )
+from jobs.api.filters import JobFilter, JobOrdering
 from jobs.api.kinds import INTERNAL_QUEUES
 from jobs.errors import UnknownKind
-from jobs.filters import JobFilter, JobOrdering
+from jobs.kinds import JobKind, get_kind
 from jobs.models import Job, JobLog, Priority
 from jobs.redaction import redact
-from jobs.registry import JobKind, get_kind
-from jobs.selectors import get_job, job_logs, list_jobs
-from jobs.services import cancel_job, cancel_jobs, enqueue_job, retry_job, retry_jobs
+from jobs.selectors.jobs import get_job, job_logs, list_jobs
+from jobs.services.jobs import cancel_job, cancel_jobs, enqueue_job, retry_job, retry_jobs
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role, Tenant
 from tenants.permissions import HasTenantRole, TenantRequest

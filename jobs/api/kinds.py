@@ -14,8 +14,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.common import TENANT_ERRORS, errors
-from jobs.limits import concurrency_for, rate_for
-from jobs.registry import JobKind, all_kinds
+from jobs.kinds import JobKind, all_kinds
+from jobs.transport.limits import concurrency_for, rate_for
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest

@@ -18,8 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.common import TENANT_ERRORS, errors, require_redis
-from jobs.selectors import health_report, list_workers, queue_stats, readiness
-from jobs.services import clean_queue, empty_queue, pause_queue, resume_queue
+from jobs.selectors.queues import health_report, list_workers, queue_stats, readiness
+from jobs.services.queues import clean_queue, empty_queue, pause_queue, resume_queue
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role
 from tenants.permissions import HasTenantRole, IsSuperuser

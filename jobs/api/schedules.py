@@ -1,7 +1,7 @@
 """API views: schedules — list, create, read, change, delete, and run now.
 
 Members of the tenant read; admins and owners write (PRODUCT.md §2). Every write is one call
-to jobs.schedules; another tenant's schedule answers 404 like a missing one.
+to jobs.services.schedules; another tenant's schedule answers 404 like a missing one.
 """
 
 from typing import Any
@@ -19,15 +19,14 @@ from rest_framework.views import APIView
 
 from jobs.models import Job, Priority, Schedule
 from jobs.redaction import redact
-from jobs.schedule_times import upcoming_runs
-from jobs.schedules import (
+from jobs.selectors.schedules import get_schedule, list_schedules
+from jobs.services.schedules import (
     create_schedule,
     delete_schedule,
-    get_schedule,
-    list_schedules,
     run_schedule_now,
     update_schedule,
 )
+from jobs.triggers import upcoming_runs
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest

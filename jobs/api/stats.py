@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from jobs.api.common import TENANT_ERRORS, errors
 from jobs.models import Job
-from jobs.selectors import job_stats
+from jobs.selectors.stats import job_stats
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest

@@ -1,6 +1,6 @@
 """Job activity: volumes, failure rate, wait and run time by queue and kind, failing kinds.
 
-Counts and durations come from the hourly roll-ups (`jobs.rollups`), so a 90-day range costs
+Counts and durations come from the hourly roll-ups (`jobs.selectors.stats`), so a 90-day range costs
 the same however many job rows exist; only failed jobs are read from job rows.
 """
 
@@ -10,7 +10,7 @@ from django.db.models import F, Max, Q, QuerySet, Sum
 from django.db.models.functions import NullIf, TruncDate
 
 from jobs.models import Job, JobHourlyStat
-from jobs.rollups import list_hourly_stats
+from jobs.selectors.stats import list_hourly_stats
 from reports.types.base import (
     DATE,
     DATETIME,

@@ -7,7 +7,7 @@ from django.db.models import Avg, Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 
 from communications.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from jobs.selectors import Percentile
+from jobs.selectors.stats import Percentile
 from reports.types.base import (
     DATE,
     DATETIME,

@@ -9,7 +9,7 @@ from communications.models import Campaign, Channel, Contact, Message
 from communications.providers import memory_outbox
 from communications.services.campaigns import cancel_campaign, create_campaign
 from jobs.models import Job
-from jobs.reconciler import reconcile
+from jobs.runtime.reconciler import reconcile
 from tenants.models import Tenant
 from tests.workers import kill_machine, wait_for
 

@@ -181,7 +181,7 @@ def test_the_contacts_export_button_escapes_formulas_in_csv(staff, tenant, other
 
 def test_the_job_resource_exports_jobs_without_payloads(tenant):
     from communications.resources import JobResource
-    from jobs.services import enqueue_job
+    from jobs.services.jobs import enqueue_job
 
     job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={"secret": "x"})
 

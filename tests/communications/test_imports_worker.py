@@ -6,7 +6,7 @@ import pytest
 
 from communications.models import Contact, ContactImport
 from jobs.models import Job
-from jobs.services import cancel_job
+from jobs.services.jobs import cancel_job
 from tests.communications.imports_helpers import csv_bytes, job_of, upload
 from tests.workers import wait_for
 
@@ -29,7 +29,7 @@ def status_of(contact_import: ContactImport) -> str:
 
 
 def test_an_import_runs_on_the_forking_worker(tenant, tenant_admin, worker_process):
-    worker_process("imports", worker_class="jobs.worker.Worker")
+    worker_process("imports", worker_class="jobs.runtime.worker.Worker")
     content = csv_bytes("Email,Phone", *[f"u{n}@example.com,+1212420{n:04d}" for n in range(300)])
 
     contact_import = upload(tenant, tenant_admin, content)
@@ -44,7 +44,7 @@ def test_a_canceled_import_keeps_its_committed_batches_and_reads_as_failed(
     tenant, tenant_admin, worker_process, monkeypatch, api_client
 ):
     monkeypatch.setenv("CONTACT_IMPORT_BATCH_SIZE", "50")  # read by the worker's settings
-    worker_process("imports", worker_class="jobs.worker.Worker")
+    worker_process("imports", worker_class="jobs.runtime.worker.Worker")
     lines = [f"u{n}@example.com,+1212421{n:04d}" for n in range(6000)]
     contact_import = upload(tenant, tenant_admin, csv_bytes("Email,Phone", *lines))
     wait_for(lambda: ContactImport.objects.get(pk=contact_import.pk).processed_rows > 0, timeout=60)

@@ -15,8 +15,8 @@ from communications.providers import fail_next, memory_outbox, reject, retry_aft
 from communications.services.messages import deliver, send_message, send_template_email
 from communications.services.notifications import notify_user
 from jobs.models import Job
-from jobs.runner import settle_interrupted
-from jobs.services import cancel_job
+from jobs.runtime.runner import settle_interrupted
+from jobs.services.jobs import cancel_job
 from tests.factories import make_api_key
 
 pytestmark = pytest.mark.django_db(transaction=True)

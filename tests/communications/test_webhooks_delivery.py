@@ -25,7 +25,7 @@ from communications.services.webhooks import (
     update_endpoint,
 )
 from jobs.models import Job
-from jobs.services import enqueue_job
+from jobs.services.jobs import enqueue_job
 from tenants.models import Role, Tenant
 from tests.communications.webhooks_receiver import (
     Receiver,

@@ -7,8 +7,10 @@ from collections.abc import Callable
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from jobs import queueing, selectors, services
 from jobs.models import Job
+from jobs.selectors.queues import list_workers
+from jobs.services.jobs import enqueue_job
+from jobs.transport import queueing
 from tenants.models import Role, Tenant
 from tests.e2e.conftest import log_in, screenshot
 from tests.factories import PASSWORD, make_member
@@ -18,8 +20,8 @@ StartWorker = Callable[..., subprocess.Popen]
 
 
 def test_an_operator_filters_the_jobs_and_opens_one(page: Page, admin_user: User, tenant: Tenant):
-    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={"n": 1})
-    email = services.enqueue_job(
+    enqueue_job(tenant=tenant, kind="jobs.noop", payload={"n": 1})
+    email = enqueue_job(
         tenant=tenant, kind="tests.email_noop", payload={"to": "ann@example.com", "token": "s3"}
     )
     log_in(page, admin_user, "password")
@@ -43,9 +45,7 @@ def test_an_operator_filters_the_jobs_and_opens_one(page: Page, admin_user: User
 def test_an_operator_cancels_a_running_job_and_sees_it_end_canceled(
     page: Page, admin_user: User, tenant: Tenant, worker_process: StartWorker
 ):
-    job = services.enqueue_job(
-        tenant=tenant, kind="jobs.sleep", payload={"seconds": 60, "steps": 120}
-    )
+    job = enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 60, "steps": 120})
     worker_process("default")
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
     log_in(page, admin_user, "password")
@@ -66,7 +66,7 @@ def test_an_operator_cancels_a_running_job_and_sees_it_end_canceled(
 def test_an_operator_retries_a_failed_job_and_sees_it_succeed(
     page: Page, admin_user: User, tenant: Tenant, worker_process: StartWorker
 ):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
+    job = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
     worker_process("default")
     wait_for(lambda: status_of(job) == Job.Status.FAILED)
     Job.objects.filter(pk=job.pk).update(payload={"times": 0})  # the cause is fixed meanwhile
@@ -91,7 +91,7 @@ def test_an_operator_pauses_and_resumes_a_queue_from_the_dashboard(
     page: Page, admin_user: User, tenant: Tenant, worker_process: StartWorker
 ):
     worker_process("default")
-    wait_for(lambda: bool(selectors.list_workers()))
+    wait_for(lambda: bool(list_workers()))
     log_in(page, admin_user, "password")
     page.click("text=Queues dashboard")
     row = page.locator("#cv-queue-default")
@@ -100,8 +100,8 @@ def test_an_operator_pauses_and_resumes_a_queue_from_the_dashboard(
     page.click("input[value='Yes, pause default']")
     expect(page.locator(".messagelist")).to_contain_text("Paused queue default.")
     expect(row).to_contain_text("paused")
-    services.enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     expect(row.locator("td.num >> nth=0")).to_contain_text("2", timeout=12_000)  # refreshed
     assert status_of(job) == Job.Status.QUEUED
 
@@ -122,7 +122,7 @@ def test_the_dashboard_refreshes_itself_without_reloading(
     page.evaluate("window.notReloaded = true")
     before = page.locator("#cv-checked time").inner_text()
 
-    services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
 
     expect(page.locator("#cv-queue-email td.num >> nth=0")).to_contain_text("1", timeout=12_000)
     assert page.evaluate("window.notReloaded") is True
@@ -134,8 +134,8 @@ def test_a_tenant_agent_sees_only_their_jobs_may_cancel_and_has_no_queue_control
     page: Page, tenant: Tenant, other_tenant: Tenant
 ):
     agent = make_member(tenant, Role.AGENT, username="agatha", is_staff=True)
-    mine = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=3600)
-    services.enqueue_job(tenant=other_tenant, kind="jobs.noop", payload={}, delay=3600)
+    mine = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=3600)
+    enqueue_job(tenant=other_tenant, kind="jobs.noop", payload={}, delay=3600)
     log_in(page, agent, PASSWORD)
 
     expect(page.locator("#content")).not_to_contain_text("Queues dashboard")

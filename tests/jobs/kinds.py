@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 from jobs.errors import RetryableError
-from jobs.registry import job_kind
-from jobs.runner import JobContext
+from jobs.kinds import job_kind
+from jobs.runtime.context import JobContext
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)

@@ -11,9 +11,10 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from jobs import queueing, services
 from jobs.admin.listing import EstimatedCountPaginator
 from jobs.models import Job, JobLog
+from jobs.services.jobs import enqueue_job, enqueue_jobs
+from jobs.transport import queueing
 from tenants.models import Role, Tenant
 from tests.factories import make_member
 from tests.jobs.conftest import status_of
@@ -36,7 +37,7 @@ def messages_of(response: Any) -> list[str]:
 def enqueue(
     tenant: Tenant, kind: str = "jobs.noop", *, delay: float | None = None, **payload: Any
 ) -> Job:
-    return services.enqueue_job(tenant=tenant, kind=kind, payload=payload, delay=delay)
+    return enqueue_job(tenant=tenant, kind=kind, payload=payload, delay=delay)
 
 
 def failed_job(tenant: Tenant, run_worker: Callable[..., bool]) -> Job:
@@ -163,10 +164,10 @@ def test_the_index_links_the_dashboard_for_tenant_admins_but_not_for_agents(
 def test_the_changelist_costs_a_fixed_number_of_queries_however_many_jobs(
     admin_client, tenant, other_tenant, django_assert_num_queries
 ):
-    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
+    enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
     with django_assert_num_queries(8):
         admin_client.get(url("job_changelist"))
-    services.enqueue_jobs(tenant=other_tenant, kind="jobs.noop", payloads=[{}] * 40)
+    enqueue_jobs(tenant=other_tenant, kind="jobs.noop", payloads=[{}] * 40)
 
     # session, user, tenant and schedule choices, estimate, capped count, the page, date bounds
     with django_assert_num_queries(8):
@@ -178,7 +179,7 @@ def test_the_changelist_costs_a_fixed_number_of_queries_however_many_jobs(
 def test_a_tenant_admins_changelist_costs_a_fixed_number_of_queries_too(
     tenant_admin, tenant, django_assert_num_queries
 ):
-    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 30)
+    enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 30)
     client = client_for(tenant_admin)
 
     # as above, plus the roles, and the sidebar's check of Django permissions (2), less the
@@ -193,11 +194,11 @@ def test_the_detail_page_costs_a_fixed_number_of_queries(
     admin_client, tenant, run_worker, django_assert_num_queries
 ):
     parent = enqueue(tenant)
-    job = services.enqueue_job(
+    job = enqueue_job(
         tenant=tenant, kind="jobs.fail", payload={"times": 2}, max_attempts=3, parent=parent
     )
     for _ in range(3):
-        services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, depends_on=[job])
+        enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, depends_on=[job])
     run_worker(["default"])
 
     # session, user, job, the error logs, children, depends on, dependents, the timeline, ...
@@ -264,7 +265,7 @@ def test_each_filter_and_search_narrows_the_list(
         "fail": failed_job(tenant, run_worker),
         "email": enqueue(tenant, "tests.email_noop"),
         "sleep": enqueue(tenant, "jobs.sleep", seconds=0),
-        "high": services.enqueue_job(
+        "high": enqueue_job(
             tenant=tenant, kind="jobs.noop", payload={}, priority="high", idempotency_key="key-42"
         ),
         "other": enqueue(other_tenant),
@@ -430,9 +431,7 @@ def test_discard_deletes_dead_letters_with_their_logs_and_keeps_the_rest(
 def test_an_action_on_all_jobs_matching_the_filter_reaches_jobs_beyond_the_page(
     admin_client, tenant, run_worker
 ):
-    scheduled = services.enqueue_jobs(
-        tenant=tenant, kind="jobs.noop", payloads=[{}] * 60, delay=3600
-    )
+    scheduled = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 60, delay=3600)
     kept = failed_job(tenant, run_worker)
     query = "?status__exact=scheduled"
     on_page = scheduled[:1]

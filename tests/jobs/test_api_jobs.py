@@ -9,8 +9,8 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from jobs import services
 from jobs.models import Job, JobLog, Priority, Schedule
+from jobs.services.jobs import add_log, create_batch, enqueue_job, enqueue_jobs
 from tenants.models import Tenant
 from tests.factories import make_api_key
 
@@ -26,7 +26,7 @@ def as_agent(api_client: APIClient, agent: User) -> APIClient:
 def make_job(tenant: Tenant, kind: str = "jobs.noop", **fields: Any) -> Job:
     """A job enqueued by the real service, then put in the state the test needs."""
     payload = fields.pop("payload", {})
-    job = services.enqueue_job(tenant=tenant, kind=kind, payload=payload)
+    job = enqueue_job(tenant=tenant, kind=kind, payload=payload)
     if fields:
         Job.objects.filter(pk=job.pk).update(**fields)
         job.refresh_from_db()
@@ -326,10 +326,10 @@ def test_the_list_filters_by_the_schedule_a_job_came_from(as_agent, tenant):
 
 
 def test_the_list_filters_by_batch_and_parent(as_agent, tenant):
-    batch = services.create_batch(tenant=tenant)
+    batch = create_batch(tenant=tenant)
     parent = make_job(tenant)
-    in_batch = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, batch=batch)
-    child = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, parent=parent)
+    in_batch = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, batch=batch)
+    child = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, parent=parent)
 
     assert ids(as_agent.get(JOBS, {"batch": str(batch.pk)})) == [str(in_batch.pk)]
     assert ids(as_agent.get(JOBS, {"parent": str(parent.pk)})) == [str(child.pk)]
@@ -413,7 +413,7 @@ def test_an_invalid_cursor_answers_404(as_agent, cursor):
 
 
 def test_a_page_holds_at_most_200_jobs(as_agent, tenant):
-    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 205)
+    enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 205)
 
     response = as_agent.get(JOBS, {"page_size": 1000})
 
@@ -427,7 +427,7 @@ def test_the_list_costs_the_same_queries_for_one_job_or_many(
     with django_assert_num_queries(2):  # the caller's role, then one page of jobs
         as_agent.get(JOBS)
 
-    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 30)
+    enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 30)
     with django_assert_num_queries(2):
         response = as_agent.get(JOBS)
     assert len(response.json()["results"]) == 31
@@ -470,7 +470,7 @@ def test_the_detail_shows_progress_the_error_and_the_last_20_log_lines(as_agent,
 
 def test_log_data_is_redacted(as_agent, tenant):
     job = make_job(tenant)
-    services.add_log(job, "note", "called the provider", data={"token": "t-1", "status": 200})
+    add_log(job, "note", "called the provider", data={"token": "t-1", "status": 200})
 
     lines = as_agent.get(f"{JOBS}{job.pk}/logs/").json()["results"]
 
@@ -480,7 +480,7 @@ def test_log_data_is_redacted(as_agent, tenant):
 def test_the_log_list_pages_oldest_first(as_agent, tenant):
     job = make_job(tenant)
     for n in range(4):
-        services.add_log(job, "note", f"line {n}")
+        add_log(job, "note", f"line {n}")
 
     first = as_agent.get(f"{JOBS}{job.pk}/logs/?page_size=3").json()
     rest = as_agent.get(first["next"]).json()

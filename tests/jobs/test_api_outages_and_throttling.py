@@ -8,8 +8,8 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from jobs import services
 from jobs.models import Job
+from jobs.services.jobs import enqueue_job
 from tenants.models import Role, Tenant
 from tests.factories import UserFactory, make_member
 
@@ -43,7 +43,7 @@ def as_operator(api_client: APIClient) -> APIClient:
 
 
 def a_job(tenant: Tenant, status: str) -> Job:
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     Job.objects.filter(pk=job.pk).update(status=status)
     job.refresh_from_db()
     return job
@@ -118,7 +118,7 @@ def test_queue_operations_answer_503_while_redis_is_down(as_operator, redis_down
 
 
 def test_emptying_a_queue_while_redis_is_down_cancels_nothing(as_operator, tenant):
-    job = services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
 
     with override_settings(RQ_QUEUES=_unreachable()):
         response = as_operator.post("/api/v1/queues/email/empty/")

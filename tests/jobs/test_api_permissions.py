@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
-from jobs import services
 from jobs.models import Job
+from jobs.services.jobs import enqueue_job
 from tenants.models import Role, Tenant
 from tests.factories import UserFactory, make_member
 
@@ -88,7 +88,7 @@ def caller(role: str, tenant: Tenant) -> User | None:
 
 
 def target_job(tenant: Tenant, status: str) -> Job:
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     Job.objects.filter(pk=job.pk).update(status=status)
     return job
 

@@ -9,9 +9,10 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from jobs import queueing, services
 from jobs.models import Job
-from jobs.worker import FastWorker
+from jobs.runtime.worker import FastWorker
+from jobs.services.jobs import enqueue_job, enqueue_jobs
+from jobs.transport import queueing
 from tests.factories import UserFactory
 
 QUEUES = "/api/v1/queues/"
@@ -46,8 +47,8 @@ def queue_named(response_json: list[dict], name: str) -> dict:
 
 
 def test_queue_stats_list_every_queue_with_its_waiting_jobs_by_priority(as_admin, tenant):
-    services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={}, priority="high")
-    services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    enqueue_job(tenant=tenant, kind="tests.email_noop", payload={}, priority="high")
+    enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
 
     response = as_admin.get(QUEUES)
 
@@ -72,9 +73,9 @@ def test_an_operator_pauses_and_resumes_a_queue(as_operator):
 def test_emptying_a_queue_cancels_its_waiting_jobs_of_every_tenant(
     as_operator, tenant, other_tenant
 ):
-    mine = services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
-    theirs = services.enqueue_job(tenant=other_tenant, kind="tests.email_noop", payload={})
-    elsewhere = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    mine = enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    theirs = enqueue_job(tenant=other_tenant, kind="tests.email_noop", payload={})
+    elsewhere = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
 
     response = as_operator.post(f"{QUEUES}email/empty/")
 
@@ -123,7 +124,7 @@ def test_workers_are_listed_with_their_queues_and_state(as_admin, email_worker):
 
 
 def test_the_full_health_report_names_each_component(as_admin, tenant):
-    services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
 
     body = as_admin.get("/api/v1/health/").json()
 
@@ -169,11 +170,11 @@ def _finish(job: Job, *, status: str, waited: float, ran: float) -> None:
 
 
 def test_stats_count_the_tenants_jobs_in_the_window(as_admin, tenant, other_tenant):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 4)
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 4)
     for job in jobs[:3]:
         _finish(job, status=Job.Status.SUCCEEDED, waited=1, ran=2)
     _finish(jobs[3], status=Job.Status.FAILED, waited=1, ran=1)
-    services.enqueue_job(tenant=other_tenant, kind="jobs.noop", payload={})
+    enqueue_job(tenant=other_tenant, kind="jobs.noop", payload={})
 
     body = as_admin.get("/api/v1/jobs/stats/", {"window": "1h"}).json()
 
@@ -188,8 +189,8 @@ def test_stats_count_the_tenants_jobs_in_the_window(as_admin, tenant, other_tena
 
 
 def test_stats_narrow_to_a_queue_and_a_kind(as_admin, tenant):
-    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
-    services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
 
     by_queue = as_admin.get("/api/v1/jobs/stats/", {"queue": "email"}).json()
     by_kind = as_admin.get("/api/v1/jobs/stats/", {"kind": "jobs.noop"}).json()

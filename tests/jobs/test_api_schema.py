@@ -18,8 +18,8 @@ from schemathesis.specs.openapi.checks import (
 )
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from jobs import services
 from jobs.models import Job
+from jobs.services.jobs import enqueue_job
 from tenants.models import Role, Tenant
 from tests.factories import TenantFactory, make_api_key, make_member
 
@@ -56,7 +56,7 @@ def test_the_docs_pages_load_everything_from_the_project_itself(api_client, page
 def test_the_browsable_api_lists_jobs_and_offers_the_enqueue_form_to_an_agent(
     api_client, agent, tenant
 ):
-    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     api_client.force_login(agent)
 
     response = api_client.get("/api/v1/jobs/", HTTP_ACCEPT="text/html")
@@ -76,7 +76,7 @@ def fuzz_caller(tenant: Tenant) -> dict[str, str]:
     operator = make_member(tenant, Role.OWNER, is_superuser=True)
     TenantFactory.create(slug="other")
     for status in (Job.Status.QUEUED, Job.Status.FAILED, Job.Status.STARTED):
-        job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+        job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
         Job.objects.filter(pk=job.pk).update(status=status)
     _key, raw_key = make_api_key(operator, tenant=tenant)
     return {"Authorization": f"Bearer {raw_key}"}

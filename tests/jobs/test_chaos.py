@@ -29,9 +29,9 @@ from django.conf import settings
 from django.db.models import Count
 from django.test import override_settings
 
-from jobs import services
 from jobs.models import Job, JobLog
-from jobs.reconciler import reconcile
+from jobs.runtime.reconciler import reconcile
+from jobs.services.jobs import enqueue_job, enqueue_jobs
 from tenants.models import Tenant
 from tests.jobs.conftest import BASE_DIR, _worker_env, status_of, wait_for
 
@@ -43,7 +43,7 @@ def session_worker() -> Iterator[Callable[..., subprocess.Popen]]:
 
     def start(
         *queues: str,
-        worker_class: str = "jobs.worker.FastWorker",
+        worker_class: str = "jobs.runtime.worker.FastWorker",
         scheduler: bool = True,
         database_url: str = "",
     ) -> subprocess.Popen:
@@ -75,9 +75,7 @@ def _effects(job: Job) -> list[Tenant]:
 def _kill_mid_job_and_finish_elsewhere(
     tenant: Tenant, start: Callable[..., subprocess.Popen], worker_class: str
 ) -> Job:
-    job = services.enqueue_job(
-        tenant=tenant, kind="tests.record_then_sleep", payload={"seconds": 60}
-    )
+    job = enqueue_job(tenant=tenant, kind="tests.record_then_sleep", payload={"seconds": 60})
     # The victim runs no RQ scheduler: a killed scheduler keeps its Redis lock for 61 s, and the
     # rescued job waits in RQ's scheduled registry for whichever scheduler holds the lock.
     process = start("default", worker_class=worker_class, scheduler=False)
@@ -108,7 +106,9 @@ def _is_gone(pid: int) -> bool:
 def test_a_job_whose_fast_worker_is_killed_is_rescued_and_its_effect_made_once(
     tenant, session_worker
 ):
-    job = _kill_mid_job_and_finish_elsewhere(tenant, session_worker, "jobs.worker.FastWorker")
+    job = _kill_mid_job_and_finish_elsewhere(
+        tenant, session_worker, "jobs.runtime.worker.FastWorker"
+    )
 
     assert (job.status, job.attempt) == (Job.Status.SUCCEEDED, 2)
     assert len(_effects(job)) == 1
@@ -118,7 +118,7 @@ def test_a_job_whose_fast_worker_is_killed_is_rescued_and_its_effect_made_once(
 def test_a_job_whose_forking_worker_and_horse_are_killed_is_rescued_and_its_effect_made_once(
     tenant, session_worker
 ):
-    job = _kill_mid_job_and_finish_elsewhere(tenant, session_worker, "jobs.worker.Worker")
+    job = _kill_mid_job_and_finish_elsewhere(tenant, session_worker, "jobs.runtime.worker.Worker")
 
     assert (job.status, job.attempt) == (Job.Status.SUCCEEDED, 2)
     assert len(_effects(job)) == 1
@@ -163,10 +163,10 @@ def test_a_redis_restarted_empty_loses_no_job_and_runs_each_once(tenant, run_wor
     }
     with override_settings(RQ_QUEUES=own):
         with _redis_server(port):
-            queued = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 1000)
+            queued = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 1000)
             assert {status_of(job) for job in queued[::100]} == {Job.Status.QUEUED}
         outage: list[dict] = [{}] * 5
-        during = [services.enqueue_job(tenant=tenant, kind="jobs.noop", payload=p) for p in outage]
+        during = [enqueue_job(tenant=tenant, kind="jobs.noop", payload=p) for p in outage]
         assert {status_of(job) for job in during} == {Job.Status.PENDING}
         with _redis_server(port):
             handed_over = [reconcile(settle_seconds=0) for _ in range(3)]
@@ -265,7 +265,7 @@ import tests.jobs.kinds
 from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
-from jobs import services
+
 from tenants.models import Tenant
 
 step, batches = sys.argv[1], json.loads(sys.argv[2])
@@ -279,7 +279,7 @@ if step == "reconcile":
     call_command("reconcile_jobs", "--until-done")
 for kind, count, payload in batches:
     tenant = Tenant.objects.get(slug="acme")
-    services.enqueue_jobs(tenant=tenant, kind=kind, payloads=[payload] * count)
+    enqueue_jobs(tenant=tenant, kind=kind, payloads=[payload] * count)
 """
 
 
@@ -327,7 +327,9 @@ def test_a_postgres_restarted_under_running_workers_loses_no_job_and_records_eac
     server = private_postgres
     workers = [
         session_worker("default", database_url=server.url),
-        session_worker("default", worker_class="jobs.worker.Worker", database_url=server.url),
+        session_worker(
+            "default", worker_class="jobs.runtime.worker.Worker", database_url=server.url
+        ),
         session_worker("email", database_url=server.url),  # idle through the outage
     ]
     _on_server(server, "create", SLOW, QUICK)

@@ -14,10 +14,11 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from jobs import queueing, services
-from jobs.cleanup import clean_up_files, clean_up_jobs
 from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog
+from jobs.services.cleanup import clean_up_files, clean_up_jobs
+from jobs.services.jobs import cancel_job, enqueue_job
+from jobs.transport import queueing
 from reports.models import Report, ReportType
 from tests.factories import TenantFactory
 
@@ -30,7 +31,7 @@ def private_media(settings, tmp_path: Path) -> Path:
 
 
 def _finished(tenant, *, days_ago: float, status: str = Job.Status.SUCCEEDED) -> Job:
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     Job.objects.filter(pk=job.pk).update(
         status=status, finished_at=timezone.now() - timedelta(days=days_ago)
     )
@@ -111,7 +112,7 @@ def test_clean_up_deletes_finished_jobs_and_logs_past_each_tenants_retention(ten
     old, recent = _finished(tenant, days_ago=100), _finished(tenant, days_ago=10)
     short_old, long_kept = _finished(short, days_ago=8), _finished(long, days_ago=150)
     long_old = _finished(long, days_ago=201)
-    waiting = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    waiting = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     Job.objects.filter(pk=waiting.pk).update(created_at=timezone.now() - timedelta(days=200))
 
     outcome = clean_up_jobs(batch_size=1)
@@ -205,9 +206,9 @@ def test_a_tenant_clean_up_leaves_files_and_rq_records_alone(tenant, private_med
 
 
 def test_old_finished_failed_and_canceled_rq_records_are_dropped(tenant, run_worker, settings):
-    done = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
-    canceled = services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
-    services.cancel_job(canceled)
+    done = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    canceled = enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    cancel_job(canceled)
     run_worker(["default"])
     assert queueing.rq_state(done) is not None
     settings.CONVEYOR_RESULT_TTL = 0

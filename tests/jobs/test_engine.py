@@ -12,10 +12,12 @@ from django.test import override_settings
 from rq import Queue
 from rq.job import Job as RQJob
 
-from jobs import queueing, services
 from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog, Priority
-from jobs.reconciler import reconcile
+from jobs.runtime.reconciler import reconcile
+from jobs.services.jobs import cancel_job, create_batch, enqueue_job, enqueue_jobs, retry_job
+from jobs.services.queues import pause_queue, resume_queue
+from jobs.transport import queueing
 from tests.jobs.conftest import status_of, wait_for
 
 
@@ -30,7 +32,7 @@ def events(job: Job) -> list[str]:
 def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(tenant, run_worker):
     def enqueue_then_fail() -> None:
         with transaction.atomic():
-            services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+            enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
             raise RuntimeError("roll back")
 
     with pytest.raises(RuntimeError):
@@ -51,7 +53,7 @@ def test_a_job_enqueued_while_redis_is_down_stays_pending_and_runs_once_reconcil
         for name, config in settings.RQ_QUEUES.items()
     }
     with override_settings(RQ_QUEUES=unreachable):
-        job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={"n": 1})
+        job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={"n": 1})
     assert status_of(job) == Job.Status.PENDING
 
     outcome = reconcile(settle_seconds=0)
@@ -65,10 +67,10 @@ def test_a_job_enqueued_while_redis_is_down_stays_pending_and_runs_once_reconcil
 def test_the_same_idempotency_key_while_active_yields_one_job_and_a_new_one_after(
     tenant, run_worker
 ):
-    first = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, idempotency_key="k1")
-    again = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, idempotency_key="k1")
+    first = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, idempotency_key="k1")
+    again = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, idempotency_key="k1")
     run_worker()
-    later = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, idempotency_key="k1")
+    later = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, idempotency_key="k1")
 
     assert again.pk == first.pk
     assert later.pk != first.pk
@@ -78,12 +80,8 @@ def test_the_same_idempotency_key_while_active_yields_one_job_and_a_new_one_afte
 def test_a_critical_job_starts_before_a_thousand_normal_ones_and_equals_run_in_order(
     tenant, run_worker
 ):
-    normal = services.enqueue_jobs(
-        tenant=tenant, kind="jobs.noop", payloads=[{"i": i} for i in range(1000)]
-    )
-    critical = services.enqueue_job(
-        tenant=tenant, kind="jobs.noop", payload={}, priority=Priority.CRITICAL
-    )
+    normal = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{"i": i} for i in range(1000)])
+    critical = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, priority=Priority.CRITICAL)
 
     run_worker(["default"], max_jobs=1)
     run_worker(["default"], max_jobs=5)
@@ -101,9 +99,7 @@ def test_a_critical_job_starts_before_a_thousand_normal_ones_and_equals_run_in_o
 def test_a_job_failing_twice_then_succeeding_ends_succeeded_on_its_third_attempt(
     tenant, work_until
 ):
-    job = services.enqueue_job(
-        tenant=tenant, kind="jobs.fail", payload={"times": 2}, max_attempts=3
-    )
+    job = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"times": 2}, max_attempts=3)
 
     work_until(lambda: status_of(job) in Job.FINISHED)
 
@@ -115,9 +111,7 @@ def test_a_job_failing_twice_then_succeeding_ends_succeeded_on_its_third_attempt
 
 
 def test_a_permanent_error_fails_at_once_and_is_dead_lettered(tenant, run_worker):
-    job = services.enqueue_job(
-        tenant=tenant, kind="jobs.fail", payload={"permanent": True}, max_attempts=5
-    )
+    job = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True}, max_attempts=5)
 
     run_worker()
 
@@ -127,7 +121,7 @@ def test_a_permanent_error_fails_at_once_and_is_dead_lettered(tenant, run_worker
 
 
 def test_a_job_that_times_out_is_retried_and_fails_after_its_last_attempt(tenant, work_until):
-    job = services.enqueue_job(
+    job = enqueue_job(
         tenant=tenant,
         kind="jobs.sleep",
         payload={"seconds": 5, "steps": 1},
@@ -147,9 +141,9 @@ def test_a_job_that_times_out_is_retried_and_fails_after_its_last_attempt(tenant
 
 
 def test_a_canceled_queued_job_never_runs(tenant, run_worker):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
 
-    services.cancel_job(job)
+    cancel_job(job)
     run_worker()
 
     job.refresh_from_db()
@@ -158,29 +152,29 @@ def test_a_canceled_queued_job_never_runs(tenant, run_worker):
 
 
 def test_cancelling_twice_is_harmless_and_cancelling_a_finished_job_is_an_error(tenant, run_worker):
-    waiting = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
-    done = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
-    services.cancel_job(waiting)
+    waiting = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    done = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    cancel_job(waiting)
     run_worker()
 
-    again = services.cancel_job(waiting)
+    again = cancel_job(waiting)
 
     assert again.status == Job.Status.CANCELED
     with pytest.raises(InvalidTransition, match="already succeeded"):
-        services.cancel_job(done)
+        cancel_job(done)
 
 
-@pytest.mark.parametrize("worker_class", ["jobs.worker.FastWorker", "jobs.worker.Worker"])
+@pytest.mark.parametrize(
+    "worker_class", ["jobs.runtime.worker.FastWorker", "jobs.runtime.worker.Worker"]
+)
 def test_a_running_sleep_job_stops_within_one_step_when_canceled(
     tenant, worker_process, worker_class
 ):
-    job = services.enqueue_job(
-        tenant=tenant, kind="jobs.sleep", payload={"seconds": 20, "steps": 40}
-    )
+    job = enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 20, "steps": 40})
     worker_process("default", worker_class=worker_class)
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
 
-    services.cancel_job(job)
+    cancel_job(job)
 
     asked = time.monotonic()
     wait_for(lambda: status_of(job) == Job.Status.CANCELED, timeout=10)
@@ -190,13 +184,13 @@ def test_a_running_sleep_job_stops_within_one_step_when_canceled(
 
 
 def test_a_paused_queue_waits_while_others_run_and_runs_once_resumed(tenant, run_worker):
-    paused = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
-    other = services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    paused = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    other = enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
 
-    services.pause_queue("default")
+    pause_queue("default")
     run_worker(["default", "email"])
     statuses_while_paused = (status_of(paused), status_of(other))
-    services.resume_queue("default")
+    resume_queue("default")
     run_worker(["default", "email"])
 
     assert statuses_while_paused == (Job.Status.QUEUED, Job.Status.SUCCEEDED)
@@ -206,7 +200,7 @@ def test_a_paused_queue_waits_while_others_run_and_runs_once_resumed(tenant, run
 def test_fifty_jobs_limited_to_ten_a_second_take_over_four_and_a_half_seconds(
     tenant, worker_process
 ):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="tests.rate_limited", payloads=[{}] * 50)
+    jobs = enqueue_jobs(tenant=tenant, kind="tests.rate_limited", payloads=[{}] * 50)
     worker_process("default")
     worker_process("default")
 
@@ -225,9 +219,7 @@ def test_fifty_jobs_limited_to_ten_a_second_take_over_four_and_a_half_seconds(
 
 
 def test_a_tenant_concurrency_limit_of_two_is_never_exceeded(tenant, worker_process):
-    jobs = services.enqueue_jobs(
-        tenant=tenant, kind="tests.two_at_once", payloads=[{"seconds": 0.3}] * 8
-    )
+    jobs = enqueue_jobs(tenant=tenant, kind="tests.two_at_once", payloads=[{"seconds": 0.3}] * 8)
     for _ in range(3):
         worker_process("default")
 
@@ -248,11 +240,9 @@ def test_a_tenant_concurrency_limit_of_two_is_never_exceeded(tenant, worker_proc
 
 
 def test_a_dependent_of_a_failed_parent_is_canceled_with_the_reason(tenant, run_worker):
-    parent = services.enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
-    child = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, depends_on=[parent])
-    grandchild = services.enqueue_job(
-        tenant=tenant, kind="jobs.noop", payload={}, depends_on=[child]
-    )
+    parent = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
+    child = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, depends_on=[parent])
+    grandchild = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, depends_on=[child])
     assert status_of(child) == Job.Status.DEFERRED
 
     run_worker()
@@ -264,8 +254,8 @@ def test_a_dependent_of_a_failed_parent_is_canceled_with_the_reason(tenant, run_
 
 
 def test_a_dependent_runs_after_all_its_parents_succeed(tenant, run_worker):
-    parents = [services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}) for _ in range(2)]
-    child = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, depends_on=parents)
+    parents = [enqueue_job(tenant=tenant, kind="jobs.noop", payload={}) for _ in range(2)]
+    child = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, depends_on=parents)
 
     run_worker()
 
@@ -280,11 +270,11 @@ def test_a_dependent_runs_after_all_its_parents_succeed(tenant, run_worker):
 
 def test_a_batch_runs_its_callback_once_with_the_counts(tenant, run_worker):
     with transaction.atomic():
-        batch = services.create_batch(
+        batch = create_batch(
             tenant=tenant, callback_kind="tests.collect", callback_payload={"note": "done"}
         )
-        services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 15, batch=batch)
-        services.enqueue_jobs(
+        enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 15, batch=batch)
+        enqueue_jobs(
             tenant=tenant, kind="jobs.fail", payloads=[{"permanent": True}] * 5, batch=batch
         )
 
@@ -306,7 +296,7 @@ def test_a_batch_runs_its_callback_once_with_the_counts(tenant, run_worker):
 
 
 def test_redelivering_a_job_that_already_ran_does_nothing(tenant, run_worker):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     run_worker()
 
     queueing.push_many([job])
@@ -318,7 +308,7 @@ def test_redelivering_a_job_that_already_ran_does_nothing(tenant, run_worker):
 
 
 def test_rq_sees_our_queues_and_jobs(tenant):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     redis = queueing.connection()
 
     names = {queue.name for queue in Queue.all(connection=redis)}
@@ -342,7 +332,7 @@ def test_rq_sees_our_queues_and_jobs(tenant):
 
 
 def test_rq_reads_every_job_of_a_bulk_enqueue(tenant):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * queueing.MANY)
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * queueing.MANY)
     redis = queueing.connection()
 
     fetched = [
@@ -361,19 +351,17 @@ def test_rq_reads_every_job_of_a_bulk_enqueue(tenant):
 def test_a_job_canceled_while_running_and_then_retried_is_not_stopped_by_the_old_flag(
     tenant, worker_process, work_until
 ):
-    job = services.enqueue_job(
-        tenant=tenant, kind="jobs.sleep", payload={"seconds": 20, "steps": 40}
-    )
+    job = enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 20, "steps": 40})
     process = worker_process("default")
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
-    services.cancel_job(job)
+    cancel_job(job)
     wait_for(lambda: status_of(job) == Job.Status.CANCELED, timeout=10)
     process.terminate()
     process.wait(timeout=15)
     queueing.request_stop(Job.objects.get(pk=job.pk))  # a flag left over, as if Redis kept it
     Job.objects.filter(pk=job.pk).update(payload={"seconds": 0.4, "steps": 4})
 
-    services.retry_job(job)
+    retry_job(job)
     work_until(lambda: status_of(job) in Job.FINISHED)
 
     job.refresh_from_db()

@@ -5,14 +5,15 @@ from rq import Worker as RQWorker
 from rq.job import Job as RQJob
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
-from jobs import queueing, services
 from jobs.models import Job
-from jobs.worker import FastWorker
+from jobs.runtime.worker import FastWorker
+from jobs.services.jobs import enqueue_job, enqueue_jobs
+from jobs.transport import queueing
 from tests.jobs.conftest import status_of, wait_for
 
 
 def test_jobs_enqueued_in_bulk_are_rq_jobs_like_those_rq_enqueues_itself(tenant):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 60)
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 60)
     redis = queueing.connection()
     queue = queueing.get_rq_queue("default")
     own = queue.enqueue_many(
@@ -34,7 +35,7 @@ def test_jobs_enqueued_in_bulk_are_rq_jobs_like_those_rq_enqueues_itself(tenant)
 
 
 def test_a_job_the_default_worker_ran_is_finished_in_rq_and_counted_for_the_worker(tenant):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     redis = queueing.connection()
     worker = FastWorker(["default"], connection=redis)
 
@@ -55,7 +56,7 @@ def test_a_job_the_default_worker_ran_is_finished_in_rq_and_counted_for_the_work
 def test_a_running_job_is_in_rq_started_registry_and_its_worker_busy_with_it(
     tenant, worker_process
 ):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 3})
+    job = enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 3})
     worker_process("default")
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
     redis = queueing.connection()

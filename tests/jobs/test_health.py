@@ -14,9 +14,10 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rq.utils import utcformat
 
-from jobs import queueing, services
 from jobs.models import Job
-from jobs.worker import FastWorker
+from jobs.runtime.worker import FastWorker
+from jobs.services.jobs import enqueue_job
+from jobs.transport import queueing
 from tenants.models import Tenant
 from tests.factories import UserFactory
 
@@ -34,7 +35,7 @@ def _idle_worker() -> Iterator[None]:
 
 
 def _jobs_waiting_with_no_worker(tenant: Tenant) -> AbstractContextManager:
-    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     return nullcontext()
 
 
@@ -66,7 +67,7 @@ def _some_failures(tenant: Tenant) -> AbstractContextManager:
 
 
 def _old_backlog(tenant: Tenant) -> AbstractContextManager:
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     enqueued = timezone.now() - timedelta(seconds=600)
     queueing.connection().hset(f"rq:job:{job.rq_id}", "enqueued_at", utcformat(enqueued))
     return _idle_worker()

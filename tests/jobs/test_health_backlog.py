@@ -11,9 +11,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from rq.utils import utcformat
 
-from jobs import queueing, selectors, services
 from jobs.models import Job
-from jobs.worker import FastWorker
+from jobs.runtime.worker import FastWorker
+from jobs.selectors.queues import health_report
+from jobs.services.jobs import enqueue_job
+from jobs.transport import queueing
 from tests.factories import UserFactory
 
 
@@ -37,11 +39,11 @@ def _queue_check(report: dict) -> dict:
 
 
 def test_a_backlog_older_than_the_threshold_degrades_health(tenant, idle_worker):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
-    fresh = selectors.health_report()
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    fresh = health_report()
     _waiting_since(job, seconds_ago=600)
 
-    report = selectors.health_report()
+    report = health_report()
 
     assert fresh["status"] == "healthy"
     assert report["status"] == "degraded"
@@ -50,7 +52,7 @@ def test_a_backlog_older_than_the_threshold_degrades_health(tenant, idle_worker)
 
 
 def test_the_command_and_the_api_say_degraded_for_an_old_backlog(tenant, idle_worker, capsys):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     _waiting_since(job, seconds_ago=5)
     api = APIClient()
     api.force_authenticate(UserFactory.create(is_superuser=True, is_staff=True))

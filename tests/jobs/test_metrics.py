@@ -12,9 +12,9 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs import services
 from jobs.log_context import JsonFormatter
 from jobs.models import Job
+from jobs.services.jobs import cancel_job, enqueue_job, enqueue_jobs
 from tests.jobs.conftest import status_of
 
 
@@ -33,11 +33,11 @@ def _value(samples: dict, name: str, **labels: str) -> float:
 
 
 def test_metrics_count_outcomes_retries_and_timings_by_queue_and_kind(tenant, client, work_until):
-    noops = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
-    flaky = services.enqueue_job(tenant=tenant, kind="jobs.fail", payload={"times": 1})
-    broken = services.enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
-    canceled = services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
-    services.cancel_job(canceled)
+    noops = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
+    flaky = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"times": 1})
+    broken = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
+    canceled = enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    cancel_job(canceled)
     ran = [*noops, flaky, broken]
 
     work_until(lambda: all(status_of(job) in Job.FINISHED for job in ran))
@@ -61,7 +61,7 @@ def test_metrics_count_outcomes_retries_and_timings_by_queue_and_kind(tenant, cl
 
 
 def test_histogram_buckets_place_each_job_by_its_wait_and_run(tenant, client):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
     now = timezone.now()
     for job, (waited, ran) in zip(jobs, [(0.2, 3), (20, 100)], strict=True):
         Job.objects.filter(pk=job.pk).update(
@@ -83,8 +83,8 @@ def test_histogram_buckets_place_each_job_by_its_wait_and_run(tenant, client):
 
 
 def test_queue_gauges_show_waiting_jobs_by_priority(tenant, client):
-    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, priority="high")
-    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
+    enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, priority="high")
+    enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
 
     samples = _samples(client)
 
@@ -109,15 +109,15 @@ def _ended(jobs: list[Job], *, ago: timedelta) -> None:
 
 
 def test_counters_read_recent_rows_only_and_stay_put_when_clean_up_deletes_them(tenant, client):
-    ancient = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
-    recent = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
+    ancient = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
+    recent = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
     _ended(ancient, ago=timedelta(days=2))  # before counting began: never read
     _ended(recent, ago=timedelta(minutes=5))
 
     first, again = _samples(client), _samples(client)
     Job.objects.all().delete()  # as clean-up does, past retention
     after_clean_up = _samples(client)
-    fresh = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    fresh = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     _ended([fresh], ago=timedelta(seconds=1))
     later = _samples(client)
 
@@ -146,7 +146,7 @@ class _Lines(logging.Handler):
 @pytest.fixture
 def log_lines() -> Iterator[list[tuple[str, dict]]]:
     handler = _Lines()
-    loggers = [logging.getLogger(name) for name in ("jobs.runner", "tests.jobs.kinds")]
+    loggers = [logging.getLogger(name) for name in ("jobs.runtime.runner", "tests.jobs.kinds")]
     levels = [log.level for log in loggers]
     for log in loggers:
         log.addHandler(handler)
@@ -160,7 +160,7 @@ def log_lines() -> Iterator[list[tuple[str, dict]]]:
 def test_every_line_a_job_logs_carries_its_id_kind_tenant_and_attempt(
     tenant, work_until, log_lines
 ):
-    job = services.enqueue_job(tenant=tenant, kind="tests.log_and_retry", payload={})
+    job = enqueue_job(tenant=tenant, kind="tests.log_and_retry", payload={})
 
     work_until(lambda: status_of(job) == Job.Status.SUCCEEDED)
 

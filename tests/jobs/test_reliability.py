@@ -7,15 +7,17 @@ import pytest
 from django.core.management import call_command
 from django.db import OperationalError
 
-from jobs import queueing, runner, services
 from jobs.models import Job, JobLog
-from jobs.reconciler import reconcile
-from jobs.worker import FastWorker
+from jobs.runtime import runner
+from jobs.runtime.reconciler import reconcile
+from jobs.runtime.worker import FastWorker
+from jobs.services.jobs import enqueue_job, enqueue_jobs
+from jobs.transport import queueing
 from tests.jobs.conftest import kill_machine, status_of, wait_for
 
 
 def test_jobs_redis_lost_are_handed_over_again_and_run(tenant, run_worker):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
     queueing.connection().flushdb()  # Redis restarted without persistence
 
     outcome = reconcile(settle_seconds=0)
@@ -27,7 +29,7 @@ def test_jobs_redis_lost_are_handed_over_again_and_run(tenant, run_worker):
 
 
 def test_a_job_redis_holds_as_failed_while_the_row_waits_is_handed_over_again(tenant, run_worker):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     queueing.connection().hset(f"rq:job:{job.rq_id}", "status", "failed")
 
     outcome = reconcile(settle_seconds=0)
@@ -38,10 +40,10 @@ def test_a_job_redis_holds_as_failed_while_the_row_waits_is_handed_over_again(te
 
 
 def test_the_reconciler_leaves_running_and_waiting_jobs_alone(tenant, worker_process):
-    running = services.enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 3})
+    running = enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 3})
     worker_process("default")
     wait_for(lambda: status_of(running) == Job.Status.STARTED)
-    waiting = services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    waiting = enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
 
     outcome = reconcile(settle_seconds=0)
 
@@ -52,9 +54,7 @@ def test_the_reconciler_leaves_running_and_waiting_jobs_alone(tenant, worker_pro
 
 
 def test_a_job_whose_worker_was_killed_is_rescued_and_retried(tenant, worker_process):
-    job = services.enqueue_job(
-        tenant=tenant, kind="jobs.sleep", payload={"seconds": 60}, max_attempts=2
-    )
+    job = enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 60}, max_attempts=2)
     process = worker_process("default", heartbeat=1, heartbeat_grace=2)
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
 
@@ -68,9 +68,7 @@ def test_a_job_whose_worker_was_killed_is_rescued_and_retried(tenant, worker_pro
 
 
 def test_a_rescued_job_without_attempts_left_fails_visibly(tenant, worker_process):
-    job = services.enqueue_job(
-        tenant=tenant, kind="jobs.sleep", payload={"seconds": 60}, max_attempts=1
-    )
+    job = enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 60}, max_attempts=1)
     process = worker_process("default", heartbeat=1, heartbeat_grace=2)
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
 
@@ -85,7 +83,7 @@ def test_a_rescued_job_without_attempts_left_fails_visibly(tenant, worker_proces
 def test_queue_health_exits_non_zero_unless_healthy(tenant, capsys):
     call_command("queue_health")
     healthy = capsys.readouterr().out
-    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
 
     with pytest.raises(SystemExit) as exited:
         call_command("queue_health")
@@ -96,7 +94,7 @@ def test_queue_health_exits_non_zero_unless_healthy(tenant, capsys):
 
 
 def test_metrics_are_prometheus_text_and_honour_the_token(tenant, client, settings):
-    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
+    enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
 
     open_answer = client.get("/metrics")
     settings.CONVEYOR_METRICS_TOKEN = "s3cret"
@@ -120,8 +118,8 @@ class _Collect(logging.Handler):
 
 
 def test_lines_logged_while_a_job_runs_carry_its_id_and_tenant(tenant, run_worker):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
-    collect, runner_log = _Collect(), logging.getLogger("jobs.runner")
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    collect, runner_log = _Collect(), logging.getLogger("jobs.runtime.runner")
     runner_log.addHandler(collect)
     runner_log.setLevel(logging.DEBUG)
 
@@ -150,7 +148,7 @@ def test_recording_an_outcome_is_retried_while_the_database_is_unreachable(monke
 
 
 def test_overdue_delayed_jobs_reach_their_queue_even_when_no_rq_scheduler_runs(tenant, run_worker):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=1)
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=1)
     wait_for(lambda: queueing.rq_state(job)["status"] == "scheduled")  # type: ignore[index]
     time.sleep(2.5)  # RQ rounds the due time up to the next whole second
 

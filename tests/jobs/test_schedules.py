@@ -13,8 +13,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
 from jobs.models import Job, Priority, Schedule
-from jobs.schedule_times import next_run_after
-from jobs.schedules import (
+from jobs.services.schedules import (
     SYSTEM_TENANT_SLUG,
     ScheduleError,
     create_schedule,
@@ -26,6 +25,7 @@ from jobs.schedules import (
     run_schedule_now,
     update_schedule,
 )
+from jobs.triggers import next_run_after
 from tenants.models import Tenant
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -80,8 +80,8 @@ class Records(logging.Handler):
 
 @pytest.fixture
 def schedule_log() -> Iterator[Records]:
-    """What jobs.schedules logs during the test."""
-    logger, records = logging.getLogger("jobs.schedules"), Records()
+    """What jobs.services.schedules logs during the test."""
+    logger, records = logging.getLogger("jobs.services.schedules"), Records()
     level = logger.level
     logger.addHandler(records)
     logger.setLevel(logging.INFO)

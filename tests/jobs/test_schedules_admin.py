@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from jobs.models import Job, Schedule
-from jobs.schedules import create_schedule, ensure_system_schedules
+from jobs.services.schedules import create_schedule, ensure_system_schedules
 from tenants.models import Role, Tenant
 from tests.factories import make_member
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from jobs.models import Job, Schedule
-from jobs.schedules import create_schedule, ensure_system_schedules
+from jobs.services.schedules import create_schedule, ensure_system_schedules
 from tenants.models import Role, Tenant
 from tests.factories import make_member
 

@@ -16,9 +16,9 @@ from django.db import connection
 from django.db.models import Sum
 
 from jobs.models import Job, Schedule
-from jobs.schedule_times import next_run_after, upcoming_runs
-from jobs.scheduler import run_forever
-from jobs.schedules import create_schedule, run_due_schedules
+from jobs.runtime.scheduler import run_forever
+from jobs.services.schedules import create_schedule, run_due_schedules
+from jobs.triggers import next_run_after, upcoming_runs
 from tenants.models import Tenant
 from tests.jobs.conftest import wait_for
 

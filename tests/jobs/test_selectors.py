@@ -5,8 +5,11 @@ from datetime import timedelta
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs import selectors, services
 from jobs.models import Job
+from jobs.selectors.queues import health_report, list_workers, queue_stats
+from jobs.selectors.stats import hourly_activity, job_stats
+from jobs.services.jobs import cancel_job, enqueue_job, enqueue_jobs
+from jobs.services.queues import empty_queue, pause_queue
 from tests.factories import TenantFactory
 from tests.jobs.conftest import status_of, wait_for
 
@@ -22,15 +25,15 @@ def _finish(job: Job, *, status: str, waited: float, ran: float) -> None:
 
 
 def test_job_stats_count_statuses_and_measure_waits_runs_and_failures(tenant):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 10)
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 10)
     for index, job in enumerate(jobs[:8]):
         _finish(job, status=Job.Status.SUCCEEDED, waited=index + 1, ran=2 * (index + 1))
     for job in jobs[8:]:
         _finish(job, status=Job.Status.FAILED, waited=1, ran=1)
     other = TenantFactory.create()
-    services.enqueue_job(tenant=other, kind="jobs.noop", payload={})
+    enqueue_job(tenant=other, kind="jobs.noop", payload={})
 
-    stats = selectors.job_stats(tenant=tenant, window=timedelta(hours=1))
+    stats = job_stats(tenant=tenant, window=timedelta(hours=1))
 
     assert stats["counts"][Job.Status.SUCCEEDED] == 8
     assert stats["counts"][Job.Status.FAILED] == 2
@@ -45,11 +48,11 @@ def test_job_stats_count_statuses_and_measure_waits_runs_and_failures(tenant):
 
 
 def test_queue_stats_show_waiting_by_priority_paused_flag_and_oldest_wait(tenant):
-    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, priority="high")
-    services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
-    services.pause_queue("default")
+    enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, priority="high")
+    enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 2)
+    pause_queue("default")
 
-    stats = {queue["name"]: queue for queue in selectors.queue_stats()}
+    stats = {queue["name"]: queue for queue in queue_stats()}
 
     default = stats["default"]
     assert default["waiting"] == 3
@@ -60,24 +63,24 @@ def test_queue_stats_show_waiting_by_priority_paused_flag_and_oldest_wait(tenant
 
 
 def test_workers_are_listed_with_their_queues_and_current_job(tenant, worker_process):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 5})
+    job = enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 5})
     worker_process("default", "email")
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
 
-    workers = selectors.list_workers()
+    workers = list_workers()
 
     assert len(workers) == 1
     assert workers[0]["queues"] == ["default", "email"]
     assert workers[0]["current_job_id"] == str(job.pk)
     assert workers[0]["stale"] is False
-    services.cancel_job(job)
+    cancel_job(job)
 
 
 def test_health_is_an_error_when_jobs_wait_with_no_worker_and_healthy_when_idle(tenant):
-    healthy = selectors.health_report()
-    services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    healthy = health_report()
+    enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
 
-    report = selectors.health_report()
+    report = health_report()
 
     assert healthy["status"] == "healthy"
     assert report["status"] == "error"
@@ -86,16 +89,16 @@ def test_health_is_an_error_when_jobs_wait_with_no_worker_and_healthy_when_idle(
 
 
 def test_health_degrades_at_ten_percent_failures_and_errors_at_twenty_five(tenant):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 20)
-    services.empty_queue("default")
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 20)
+    empty_queue("default")
     for job in jobs[:17]:
         _finish(job, status=Job.Status.SUCCEEDED, waited=0, ran=0)
     for job in jobs[17:]:
         _finish(job, status=Job.Status.FAILED, waited=0, ran=0)
 
-    degraded = selectors.health_report()
+    degraded = health_report()
     Job.objects.filter(pk__in=[job.pk for job in jobs[:3]]).update(status=Job.Status.FAILED)
-    failing = selectors.health_report()
+    failing = health_report()
 
     assert degraded["status"] == "degraded"
     assert failing["status"] == "error"
@@ -107,7 +110,7 @@ def test_health_reports_redis_down_as_an_error():
     unreachable = {"default": {"URL": "redis://127.0.0.1:1/0"}}
 
     with override_settings(RQ_QUEUES=unreachable):
-        report = selectors.health_report()
+        report = health_report()
 
     assert report["status"] == "error"
     redis = next(c for c in report["components"] if c["name"] == "redis")
@@ -115,11 +118,11 @@ def test_health_reports_redis_down_as_an_error():
 
 
 def test_hourly_activity_buckets_finished_jobs_by_queue_and_hour(tenant):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
     for job in jobs[:2]:
         _finish(job, status=Job.Status.SUCCEEDED, waited=0, ran=0)
     _finish(jobs[2], status=Job.Status.FAILED, waited=0, ran=0)
 
-    rows = selectors.hourly_activity(tenant=tenant)
+    rows = hourly_activity(tenant=tenant)
 
     assert [(row["queue"], row["succeeded"], row["failed"]) for row in rows] == [("default", 2, 1)]

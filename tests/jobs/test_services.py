@@ -11,17 +11,19 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rq.job import Job as RQJob
 
-from jobs import queueing, services
 from jobs.errors import InvalidTransition, UnknownKind, UnknownQueue
+from jobs.kinds import get_kind
 from jobs.models import Job, JobLog, Priority
-from jobs.registry import get_kind
-from jobs.runner import backoff
+from jobs.runtime.runner import backoff
+from jobs.services.jobs import cancel_jobs, enqueue_job, enqueue_jobs, retry_job, retry_jobs
+from jobs.services.queues import clean_queue, empty_queue
+from jobs.transport import queueing
 from tests.jobs.conftest import status_of, wait_for
 
 
 def test_a_payload_the_kind_refuses_is_answered_with_field_errors(tenant):
     with pytest.raises(ValidationError) as refused:
-        services.enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": -1})
+        enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": -1})
 
     assert "seconds" in refused.value.detail
     assert Job.objects.count() == 0
@@ -29,11 +31,11 @@ def test_a_payload_the_kind_refuses_is_answered_with_field_errors(tenant):
 
 def test_unknown_kinds_queues_and_priorities_are_refused_clearly(tenant):
     with pytest.raises(UnknownKind, match="nope"):
-        services.enqueue_job(tenant=tenant, kind="nope", payload={})
+        enqueue_job(tenant=tenant, kind="nope", payload={})
     with pytest.raises(UnknownQueue, match="the queues are"):
-        services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, queue="bogus")
+        enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, queue="bogus")
     with pytest.raises(ValidationError, match="priority"):
-        services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, priority="urgent")
+        enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, priority="urgent")
 
 
 def test_an_inactive_tenant_cannot_enqueue(tenant):
@@ -41,11 +43,11 @@ def test_an_inactive_tenant_cannot_enqueue(tenant):
     tenant.save()
 
     with pytest.raises(InvalidTransition, match="inactive"):
-        services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+        enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
 
 
 def test_a_delayed_job_is_scheduled_in_redis_and_runs_when_due(tenant, work_until):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=1)
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=1)
     assert status_of(job) == Job.Status.SCHEDULED
     assert queueing.rq_state(job)["status"] == "scheduled"  # type: ignore[index]
 
@@ -58,11 +60,9 @@ def test_a_delayed_job_is_scheduled_in_redis_and_runs_when_due(tenant, work_unti
 
 
 def test_bulk_enqueue_records_every_job_and_refuses_all_if_one_payload_is_bad(tenant):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.sleep", payloads=[{"seconds": 0}] * 300)
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.sleep", payloads=[{"seconds": 0}] * 300)
     with pytest.raises(ValidationError) as refused:
-        services.enqueue_jobs(
-            tenant=tenant, kind="jobs.sleep", payloads=[{"seconds": 0}, {"seconds": "x"}]
-        )
+        enqueue_jobs(tenant=tenant, kind="jobs.sleep", payloads=[{"seconds": 0}, {"seconds": "x"}])
 
     assert len(jobs) == 300
     assert Job.objects.filter(status=Job.Status.QUEUED).count() == 300
@@ -72,8 +72,8 @@ def test_bulk_enqueue_records_every_job_and_refuses_all_if_one_payload_is_bad(te
 
 
 def test_bulk_enqueued_log_lines_belong_to_their_jobs_and_go_with_them(tenant, other_tenant):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 60)
-    others = services.enqueue_jobs(tenant=other_tenant, kind="jobs.noop", payloads=[{}] * 3)
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 60)
+    others = enqueue_jobs(tenant=other_tenant, kind="jobs.noop", payloads=[{}] * 3)
 
     lines = JobLog.objects.filter(job__in=jobs)
     assert sorted(lines.values_list("job_id", flat=True)) == sorted(job.pk for job in jobs)
@@ -93,25 +93,25 @@ def test_bulk_enqueued_log_lines_belong_to_their_jobs_and_go_with_them(tenant, o
 def test_retrying_a_failed_job_gives_it_fresh_attempts_and_other_jobs_cannot_be_retried(
     tenant, run_worker
 ):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
-    fine = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"permanent": True})
+    fine = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     run_worker()
 
-    services.retry_job(job)
+    retry_job(job)
 
     assert status_of(job) == Job.Status.QUEUED
     assert Job.objects.get(pk=job.pk).attempt == 0
     with pytest.raises(InvalidTransition, match="only failed or canceled"):
-        services.retry_job(fine)
+        retry_job(fine)
 
 
 def test_bulk_cancel_and_retry_report_what_they_did(tenant, run_worker):
-    done = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    done = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     run_worker()
-    waiting = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
+    waiting = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 3)
 
-    canceled = services.cancel_jobs(Job.objects.for_tenant(tenant))
-    retried = services.retry_jobs(Job.objects.for_tenant(tenant))
+    canceled = cancel_jobs(Job.objects.for_tenant(tenant))
+    retried = retry_jobs(Job.objects.for_tenant(tenant))
 
     assert canceled == {"canceled": 3, "cancel_requested": 0, "skipped": 1}
     assert retried == {"retried": 3, "skipped": 1}
@@ -120,11 +120,11 @@ def test_bulk_cancel_and_retry_report_what_they_did(tenant, run_worker):
 
 
 def test_emptying_a_queue_cancels_its_waiting_jobs_and_drops_them_from_redis(tenant, run_worker):
-    jobs = services.enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 5)
-    later = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=60)
-    other = services.enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+    jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 5)
+    later = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=60)
+    other = enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
 
-    count = services.empty_queue("default")
+    count = empty_queue("default")
     run_worker()
 
     assert count == 6
@@ -135,11 +135,11 @@ def test_emptying_a_queue_cancels_its_waiting_jobs_and_drops_them_from_redis(ten
 
 
 def test_cleaning_a_queue_drops_old_finished_rq_records_only(tenant, run_worker):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
     run_worker()
 
-    kept = services.clean_queue("default", older_than=3600)
-    dropped = services.clean_queue("default", older_than=0)
+    kept = clean_queue("default", older_than=3600)
+    dropped = clean_queue("default", older_than=0)
 
     assert (kept, dropped) == (0, 1)
     assert not RQJob.exists(job.rq_id, connection=queueing.connection())
@@ -187,7 +187,7 @@ def test_the_enqueue_command_takes_priority_and_delay(tenant, capsys):
 
 
 def test_sigterm_lets_the_running_job_finish_within_the_grace_period(tenant, worker_process):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 1, "steps": 4})
+    job = enqueue_job(tenant=tenant, kind="jobs.sleep", payload={"seconds": 1, "steps": 4})
     process = worker_process("default")
     wait_for(lambda: status_of(job) == Job.Status.STARTED)
 
@@ -197,11 +197,13 @@ def test_sigterm_lets_the_running_job_finish_within_the_grace_period(tenant, wor
     assert status_of(job) == Job.Status.SUCCEEDED
 
 
-@pytest.mark.parametrize("worker_class", ["jobs.worker.FastWorker", "jobs.worker.Worker"])
+@pytest.mark.parametrize(
+    "worker_class", ["jobs.runtime.worker.FastWorker", "jobs.runtime.worker.Worker"]
+)
 def test_a_job_outliving_the_grace_period_is_stopped_and_retried_not_lost(
     tenant, worker_process, worker_class
 ):
-    job = services.enqueue_job(
+    job = enqueue_job(
         tenant=tenant, kind="jobs.sleep", payload={"seconds": 30, "steps": 30}, max_attempts=3
     )
     process = worker_process("default", worker_class=worker_class, grace=2)

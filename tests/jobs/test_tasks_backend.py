@@ -14,10 +14,10 @@ from django.tasks.signals import task_enqueued, task_finished, task_started
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs import services
 from jobs.errors import UnknownKind
+from jobs.kinds import all_kinds, get_kind
 from jobs.models import Job, JobLog, Priority
-from jobs.registry import all_kinds, get_kind
+from jobs.services.jobs import enqueue_job
 from jobs.tasks_backend import MissingTenant, conveyor_priority, enqueue_for, tenant_context
 from tenants.models import Tenant
 from tests.factories import TenantFactory
@@ -361,7 +361,7 @@ def test_a_task_on_the_allow_list_runs_in_a_process_that_never_enqueued_it(tenan
     name = "tests.jobs.django_tasks.only_on_the_allow_list"
     assert name not in {kind.name for kind in all_kinds()}
 
-    job = services.enqueue_job(tenant=tenant, kind=name, payload={"args": ["Ada"]})
+    job = enqueue_job(tenant=tenant, kind=name, payload={"args": ["Ada"]})
     run_worker()
 
     result = django_tasks.only_on_the_allow_list.get_result(str(job.pk))
@@ -446,7 +446,7 @@ def test_an_id_of_no_job_is_no_task_result(result_id):
 
 
 def test_a_job_of_an_ordinary_kind_is_no_task_result(tenant):
-    job = services.enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    job = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
 
     with pytest.raises(TaskResultDoesNotExist):
         task_backends["default"].get_result(str(job.pk))

@@ -12,8 +12,8 @@ STARTED = """
 import gc, json, sys
 import django
 django.setup()
-from jobs import queueing
-from jobs.worker import {worker_class}
+from jobs.transport import queueing
+from jobs.runtime.worker import {worker_class}
 before = "weasyprint" in sys.modules
 {worker_class}({queues!r}, connection=queueing.connection())
 print(json.dumps({{

@@ -9,9 +9,9 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from jobs.models import Job, JobHourlyStat
-from jobs.rollups import floor_hour, roll_up_jobs
-from jobs.selectors import Percentile, _epoch, job_stats
-from jobs.services import enqueue_job
+from jobs.selectors.stats import Percentile, epoch, floor_hour, job_stats
+from jobs.services.jobs import enqueue_job
+from jobs.services.rollups import roll_up_jobs
 from reports.models import MessageHourlyStat
 from reports.rollups import roll_up_hours, roll_up_messages
 from tests.reports.conftest import DAY_ONE, make_job, save_jobs
@@ -43,8 +43,8 @@ def generated_jobs(tenant, other_tenant, *, hours: int = 6, per_hour: int = 40) 
 
 
 def raw_aggregates() -> dict[tuple, tuple]:
-    wait = _epoch(F("started_at") - F("enqueued_at"))
-    run = _epoch(F("finished_at") - F("started_at"))
+    wait = epoch(F("started_at") - F("enqueued_at"))
+    run = epoch(F("finished_at") - F("started_at"))
     rows = (
         Job.objects.order_by()
         .annotate(hour=TruncHour("created_at"))

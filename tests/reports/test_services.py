@@ -6,9 +6,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from jobs import limits
-from jobs.registry import get_kind
-from jobs.services import cancel_job
+from jobs.kinds import get_kind
+from jobs.services.jobs import cancel_job
+from jobs.transport import limits
 from reports.charts import nice_ceiling, render_chart
 from reports.models import Report
 from reports.services import clean_up_reports, create_report

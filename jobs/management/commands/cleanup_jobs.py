@@ -6,8 +6,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.exceptions import DomainError
-from jobs.cleanup import clean_up_jobs
 from jobs.models import Job
+from jobs.services.cleanup import clean_up_jobs
 from tenants.models import Tenant
 
 FILES_LISTED = 20

@@ -7,7 +7,7 @@ from rest_framework.exceptions import ValidationError
 from config.exceptions import DomainError
 from jobs.errors import UnknownKind
 from jobs.models import Priority
-from jobs.services import enqueue_job
+from jobs.services.jobs import enqueue_job
 from tenants.models import Tenant
 
 

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs.selectors import health_report
+from jobs.selectors.queues import health_report
 
 
 class Command(BaseCommand):

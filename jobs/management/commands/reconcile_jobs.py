@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from jobs.reconciler import reconcile
+from jobs.runtime.reconciler import reconcile
 
 
 class Command(BaseCommand):

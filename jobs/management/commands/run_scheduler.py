@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from jobs.scheduler import MAX_SLEEP, run_forever
-from jobs.schedules import ensure_system_schedules, run_due_schedules
+from jobs.runtime.scheduler import MAX_SLEEP, run_forever
+from jobs.services.schedules import ensure_system_schedules, run_due_schedules
 
 
 class Command(BaseCommand):

@@ -9,16 +9,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.db.models.base import ModelState
 from django.utils import timezone
 from rest_framework import serializers
 
-from jobs import inserts, queueing
 from jobs.errors import InvalidTransition, UnknownQueue
+from jobs.kinds import JobKind, get_kind
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
-from jobs.registry import JobKind, get_kind
+from jobs.services import inserts
 from jobs.signals import job_finished
+from jobs.transport import queueing
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ def settle_followers(job: Job) -> None:
         if job.status == Job.Status.SUCCEEDED:
             release_if_ready(dependent)
         else:
-            _cancel_waiting(dependent, f"Canceled: the job it depends on ({job.pk}) {job.status}.")
+            cancel_waiting(dependent, f"Canceled: the job it depends on ({job.pk}) {job.status}.")
     if job.batch_id:
         _close_batch_if_done(job.batch_id)
 
@@ -324,7 +325,7 @@ def release_if_ready(job: Job) -> None:
         return
     ended = statuses & {Job.Status.FAILED, Job.Status.CANCELED}
     if ended:
-        _cancel_waiting(job, f"Canceled: a job it depends on {sorted(ended)[0]}.")
+        cancel_waiting(job, f"Canceled: a job it depends on {sorted(ended)[0]}.")
 
 
 def _close_batch_if_done(batch_id: Any) -> None:
@@ -350,7 +351,7 @@ def _close_batch_if_done(batch_id: Any) -> None:
         batch.save(update_fields=["callback_job"])
 
 
-def _cancel_waiting(job: Job, reason: str, *, by: User = None) -> None:
+def cancel_waiting(job: Job, reason: str, *, by: User = None) -> None:
     updated = Job.objects.filter(pk=job.pk, status__in=Job.WAITING).update(
         status=Job.Status.CANCELED, finished_at=timezone.now()
     )
@@ -381,7 +382,7 @@ def cancel_job(job: Job, *, by: User = None) -> Job:
         # Asking again sends the stop again, in case Redis missed it the first time.
         transaction.on_commit(lambda: queueing.request_stop(job))
         return job
-    _cancel_waiting(job, "Canceled before it ran.", by=by)
+    cancel_waiting(job, "Canceled before it ran.", by=by)
     job.refresh_from_db()
     return job
 
@@ -462,39 +463,6 @@ def discard_jobs(
                 before_delete(rows)
             discarded += rows.delete()[1].get("jobs.Job", 0)
     return discarded
-
-
-def pause_queue(name: str, *, by: User = None) -> None:
-    """Workers stop taking jobs from the queue; running ones finish; enqueueing still works."""
-    queueing.pause(check_queue(name))
-    logger.info("queue=%s paused by %s", name, by)
-
-
-def resume_queue(name: str, *, by: User = None) -> None:
-    queueing.resume(check_queue(name))
-    logger.info("queue=%s resumed by %s", name, by)
-
-
-def empty_queue(name: str, *, by: User = None) -> int:
-    """Cancel every job waiting in the queue, for all tenants; returns how many."""
-    check_queue(name)
-    waiting = Q(queue=name, status__in=[s for s in Job.WAITING if s != Job.Status.DEFERRED])
-    canceled = 0
-    while True:
-        with transaction.atomic():
-            chunk = list(Job.objects.select_for_update(skip_locked=True).filter(waiting)[:500])
-            if not chunk:
-                break
-            for job in chunk:
-                _cancel_waiting(job, "Canceled: the queue was emptied.", by=by)
-            canceled += len(chunk)
-    queueing.empty(name)
-    return canceled
-
-
-def clean_queue(name: str, *, older_than: int) -> int:
-    """Delete RQ's finished and failed records of the queue older than `older_than` seconds."""
-    return queueing.clean(check_queue(name), older_than=older_than)
 
 
 @transaction.atomic

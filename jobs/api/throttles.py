@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from jobs import queueing
+from jobs.transport import queueing
 
 if TYPE_CHECKING:  # DRF imports this module while rest_framework.views is still loading
     from rest_framework.request import Request

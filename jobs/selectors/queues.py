@@ -1,162 +1,19 @@
-"""Reads: tenant-scoped job queries, statistics, queue and worker state, health."""
+"""Reads of the live system: queue and worker state from Redis, health, readiness."""
 
 import logging
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import (
-    Aggregate,
-    Count,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    FloatField,
-    Func,
-    Q,
-    QuerySet,
-)
-from django.db.models.functions import TruncHour
+from django.db.models import Count, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from jobs import queueing
-from jobs.models import Job, JobLog
-from jobs.rollups import ROLLUPS_AFTER, window_stats
-from tenants.models import Tenant
+from jobs.models import Job
+from jobs.transport import queueing
 
 logger = logging.getLogger(__name__)
-
-
-class Percentile(Aggregate):
-    """PostgreSQL's percentile_cont over an expression, e.g. Percentile(F("x"), 0.95)."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: Any, percentile: float, **extra: Any) -> None:
-        super().__init__(expression, percentile=float(percentile), **extra)
-
-
-def list_jobs(*, tenant: Tenant | None) -> QuerySet[Job]:
-    """Jobs of `tenant`, newest first; None means every tenant (operators only)."""
-    jobs = Job.objects.all() if tenant is None else Job.objects.for_tenant(tenant)
-    return jobs.select_related("tenant").order_by("-created_at")
-
-
-def get_job(*, tenant: Tenant, job_id: UUID | str) -> Job:
-    """The tenant's job; another tenant's id raises Job.DoesNotExist like a missing one."""
-    try:
-        return list_jobs(tenant=tenant).get(pk=job_id)
-    except (ValueError, TypeError, ValidationError, Job.DoesNotExist):
-        raise Job.DoesNotExist(f"No job {job_id}.") from None
-
-
-def job_logs(job: Job) -> QuerySet[JobLog]:
-    return JobLog.objects.filter(job=job, tenant_id=job.tenant_id).order_by("created_at", "id")
-
-
-def _seconds(delta: Any) -> float | None:
-    return None if delta is None else round(float(delta), 3)
-
-
-def _timings(jobs: QuerySet[Job]) -> dict[str, Any]:
-    wait = F("started_at") - F("enqueued_at")
-    run = F("finished_at") - F("started_at")
-    started = jobs.filter(started_at__isnull=False, enqueued_at__isnull=False)
-    finished = jobs.filter(finished_at__isnull=False, started_at__isnull=False)
-    waits = started.aggregate(p50=Percentile(_epoch(wait), 0.5), p95=Percentile(_epoch(wait), 0.95))
-    runs = finished.aggregate(p50=Percentile(_epoch(run), 0.5), p95=Percentile(_epoch(run), 0.95))
-    return {
-        "wait_seconds": {key: _seconds(value) for key, value in waits.items()},
-        "run_seconds": {key: _seconds(value) for key, value in runs.items()},
-    }
-
-
-class Epoch(Func):
-    """Seconds in an interval: EXTRACT(EPOCH FROM …)."""
-
-    template = "EXTRACT(EPOCH FROM %(expressions)s)"
-    output_field = FloatField()
-
-
-def _epoch(interval: Any) -> Epoch:
-    return Epoch(ExpressionWrapper(interval, output_field=DurationField()))
-
-
-def job_stats(
-    *,
-    tenant: Tenant | None,
-    window: timedelta,
-    queue: str | None = None,
-    kind: str | None = None,
-) -> dict[str, Any]:
-    """Counts by status, throughput, wait and run percentiles and failure rate over `window`."""
-    if window > ROLLUPS_AFTER:
-        return window_stats(tenant=tenant, window=window, queue=queue, kind=kind)
-    since = timezone.now() - window
-    jobs = list_jobs(tenant=tenant).filter(created_at__gte=since)
-    if queue:
-        jobs = jobs.filter(queue=queue)
-    if kind:
-        jobs = jobs.filter(kind=kind)
-    counts = dict.fromkeys(Job.Status.values, 0)
-    counts.update(dict(jobs.order_by().values_list("status").annotate(n=Count("pk"))))
-    ended = counts[Job.Status.SUCCEEDED] + counts[Job.Status.FAILED]
-    return {
-        "window_seconds": int(window.total_seconds()),
-        "counts": counts,
-        "throughput_per_minute": round(
-            counts[Job.Status.SUCCEEDED] / max(window.total_seconds() / 60, 1 / 60), 3
-        ),
-        **_timings(jobs),
-        "failure_rate": round(counts[Job.Status.FAILED] / ended, 4) if ended else 0.0,
-        "by_kind": _by_kind(jobs),
-    }
-
-
-def _by_kind(jobs: QuerySet[Job]) -> list[dict[str, Any]]:
-    rows = (
-        jobs.order_by()
-        .values("kind")
-        .annotate(
-            total=Count("pk"),
-            succeeded=Count("pk", filter=Q(status=Job.Status.SUCCEEDED)),
-            failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
-        )
-        .order_by("-total")[:50]
-    )
-    return [
-        {
-            **row,
-            "failure_rate": round(row["failed"] / ended, 4)
-            if (ended := row["succeeded"] + row["failed"])
-            else 0.0,
-        }
-        for row in rows
-    ]
-
-
-def hourly_activity(*, tenant: Tenant | None, hours: int = 24) -> list[dict[str, Any]]:
-    """Succeeded and failed jobs per queue and hour over the last `hours`, oldest first."""
-    since = timezone.now() - timedelta(hours=hours)
-    rows = (
-        list_jobs(tenant=tenant)
-        .filter(finished_at__gte=since, status__in=[Job.Status.SUCCEEDED, Job.Status.FAILED])
-        .order_by()
-        .annotate(hour=TruncHour("finished_at"))
-        .values("queue", "hour")
-        .annotate(
-            succeeded=Count("pk", filter=Q(status=Job.Status.SUCCEEDED)),
-            failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
-        )
-        .order_by("hour", "queue")
-    )
-    return [dict(row) for row in rows]
 
 
 def _throughput(queue: str, *, minutes: int = 5) -> float:

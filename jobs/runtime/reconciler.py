@@ -13,9 +13,11 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import queueing, runner, services
 from jobs.models import Job, JobLog
-from jobs.queueing import as_text
+from jobs.runtime import runner
+from jobs.services.jobs import add_log, release_if_ready
+from jobs.transport import queueing
+from jobs.transport.queueing import as_text
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def repush_lost(*, cutoff: datetime, limit: int) -> int:
         waiting = queueing.is_waiting([job.rq_id for job in rows])
         lost = [job for job, found in zip(rows, waiting, strict=True) if not found]
         for job in lost:
-            services.add_log(job, JobLog.Event.REQUEUED, "Redis had lost it; handed over again.")
+            add_log(job, JobLog.Event.REQUEUED, "Redis had lost it; handed over again.")
         pushed = queueing.push_many(lost)
     if len(rows) < limit:
         redis.delete(CURSOR_KEY)
@@ -121,6 +123,6 @@ def release_deferred(*, cutoff: datetime, limit: int) -> int:
         with transaction.atomic():
             locked = Job.objects.select_for_update(skip_locked=True).filter(pk=job.pk).first()
             if locked and locked.status == Job.Status.DEFERRED:
-                services.release_if_ready(locked)
+                release_if_ready(locked)
                 released += 1
     return released

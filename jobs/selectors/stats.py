@@ -1,51 +1,146 @@
-"""Hourly roll-ups of jobs: counts and durations per tenant, queue, kind, status and hour.
+"""Statistics of jobs: counts, throughput, wait and run percentiles, failure rates.
 
-`roll_up_jobs` replaces the rows of whole hours in one transaction, so running it again for an
-hour changes nothing unless jobs changed. Jobs count in the hour they were created; a job that
-finishes later moves between statuses when its hour is rolled up again, which the hourly kind
-does for the last `LOOKBACK` hours. `window_stats` is `jobs.selectors.job_stats` for long
-windows: settled hours from roll-ups, the rest from job rows.
+Windows up to `ROLLUPS_AFTER` read job rows; longer ones read the hourly roll-ups
+(`jobs.services.rollups` writes them) for settled hours and job rows for the edges.
 """
 
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import (
+    Aggregate,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    Q,
+    QuerySet,
+    Sum,
+)
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from jobs.models import Job, JobHourlyStat
+from jobs.selectors.jobs import list_jobs
 from tenants.models import Tenant
 
 HOUR = timedelta(hours=1)
 # Hours younger than this are rolled up again every hour and read from job rows by stats.
 LOOKBACK = timedelta(hours=6)
-# Stats over windows longer than this read roll-ups (jobs.selectors.job_stats).
+# Stats over windows longer than this read roll-ups.
 ROLLUPS_AFTER = timedelta(hours=36)
 
-_INSERT = """
-INSERT INTO jobs_jobhourlystat (
-    tenant_id, hour, queue, kind, status, count,
-    wait_count, wait_sum, wait_max, wait_p50, wait_p95,
-    run_count, run_sum, run_max, run_p50, run_p95
-)
-SELECT
-    tenant_id, date_trunc('hour', created_at), queue, kind, status, count(*),
-    count(wait), coalesce(sum(wait), 0), max(wait),
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY wait),
-    percentile_cont(0.95) WITHIN GROUP (ORDER BY wait),
-    count(run), coalesce(sum(run), 0), max(run),
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY run),
-    percentile_cont(0.95) WITHIN GROUP (ORDER BY run)
-FROM (
-    SELECT tenant_id, created_at, queue, kind, status,
-           extract(epoch FROM started_at - enqueued_at)::float8 AS wait,
-           extract(epoch FROM finished_at - started_at)::float8 AS run
-    FROM jobs_job
-    WHERE created_at >= %(start)s AND created_at < %(end)s {tenant_filter}
-) AS jobs
-GROUP BY 1, 2, 3, 4, 5
-"""
+
+class Percentile(Aggregate):
+    """PostgreSQL's percentile_cont over an expression, e.g. Percentile(F("x"), 0.95)."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(percentile)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, percentile: float, **extra: Any) -> None:
+        super().__init__(expression, percentile=float(percentile), **extra)
+
+
+def _seconds(delta: Any) -> float | None:
+    return None if delta is None else round(float(delta), 3)
+
+
+def _timings(jobs: QuerySet[Job]) -> dict[str, Any]:
+    wait = F("started_at") - F("enqueued_at")
+    run = F("finished_at") - F("started_at")
+    started = jobs.filter(started_at__isnull=False, enqueued_at__isnull=False)
+    finished = jobs.filter(finished_at__isnull=False, started_at__isnull=False)
+    waits = started.aggregate(p50=Percentile(epoch(wait), 0.5), p95=Percentile(epoch(wait), 0.95))
+    runs = finished.aggregate(p50=Percentile(epoch(run), 0.5), p95=Percentile(epoch(run), 0.95))
+    return {
+        "wait_seconds": {key: _seconds(value) for key, value in waits.items()},
+        "run_seconds": {key: _seconds(value) for key, value in runs.items()},
+    }
+
+
+class Epoch(Func):
+    """Seconds in an interval: EXTRACT(EPOCH FROM …)."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+    output_field = FloatField()
+
+
+def epoch(interval: Any) -> Epoch:
+    return Epoch(ExpressionWrapper(interval, output_field=DurationField()))
+
+
+def job_stats(
+    *,
+    tenant: Tenant | None,
+    window: timedelta,
+    queue: str | None = None,
+    kind: str | None = None,
+) -> dict[str, Any]:
+    """Counts by status, throughput, wait and run percentiles and failure rate over `window`."""
+    if window > ROLLUPS_AFTER:
+        return window_stats(tenant=tenant, window=window, queue=queue, kind=kind)
+    since = timezone.now() - window
+    jobs = list_jobs(tenant=tenant).filter(created_at__gte=since)
+    if queue:
+        jobs = jobs.filter(queue=queue)
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    counts = dict.fromkeys(Job.Status.values, 0)
+    counts.update(dict(jobs.order_by().values_list("status").annotate(n=Count("pk"))))
+    ended = counts[Job.Status.SUCCEEDED] + counts[Job.Status.FAILED]
+    return {
+        "window_seconds": int(window.total_seconds()),
+        "counts": counts,
+        "throughput_per_minute": round(
+            counts[Job.Status.SUCCEEDED] / max(window.total_seconds() / 60, 1 / 60), 3
+        ),
+        **_timings(jobs),
+        "failure_rate": round(counts[Job.Status.FAILED] / ended, 4) if ended else 0.0,
+        "by_kind": _by_kind(jobs),
+    }
+
+
+def _by_kind(jobs: QuerySet[Job]) -> list[dict[str, Any]]:
+    rows = (
+        jobs.order_by()
+        .values("kind")
+        .annotate(
+            total=Count("pk"),
+            succeeded=Count("pk", filter=Q(status=Job.Status.SUCCEEDED)),
+            failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
+        )
+        .order_by("-total")[:50]
+    )
+    return [
+        {
+            **row,
+            "failure_rate": round(row["failed"] / ended, 4)
+            if (ended := row["succeeded"] + row["failed"])
+            else 0.0,
+        }
+        for row in rows
+    ]
+
+
+def hourly_activity(*, tenant: Tenant | None, hours: int = 24) -> list[dict[str, Any]]:
+    """Succeeded and failed jobs per queue and hour over the last `hours`, oldest first."""
+    since = timezone.now() - timedelta(hours=hours)
+    rows = (
+        list_jobs(tenant=tenant)
+        .filter(finished_at__gte=since, status__in=[Job.Status.SUCCEEDED, Job.Status.FAILED])
+        .order_by()
+        .annotate(hour=TruncHour("finished_at"))
+        .values("queue", "hour")
+        .annotate(
+            succeeded=Count("pk", filter=Q(status=Job.Status.SUCCEEDED)),
+            failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
+        )
+        .order_by("hour", "queue")
+    )
+    return [dict(row) for row in rows]
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -55,26 +150,6 @@ def floor_hour(moment: datetime) -> datetime:
 def ceil_hour(moment: datetime) -> datetime:
     floor = floor_hour(moment)
     return floor if floor == moment else floor + HOUR
-
-
-@transaction.atomic
-def roll_up_jobs(
-    start: datetime, end: datetime | None = None, *, tenant: Tenant | None = None
-) -> int:
-    """Replace the roll-up rows of the hours from `start` up to `end` (default: one hour).
-
-    Both ends are rounded down to whole hours (UTC); returns how many rows were written.
-    """
-    start = floor_hour(start)
-    end = floor_hour(end) if end is not None else start + HOUR
-    stale = JobHourlyStat.objects.filter(hour__gte=start, hour__lt=end)
-    if tenant is not None:
-        stale = stale.filter(tenant=tenant)
-    stale.delete()
-    sql = _INSERT.format(tenant_filter="AND tenant_id = %(tenant)s" if tenant else "")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"start": start, "end": end, "tenant": tenant.pk if tenant else None})
-        return cursor.rowcount
 
 
 def list_hourly_stats(
@@ -129,7 +204,7 @@ def window_stats(
         "throughput_per_minute": round(
             counts[Job.Status.SUCCEEDED] / (window.total_seconds() / 60), 3
         ),
-        **_timings(edges, rolled),
+        **_window_timings(edges, rolled),
         "failure_rate": round(counts[Job.Status.FAILED] / ended, 4) if ended else 0.0,
         "by_kind": [
             {**entry, "failure_rate": _rate(entry)}
@@ -151,12 +226,10 @@ def _rolled_counts(rows: QuerySet[JobHourlyStat]) -> list[dict[str, Any]]:
     return [dict(row) for row in rows.order_by().values("kind", "status").annotate(n=Sum("count"))]
 
 
-def _timings(edges: QuerySet[Job], rolled: QuerySet[JobHourlyStat]) -> dict[str, Any]:
-    from jobs.selectors import Percentile, _epoch  # noqa: PLC0415 (selectors import this module)
-
+def _window_timings(edges: QuerySet[Job], rolled: QuerySet[JobHourlyStat]) -> dict[str, Any]:
     wait, run = (
-        _epoch(F("started_at") - F("enqueued_at")),
-        _epoch(F("finished_at") - F("started_at")),
+        epoch(F("started_at") - F("enqueued_at")),
+        epoch(F("finished_at") - F("started_at")),
     )
     raw = edges.aggregate(
         wait_n=Count("pk", filter=Q(started_at__isnull=False, enqueued_at__isnull=False)),

@@ -20,62 +20,19 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from jobs import limits, queueing, services
 from jobs.errors import JobCanceled, PermanentError, RetryableError, UnknownKind
+from jobs.kinds import JobKind, get_kind
 from jobs.log_context import job_logging, set_job_attempt
 from jobs.models import Job, JobLog
-from jobs.registry import JobKind, get_kind
+from jobs.runtime.context import JobContext
+from jobs.services import jobs as services
 from jobs.signals import job_finished
+from jobs.transport import limits, queueing
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
-STOP_CHECK_INTERVAL = 0.2
-PROGRESS_STEP = 10
-PROGRESS_SECONDS = 5.0
 RECORD_RETRY_WAITS = (1, 2, 4, 8, 15, 30)
-
-
-class JobContext:
-    """What a job body gets besides its payload: its row, progress, cancel checks and a log."""
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.tenant = job.tenant
-        self.attempt = job.attempt
-        self.logger = logger  # its lines carry the job, kind, tenant and attempt already
-        self._logged_percent = job.progress
-        self._logged_at = time.monotonic()
-        self._checked_at = 0.0
-
-    def progress(self, percent: float, message: str = "") -> None:
-        """Report how far the job is; stored at most once per 10 % or per 5 s."""
-        percent = max(0, min(100, int(percent)))
-        now = time.monotonic()
-        step = percent - self._logged_percent >= PROGRESS_STEP
-        if not (step or now - self._logged_at >= PROGRESS_SECONDS or percent == 100):
-            return
-        if percent == self._logged_percent and percent == 100:
-            return
-        self._logged_percent, self._logged_at = percent, now
-        Job.objects.filter(pk=self.job.pk, status=Job.Status.STARTED).update(
-            progress=percent, progress_message=message[:200]
-        )
-        self.job.progress, self.job.progress_message = percent, message[:200]
-        services.add_log(self.job, JobLog.Event.PROGRESS, message, data={"percent": percent})
-
-    def stop_if_canceled(self) -> None:
-        """Raise JobCanceled once a cancel was requested (checked at most every 0.2 s)."""
-        now = time.monotonic()
-        if now - self._checked_at < STOP_CHECK_INTERVAL:
-            return
-        self._checked_at = now
-        if queueing.is_cancel_requested(self.job):
-            raise JobCanceled(self.job.progress_message or f"{self.job.progress}% done")
-
-    def log(self, message: str, *, level: str = JobLog.Level.INFO, **data: Any) -> None:
-        """Add a line to the job's log."""
-        services.add_log(self.job, JobLog.Event.NOTE, message, level=level, data=data)
 
 
 def execute(job_id: str, kind_name: str | None = None, tenant_id: int | None = None) -> Any:

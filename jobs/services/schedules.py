@@ -7,7 +7,7 @@ Every edit recomputes `next_run_at` at once, so the next tick already follows it
 
 Built-in schedules (reconcile, clean up, roll up) belong to the `system` tenant, which
 `ensure_system_schedules` creates; they may be edited or disabled, never deleted.
-The two reads the API and admin need (`list_schedules`, `get_schedule`) are at the end.
+The reads the API and admin need are in `jobs.selectors.schedules`.
 """
 
 import logging
@@ -18,16 +18,15 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import serializers
 
 from config.exceptions import DomainError
 from jobs.errors import UnknownKind
+from jobs.kinds import get_kind
 from jobs.models import Job, Priority, Schedule
-from jobs.registry import get_kind
-from jobs.schedule_times import check_cron, get_zone, next_run_after
-from jobs.services import User, enqueue_job
+from jobs.services.jobs import User, enqueue_job
+from jobs.triggers import check_cron, get_zone, next_run_after
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -457,23 +456,3 @@ def _create_built_in(tenant: Tenant, built_in: BuiltIn) -> None:
         schedule.name,
         schedule.trigger,
     )
-
-
-# --- Reads ------------------------------------------------------------------------------------
-
-
-def list_schedules(
-    *, tenant: Tenant, enabled: bool | None = None, kind: str = ""
-) -> QuerySet[Schedule]:
-    """The tenant's schedules by name, with their last jobs; optionally only enabled/one kind."""
-    schedules = Schedule.objects.for_tenant(tenant).select_related("last_job")
-    if enabled is not None:
-        schedules = schedules.filter(enabled=enabled)
-    if kind:
-        schedules = schedules.filter(kind=kind)
-    return schedules.order_by("name", "pk")
-
-
-def get_schedule(*, tenant: Tenant, pk: Any) -> Schedule:
-    """The tenant's schedule `pk`; another tenant's raises DoesNotExist, like a missing one."""
-    return Schedule.objects.for_tenant(tenant).select_related("tenant", "last_job").get(pk=pk)

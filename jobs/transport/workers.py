@@ -1,8 +1,10 @@
-"""Conveyor's RQ worker classes: priorities, paused queues, graceful shutdown, settled outcomes.
+"""The RQ side of Conveyor's workers: priorities, paused queues, graceful shutdown, bookkeeping.
 
-`Worker` forks a work horse per job (isolation and a hard stop on cancel); `FastWorker` runs
-jobs in its own process, kept alive across jobs (no fork, no reconnect per job). Both listen
-to each queue's priority sub-queues in order and skip paused queues.
+`ForkingWorkerBase` forks a work horse per job (isolation and a hard stop on cancel);
+`InProcessWorkerBase` runs jobs in its own process, kept alive across jobs (no fork, no
+reconnect per job). Both listen to each queue's priority sub-queues in order and skip paused
+queues. What runs a job and settles an interrupted one is not theirs: `jobs.runtime.worker`
+binds the runner to them (`run_job`, `settle_interrupted`).
 """
 
 import contextlib
@@ -32,7 +34,7 @@ from rq.utils import as_text
 from rq.utils import now as utcnow
 from rq.worker import DequeueStrategy, WorkerStatus
 
-from jobs import bookkeeping, queueing, runner
+from jobs.transport import bookkeeping, queueing
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +188,14 @@ class ConveyorWorkerMixin(_WorkerBase):
         """The grace period is over: stop the running job so it is retried elsewhere."""
         raise NotImplementedError
 
+    def run_job(self, *args: Any, **kwargs: Any) -> Any:
+        """Run one delivery of a Conveyor job (the runner's `execute`)."""
+        raise NotImplementedError
+
+    def settle_interrupted(self, job_id: str, *, reason: str) -> None:
+        """Record the outcome of an attempt that ended without recording one."""
+        raise NotImplementedError
+
     def handle_job_failure(
         self,
         job: RQJob,
@@ -204,7 +214,7 @@ class ConveyorWorkerMixin(_WorkerBase):
         )
         reason = "stopped on request" if stopped else _first_line(exc_string)
         try:
-            runner.settle_interrupted(job.id, reason=reason)
+            self.settle_interrupted(job.id, reason=reason)
         except Exception:
             # The reconciler settles the row later if the database is unreachable now.
             logger.exception("worker %s: could not settle job %s", self.name, job.id)
@@ -215,8 +225,13 @@ def _first_line(text: str) -> str:
     return (lines[-1] if lines else "the attempt ended without an outcome")[:500]
 
 
-class Worker(ConveyorWorkerMixin, RQWorker):
+class ForkingWorkerBase(ConveyorWorkerMixin, RQWorker):
     """Forks a work horse per job: isolated memory and a hard stop for a canceled job."""
+
+    def perform_job(self, job: RQJob, queue: Queue, execution: Execution) -> bool:
+        if job.func_name in queueing.LEGACY_EXECUTE:
+            job._func_name = queueing.EXECUTE  # enqueued before the runner moved
+        return super().perform_job(job, queue, execution)
 
     def fork_work_horse(self, job: RQJob, queue: Queue) -> None:
         # A forked child must not share the parent's database sockets.
@@ -229,12 +244,12 @@ class Worker(ConveyorWorkerMixin, RQWorker):
             self.kill_horse()
 
 
-class FastWorker(ConveyorWorkerMixin, SimpleWorker):
+class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
     """Runs jobs in the worker process itself: no fork and no new connections per job.
 
     Its loop is Conveyor's own: one Lua call finishes the previous job and takes the next
-    (`jobs.bookkeeping`), writing the records RQ's tools read; the row is claimed and settled
-    in PostgreSQL by `jobs.runner.execute`. A job that must run again (a retry, a limit) or
+    (`jobs.transport.bookkeeping`), writing the records RQ's tools read; the row is claimed and
+    settled in PostgreSQL by the runner (`run_job`). A job that must run again (a retry, a limit) or
     that raised goes through RQ's own handlers, as with any RQ worker.
     """
 
@@ -374,13 +389,13 @@ class FastWorker(ConveyorWorkerMixin, SimpleWorker):
         self._running = taken
         try:
             func_name, _, args, kwargs = self._decode(taken.data)
-            if func_name != queueing.EXECUTE:
+            if func_name not in (queueing.EXECUTE, *queueing.LEGACY_EXECUTE):
                 self._perform_with_rq(taken, queue, execution)
                 return None
             timeout = taken.timeout or queue._default_timeout or Queue.DEFAULT_TIMEOUT
             try:
                 with self.death_penalty_class(timeout, JobTimeoutException, job_id=taken.job_id):
-                    outcome = runner.execute(*args, **kwargs)
+                    outcome = self.run_job(*args, **kwargs)
             except Exception:
                 self._fail_with_rq(taken, queue, execution, sys.exc_info())
                 return None
@@ -450,7 +465,7 @@ class FastWorker(ConveyorWorkerMixin, SimpleWorker):
 class _Heartbeat:
     """A thread that keeps the running job's heartbeat fresh every job_monitoring_interval."""
 
-    def __init__(self, worker: FastWorker) -> None:
+    def __init__(self, worker: InProcessWorkerBase) -> None:
         self.worker = worker
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)

@@ -19,12 +19,10 @@ from django.core.files.storage import Storage, default_storage
 from django.db import connection, models, transaction
 from django.db.models import ForeignObjectRel, Q
 from django.utils import timezone
-from rq.registry import clean_registries
-from rq.worker_registration import clean_worker_registry
 
-from jobs import queueing
 from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog
+from jobs.transport import queueing
 from tenants.models import Tenant
 
 Progress = Callable[[int, int], None]  # (jobs deleted so far, jobs to delete)
@@ -92,7 +90,7 @@ def clean_up_jobs(
     if tenant is None:
         outcome.files = clean_up_files(dry_run=dry_run)
         if not dry_run:
-            outcome.rq_records = _clean_rq()
+            outcome.rq_records = queueing.clean_rq_records()
     return outcome
 
 
@@ -254,19 +252,3 @@ def _older(storage: Storage, name: str, cutoff: datetime) -> bool:
         return storage.get_modified_time(name) < cutoff
     except (NotImplementedError, OSError):
         return False  # an age we cannot tell is not old enough to delete
-
-
-# --- RQ records -------------------------------------------------------------------------------
-
-
-def _clean_rq() -> int:
-    """Drop RQ's finished, failed and canceled records older than the result TTL, and let RQ
-    expire its own registries (started, deferred, scheduled-ready) and dead workers' entries."""
-    removed = 0
-    for name in settings.CONVEYOR_QUEUES:
-        removed += queueing.clean(name, older_than=settings.CONVEYOR_RESULT_TTL)
-        for rq_name in queueing.rq_queue_names(name):
-            rq_queue = queueing.get_rq_queue(rq_name)
-            clean_registries(rq_queue)
-            clean_worker_registry(rq_queue)
-    return removed

@@ -13,8 +13,8 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from jobs.kinds import all_kinds
 from jobs.models import Job, Priority
-from jobs.registry import all_kinds
 
 
 def _queue_choices() -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from jobs.models import Schedule
-from jobs.schedule_times import (
+from jobs.triggers import (
     check_cron,
     get_zone,
     next_cron_time,

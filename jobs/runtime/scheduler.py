@@ -1,8 +1,9 @@
 """The scheduler loop: `manage.py run_scheduler` runs it; a worker process may run it in a thread.
 
-Each tick enqueues every due schedule (`jobs.schedules.run_due_schedules`), then sleeps until
-the earliest next run or `max_sleep` seconds, whichever is sooner, so edits made in the admin or
-the API are followed within `max_sleep`. Several loops may run at once, on several machines.
+Each tick enqueues every due schedule (`jobs.services.schedules.run_due_schedules`), then
+sleeps until the earliest next run or `max_sleep` seconds, whichever is sooner, so edits made in
+the admin or the API are followed within `max_sleep`. Several loops may run at once, on several
+machines.
 
 To run it inside another process:
 
@@ -20,7 +21,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from jobs.models import Schedule
-from jobs.schedules import ensure_system_schedules, run_due_schedules
+from jobs.services.schedules import ensure_system_schedules, run_due_schedules
 
 logger = logging.getLogger(__name__)
 

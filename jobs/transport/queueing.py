@@ -25,14 +25,17 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry, clean_registries
 from rq.utils import as_text, utcformat
+from rq.worker_registration import clean_worker_registry
 
 from jobs.models import Job, Priority
 
 logger = logging.getLogger(__name__)
 
-EXECUTE = "jobs.runner.execute"
+EXECUTE = "jobs.runtime.runner.execute"
+# What RQ jobs enqueued by earlier releases name; workers run them as EXECUTE.
+LEGACY_EXECUTE = ("jobs.runner.execute",)
 PAUSED_KEY = "conveyor:paused-queues"
 CANCEL_KEY = "conveyor:cancel:{}"
 CANCEL_FLAG_TTL = 7 * 24 * 3600
@@ -542,3 +545,16 @@ def release_overdue(*, grace: float) -> int:
                         moved += 1
                 pipe.execute()
     return moved
+
+
+def clean_rq_records() -> int:
+    """Drop RQ's finished, failed and canceled records older than the result TTL, and let RQ
+    expire its own registries (started, deferred, scheduled-ready) and dead workers' entries."""
+    removed = 0
+    for name in settings.CONVEYOR_QUEUES:
+        removed += clean(name, older_than=settings.CONVEYOR_RESULT_TTL)
+        for rq_name in rq_queue_names(name):
+            rq_queue = get_rq_queue(rq_name)
+            clean_registries(rq_queue)
+            clean_worker_registry(rq_queue)
+    return removed

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from redis import Redis
 
-from jobs import queueing
-from jobs.registry import JobKind
+from jobs.kinds import JobKind
+from jobs.transport import queueing
 from tenants.limits import parse_rate
 from tenants.models import Tenant
 

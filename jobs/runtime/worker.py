@@ -1,0 +1,27 @@
+"""The worker classes `manage.py rqworker --worker-class` names: the runner bound to RQ's side.
+
+`FastWorker` runs jobs in the worker process itself (the default); `Worker` forks a work horse
+per job, for queues whose jobs need memory isolation and a hard stop (`imports`, `reports`,
+`maintenance`). Their RQ machinery is in `jobs.transport.workers`.
+"""
+
+from typing import Any
+
+from jobs.runtime import runner
+from jobs.transport.workers import ForkingWorkerBase, InProcessWorkerBase
+
+
+class _Runs:
+    def run_job(self, *args: Any, **kwargs: Any) -> Any:
+        return runner.execute(*args, **kwargs)
+
+    def settle_interrupted(self, job_id: str, *, reason: str) -> None:
+        runner.settle_interrupted(job_id, reason=reason)
+
+
+class Worker(_Runs, ForkingWorkerBase):
+    """Forks a work horse per job: isolated memory and a hard stop for a canceled job."""
+
+
+class FastWorker(_Runs, InProcessWorkerBase):
+    """Runs jobs in the worker process itself: no fork and no new connections per job."""
