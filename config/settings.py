@@ -6,7 +6,6 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import check_deployment, mailer, redis_connection
-from jobs.log_context import OUTSIDE_A_JOB, install_record_factory
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -326,9 +325,8 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 
 # --- Logging ----------------------------------------------------------------------------------
 
-# Every record gets job_id, kind, tenant and attempt (jobs.log_context); LOG_FORMAT=json for
-# log shippers.
-install_record_factory()
+# Every record written inside a job gets job_id, kind, tenant and attempt (installed by the jobs
+# app, jobs.log_context); lines written outside a job show "-". LOG_FORMAT=json for log shippers.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -336,7 +334,7 @@ LOGGING = {
         "plain": {
             "format": "%(asctime)s %(levelname)s %(name)s job=%(job_id)s kind=%(kind)s "
             "tenant=%(tenant)s attempt=%(attempt)s %(message)s",
-            "defaults": OUTSIDE_A_JOB,
+            "defaults": dict.fromkeys(("job_id", "kind", "tenant", "attempt"), "-"),
         },
         "json": {"()": "jobs.log_context.JsonFormatter"},
     },

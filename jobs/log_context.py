@@ -8,7 +8,6 @@ from contextvars import ContextVar
 from typing import Any
 
 FIELDS = ("job_id", "kind", "tenant", "attempt")
-OUTSIDE_A_JOB = dict.fromkeys(FIELDS, "-")  # what formatters show outside a job
 _current: ContextVar[dict[str, str] | None] = ContextVar("conveyor_job", default=None)
 
 

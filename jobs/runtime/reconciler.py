@@ -68,6 +68,11 @@ def push_pending(*, cutoff: datetime, limit: int) -> int:
             .filter(status=Job.Status.PENDING, created_at__lt=cutoff)
             .order_by("created_at")[:limit]
         )
+        now = timezone.now()
+        for job in rows:
+            queueing.mark_for_handover(job, now)
+        Job.objects.bulk_update(rows, ["status", "enqueued_at"])
+        # Pushed while the rows are locked: a worker's claim waits for this commit.
         return queueing.push_many(rows)
 
 

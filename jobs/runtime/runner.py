@@ -316,7 +316,7 @@ def settle_interrupted(
             job, event, f"{reason}; retrying in {delay} s.", level=JobLog.Level.WARNING
         )
         job.refresh_from_db()
-        queueing.push_on_commit(job)
+        queueing.push_on_commit([job])
     return Job.Status.RETRYING
 
 

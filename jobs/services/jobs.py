@@ -144,15 +144,27 @@ def enqueue_job(
     )
     job.schedule = schedule
     parents = _check_parents(tenant, depends_on)
+    if parents:
+        job.status = Job.Status.DEFERRED  # handed over once its parents succeed
+    else:
+        queueing.mark_for_handover(job, timezone.now())
     if parents or batch is not None or transaction.get_connection().in_atomic_block:
-        return _enqueue_in_transaction(job, kind=kind, by=by, parents=parents, batch=batch)
-    # Alone, outside any transaction: the row and its log line are one statement, its own commit.
-    durable = settings.CONVEYOR_DURABLE_ENQUEUE
+        saved = _insert_in_transaction(job, kind=kind, by=by, parents=parents, batch=batch)
+    else:
+        saved = _insert_alone(job, kind=kind, by=by)
+    if saved is not job:
+        return saved  # an active job holds the idempotency key
+    if not parents:
+        queueing.push_on_commit([job])
+    return job
+
+
+def _insert_alone(job: Job, *, kind: JobKind, by: User) -> Job:
+    """Outside any transaction the row and its log line are one statement, its own commit."""
     message = _enqueued_message(job)
-    queueing.mark_for_handover(job, timezone.now())
+    durable = settings.CONVEYOR_DURABLE_ENQUEUE
     if not inserts.insert_job(job, message=message, data=_log_data(by), durable=durable):
-        return _active_job(tenant, kind, idempotency_key)
-    queueing.push(job, marked=True)
+        return _active_job(job.tenant, kind, job.idempotency_key)
     return job
 
 
@@ -167,13 +179,11 @@ def _log_data(by: User) -> dict[str, Any]:
 
 
 @transaction.atomic
-def _enqueue_in_transaction(
+def _insert_in_transaction(
     job: Job, *, kind: JobKind, by: User, parents: list[Job], batch: Batch | None
 ) -> Job:
     idempotency_key = job.idempotency_key
     tenant = job.tenant
-    if parents:
-        job.status = Job.Status.DEFERRED
     if not idempotency_key:
         job.save(force_insert=True)  # no savepoint: an error here rolls everything back anyway
     else:
@@ -190,8 +200,6 @@ def _enqueue_in_transaction(
         job.depends_on.set(parents)
         Job.objects.filter(pk__in=[parent.pk for parent in parents]).update(has_dependents=True)
         release_if_ready(job)
-    else:
-        queueing.push_on_commit(job)
     return job
 
 
@@ -264,7 +272,7 @@ def enqueue_jobs(
     if batch is not None and jobs:
         Batch.objects.filter(pk=batch.pk).update(total=F("total") + len(jobs))
         batch.total += len(jobs)
-    queueing.push_many_on_commit(jobs, marked=True)
+    queueing.push_on_commit(jobs)
     return jobs
 
 
@@ -318,10 +326,12 @@ def settle_followers(job: Job) -> None:
 def release_if_ready(job: Job) -> None:
     statuses = set(job.depends_on.values_list("status", flat=True))
     if statuses == {Job.Status.SUCCEEDED} or not statuses:
-        Job.objects.filter(pk=job.pk, status=Job.Status.DEFERRED).update(status=Job.Status.PENDING)
-        job.status = Job.Status.PENDING
+        queueing.mark_for_handover(job, timezone.now())
+        Job.objects.filter(pk=job.pk, status=Job.Status.DEFERRED).update(
+            status=job.status, enqueued_at=job.enqueued_at
+        )
         add_log(job, JobLog.Event.REQUEUED, "The jobs it depends on succeeded.")
-        queueing.push_on_commit(job)
+        queueing.push_on_commit([job])
         return
     ended = statuses & {Job.Status.FAILED, Job.Status.CANCELED}
     if ended:
@@ -395,14 +405,15 @@ def retry_job(job: Job, *, by: User = None) -> Job:
         raise InvalidTransition(
             f"Job {job.pk} is {job.status}: only failed or canceled jobs can be retried."
         )
-    job.status = Job.Status.PENDING
     job.attempt, job.progress, job.progress_message = 0, 0, ""
     job.finished_at = job.cancel_requested_at = job.scheduled_at = None
+    queueing.mark_for_handover(job, timezone.now())
     try:
         with transaction.atomic():
             job.save(
                 update_fields=[
                     "status",
+                    "enqueued_at",
                     "attempt",
                     "progress",
                     "progress_message",
@@ -416,7 +427,7 @@ def retry_job(job: Job, *, by: User = None) -> Job:
             f"Another active job holds idempotency key {job.idempotency_key!r}."
         ) from None
     add_log(job, JobLog.Event.REQUEUED, "Retried by hand with fresh attempts.", by=by)
-    queueing.push_on_commit(job)
+    queueing.push_on_commit([job])
     return job
 
 
@@ -473,10 +484,11 @@ def retry_now(job: Job, *, by: User = None) -> Job:
         raise InvalidTransition(
             f"Job {job.pk} is {job.status}: only retrying or scheduled jobs can run now."
         )
-    job.status, job.scheduled_at = Job.Status.PENDING, None
-    job.save(update_fields=["status", "scheduled_at"])
+    job.scheduled_at = None
+    queueing.mark_for_handover(job, timezone.now())
+    job.save(update_fields=["status", "scheduled_at", "enqueued_at"])
     add_log(job, JobLog.Event.REQUEUED, "Due time moved to now by hand.", by=by)
     # The RQ job waits in the scheduled registry: take it out so it is not delivered twice.
     transaction.on_commit(lambda: queueing.withdraw(job))
-    queueing.push_on_commit(job)
+    queueing.push_on_commit([job])
     return job

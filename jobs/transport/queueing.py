@@ -12,7 +12,6 @@ from typing import Any
 
 import django_rq
 from django.conf import settings
-from django.db import connection as db_connection
 from django.db import transaction
 from django.dispatch import receiver
 from django.test.signals import setting_changed
@@ -98,26 +97,27 @@ def current_worker_name() -> str:
     return (rq_job.worker_name or "") if rq_job else ""
 
 
-def push(job: Job, *, marked: bool = False) -> bool:
-    """Hand `job` to Redis and mark it queued or scheduled; if Redis refuses it stays pending."""
-    return push_many([job], marked=marked) == 1
-
-
 def mark_for_handover(job: Job, now: datetime) -> None:
-    """Give a new row the status it has once in Redis, so that no second write is needed.
-
-    Its push must follow (`marked=True`): if Redis refuses, the row goes back to pending; if the
-    process dies first, the reconciler finds its RQ job missing and hands it over.
+    """Give a row the status it has once in Redis (queued, or scheduled for later): its writer
+    saves it so, and `push` follows after the commit. No second write is needed: if Redis
+    refuses, `push` puts the row back to pending; if the process dies first, the reconciler
+    finds its RQ job missing and hands it over.
     """
     later = job.scheduled_at is not None and job.scheduled_at > now
     job.status = Job.Status.SCHEDULED if later else Job.Status.QUEUED
     job.enqueued_at = now
 
 
-def push_many(jobs: Iterable[Job], *, marked: bool = False) -> int:
-    """Hand jobs to Redis in one pipeline; returns how many went (all, or none if Redis is down).
+def push(job: Job) -> bool:
+    """Hand one row (marked for handover, or retrying) to Redis; see `push_many`."""
+    return push_many([job]) == 1
 
-    `marked` jobs were written queued or scheduled already (`mark_for_handover`).
+
+def push_many(jobs: Iterable[Job]) -> int:
+    """Hand rows to Redis in one pipeline; returns how many went (all, or none if Redis is down).
+
+    Each row says queued or scheduled already (`mark_for_handover`), or retrying. When Redis
+    refuses, queued and scheduled rows go back to pending, for the reconciler to hand over.
     """
     jobs = list(jobs)
     if not jobs:
@@ -142,12 +142,16 @@ def push_many(jobs: Iterable[Job], *, marked: bool = False) -> int:
             pipe.execute()
     except RedisError as error:
         logger.warning("redis refused %d job(s), left pending: %s", len(jobs), error)
-        if marked:
-            _unmark(jobs)
+        _unmark(jobs)
         return 0
-    if not marked:
-        _mark_handed_over(jobs, now)
     return len(jobs)
+
+
+def push_on_commit(jobs: Iterable[Job]) -> None:
+    """Push the rows once the surrounding transaction commits (at once outside one); nothing
+    if it rolls back."""
+    jobs = list(jobs)
+    transaction.on_commit(lambda: push_many(jobs))
 
 
 def _unmark(jobs: list[Job]) -> None:
@@ -156,7 +160,8 @@ def _unmark(jobs: list[Job]) -> None:
         status=Job.Status.PENDING, enqueued_at=None
     )
     for job in jobs:
-        job.status, job.enqueued_at = Job.Status.PENDING, None
+        if job.status in handed:
+            job.status, job.enqueued_at = Job.Status.PENDING, None
 
 
 def _enqueue(job: Job, queue: str, now: datetime, pipe: Any) -> None:
@@ -257,15 +262,6 @@ def _hash_template() -> dict[str, Any]:
     return {name: value for name, value in fields.items() if name not in _PER_JOB and value != ""}
 
 
-def push_on_commit(job: Job) -> None:
-    """Push `job` once the surrounding transaction commits; nothing if it rolls back."""
-    transaction.on_commit(lambda: push(job))
-
-
-def push_many_on_commit(jobs: list[Job], *, marked: bool = False) -> None:
-    transaction.on_commit(lambda: push_many(jobs, marked=marked))
-
-
 def _rq_args(job: Job) -> tuple[str, str, int]:
     """What an RQ job carries: ids and the kind's name, never the payload."""
     return (job.rq_id, job.kind, job.tenant_id)
@@ -292,32 +288,6 @@ def _schedule(job: Job, pipe: Any) -> None:
     # RQ keeps whole seconds and truncates: round up so the job never starts early.
     due = job.scheduled_at.replace(microsecond=0) + timedelta(seconds=1)
     queue.schedule_job(rq_job, due, pipeline=pipe)
-
-
-# pending → queued/scheduled commits without waiting for the WAL flush: if a database crash
-# forgets it, the row is pending again and the reconciler hands it over once more (harmless:
-# the runner's claim lets one delivery run).
-_HANDED_OVER_SQL = f"""
-WITH settings AS (SELECT set_config('synchronous_commit', 'off', true)), moved AS (
-    UPDATE {Job._meta.db_table} SET status = %s, enqueued_at = %s
-    WHERE status = 'pending' AND id = ANY(%s::uuid[])
-    RETURNING 1
-)
-SELECT count(*) FROM moved, settings
-"""
-
-
-def _mark_handed_over(jobs: list[Job], now: datetime) -> None:
-    scheduled = {job.pk for job in jobs if job.scheduled_at and job.scheduled_at > now}
-    queued = [job.pk for job in jobs if job.pk not in scheduled]
-    with db_connection.cursor() as cursor:
-        for status, ids in ((Job.Status.QUEUED, queued), (Job.Status.SCHEDULED, list(scheduled))):
-            if ids:
-                cursor.execute(_HANDED_OVER_SQL, [status, now, ids])
-    for job in jobs:
-        if job.status == Job.Status.PENDING:
-            job.status = Job.Status.SCHEDULED if job.pk in scheduled else Job.Status.QUEUED
-            job.enqueued_at = now
 
 
 def withdraw(job: Job) -> None:
