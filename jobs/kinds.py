@@ -7,7 +7,7 @@ enqueued in this process, or when a task backend's allow-list lets `get_kind` re
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -16,6 +16,9 @@ from django.tasks import task_backends
 from rest_framework import serializers
 
 from jobs.errors import UnknownKind
+
+if TYPE_CHECKING:
+    from jobs.models import Job
 
 # One encoder for every payload (`json.dumps(cls=…)` builds a new one per call).
 _ENCODER = DjangoJSONEncoder()
@@ -38,6 +41,9 @@ class JobKind:
     concurrency: int | None = None
     payload: type[serializers.Serializer] | None = None
     description: str = ""
+    # Called with the job once it has ended (succeeded, failed or canceled), after the commit:
+    # how a workload's own row learns the outcome, whatever ended the job.
+    on_end: "Callable[[Job], None] | None" = None
 
     @property
     def queue_spec(self) -> dict[str, Any]:
@@ -102,8 +108,13 @@ def job_kind(
     rate_limit: str | None = None,
     concurrency: int | None = None,
     payload: type[serializers.Serializer] | None = None,
+    on_end: "Callable[[Job], None] | None" = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register the decorated `func(ctx, **payload)` as the kind `name`."""
+    """Register the decorated `func(ctx, **payload)` as the kind `name`.
+
+    `on_end(job)` is called once a job of the kind has ended, however it ended (its body's
+    outcome, a cancel while it waited, a rescue after its worker died).
+    """
     if queue not in settings.CONVEYOR_QUEUES:
         raise ImproperlyConfigured(f"Kind {name!r} names an unknown queue {queue!r}.")
 
@@ -123,6 +134,7 @@ def job_kind(
             concurrency=concurrency,
             payload=payload,
             description=(func.__doc__ or "").strip().split("\n")[0],
+            on_end=on_end,
         )
         return func
 

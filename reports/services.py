@@ -148,27 +148,22 @@ def _announce(report: Report) -> None:
     )
 
 
-def fail_report(report: Report, *, error: str) -> None:
-    """Record that the report could not be generated (after its last attempt)."""
-    Report.objects.filter(pk=report.pk).update(
-        status=Report.Status.FAILED, error=error[:2000], finished_at=timezone.now()
-    )
-    logger.warning("report=%s tenant=%s failed: %s", report.pk, report.tenant_id, error)
-
-
-def settle_report_job(sender: Any, *, job: Job, **kwargs: Any) -> None:
-    """Receiver of `jobs.signals.job_finished`: a report whose job ended without building it.
+def settle_report_job(job: Job) -> None:
+    """`on_end` of the generate kind: a report whose job ended without building it.
 
     Its job was canceled, or failed without the body recording why (its worker died).
     """
-    if job.kind != GENERATE_KIND or job.status == Job.Status.SUCCEEDED:
+    if job.status == Job.Status.SUCCEEDED:
         return
-    how = "was canceled" if job.status == Job.Status.CANCELED else f"failed: {job.error_message}"
+    if job.status == Job.Status.CANCELED:
+        error = "Its job was canceled"
+    else:
+        error = f"{job.error_type}: {job.error_message}" if job.error_type else "Its job failed"
     Report.objects.filter(
         tenant_id=job.tenant_id,
         pk=job.payload.get("report_id"),
         status__in=[Report.Status.PENDING, Report.Status.RUNNING],
-    ).update(status=Report.Status.FAILED, error=f"Its job {how}"[:2000], finished_at=timezone.now())
+    ).update(status=Report.Status.FAILED, error=error[:2000], finished_at=timezone.now())
 
 
 def delete_report(report: Report) -> None:

@@ -11,7 +11,12 @@ from jobs.models import Job
 from jobs.runtime.context import JobContext
 from reports.models import Report
 from reports.rollups import roll_up_analytics
-from reports.services import clean_up_reports, fail_report, generate_report
+from reports.services import (
+    GENERATE_KIND,
+    clean_up_reports,
+    generate_report,
+    settle_report_job,
+)
 
 ROLL_UP_KIND = "reports.roll_up_analytics"
 
@@ -20,18 +25,13 @@ class GeneratePayload(serializers.Serializer):
     report_id = serializers.UUIDField()
 
 
-@job_kind("reports.generate_report", queue="reports", payload=GeneratePayload)
+@job_kind(GENERATE_KIND, queue="reports", payload=GeneratePayload, on_end=settle_report_job)
 def generate(ctx: JobContext, *, report_id: str) -> dict[str, Any]:
-    """Build the report's file; on its last failed attempt the report is marked failed."""
+    """Build the report's file; once its job fails or is canceled the report is failed."""
     report = Report.objects.select_related("tenant", "created_by").get(
         tenant=ctx.tenant, pk=report_id
     )
-    try:
-        generate_report(report, progress=ctx.progress)
-    except Exception as error:
-        if ctx.attempt >= ctx.job.max_attempts:
-            fail_report(report, error=f"{type(error).__name__}: {error}")
-        raise
+    generate_report(report, progress=ctx.progress)
     return {"report_id": str(report.pk), "file": report.file.name, "size": report.size}
 
 

@@ -145,11 +145,11 @@ class _FileDownloadsMixin(TenantScopedAdminMixin):
 
     @admin.display(description="Status")
     def state(self, obj: Any) -> str:
-        return obj.current_status
+        return obj.status
 
     @admin.display(description="Error")
     def problem(self, obj: Any) -> str:
-        return obj.current_error
+        return obj.error
 
     def link(self, obj: Any, field: str, label: str) -> str:
         if not getattr(obj, field):

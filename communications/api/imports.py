@@ -74,8 +74,8 @@ class RejectionOutput(serializers.ModelSerializer):
 
 
 class ImportOutput(serializers.ModelSerializer):
-    status = serializers.ChoiceField(choices=TransferStatus.choices, source="current_status")
-    error = serializers.CharField(source="current_error", help_text="Why the file failed.")
+    status = serializers.ChoiceField(choices=TransferStatus.choices)
+    error = serializers.CharField(help_text="Why the file failed.")
     job = ImportJobOutput(allow_null=True)
     counts = CountsOutput()
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
@@ -129,8 +129,8 @@ class ImportDetailOutput(ImportOutput):
 
 
 class ExportOutput(serializers.ModelSerializer):
-    status = serializers.ChoiceField(choices=TransferStatus.choices, source="current_status")
-    error = serializers.CharField(source="current_error")
+    status = serializers.ChoiceField(choices=TransferStatus.choices)
+    error = serializers.CharField()
     job = ImportJobOutput(allow_null=True)
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
     download_url = serializers.SerializerMethodField()

@@ -5,7 +5,6 @@ Files live in Django's default storage under `imports/` (uploads and error files
 """
 
 import uuid
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -22,33 +21,7 @@ class TransferStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class _SettledByJob:
-    """Status and error as the job settles them: a job stopped from outside (a canceled or
-    killed forking worker) could not record its outcome on the row itself."""
-
-    status: str
-    error: str
-    job: Any
-
-    @property
-    def current_status(self) -> str:
-        if self.status in (TransferStatus.PENDING, TransferStatus.RUNNING) and self._job_ended:
-            return TransferStatus.FAILED
-        return self.status
-
-    @property
-    def current_error(self) -> str:
-        if self.error or not self._job_ended:
-            return self.error
-        reason = f": {self.job.error_message}" if self.job.error_message else "."
-        return f"The job was {self.job.status} before it finished{reason}"
-
-    @property
-    def _job_ended(self) -> bool:
-        return self.job is not None and self.job.status in ("failed", "canceled")
-
-
-class ContactImport(_SettledByJob, models.Model):
+class ContactImport(models.Model):
     """An uploaded file of contacts and what importing it did (or, for a dry run, would do)."""
 
     class Format(models.TextChoices):
@@ -141,7 +114,7 @@ class ContactImportRejection(models.Model):
         return f"line {self.line}: {'; '.join(self.errors)}"
 
 
-class ContactExport(_SettledByJob, models.Model):
+class ContactExport(models.Model):
     """A file of a tenant's contacts, written by a job from the filters given."""
 
     class Format(models.TextChoices):

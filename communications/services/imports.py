@@ -42,6 +42,7 @@ from communications.services.import_rows import (
     text_value,
 )
 from communications.services.import_writes import insert_contacts, update_contacts
+from jobs.models import Job
 from jobs.runtime.context import JobContext
 from jobs.services.jobs import enqueue_job
 from tenants.models import Tenant
@@ -302,11 +303,23 @@ def _fail(contact_import: ContactImport, message: str) -> None:
         )
 
 
-def mark_import_stopped(contact_import: ContactImport, reason: str) -> None:
-    """Record that the job stopped (canceled, or out of attempts) before the import finished."""
-    ContactImport.objects.filter(pk=contact_import.pk).exclude(
+def _stopped_reason(job: Job) -> str:
+    reason = f": {job.error_message}" if job.error_message else "."
+    return f"The job was {job.status} before it finished{reason}"
+
+
+def settle_import_job(job: Job) -> None:
+    """`on_end` of the import kind: an import whose job failed or was canceled before it
+    finished (out of attempts, canceled, its worker gone) is failed, saying why."""
+    if job.status == Job.Status.SUCCEEDED:
+        return
+    ContactImport.objects.filter(tenant_id=job.tenant_id, pk=job.payload.get("import_id")).exclude(
         status__in=ContactImport.FINISHED
-    ).update(status=ContactImport.Status.FAILED, error=reason[:2000], finished_at=timezone.now())
+    ).update(
+        status=ContactImport.Status.FAILED,
+        error=_stopped_reason(job)[:2000],
+        finished_at=timezone.now(),
+    )
 
 
 def write_error_file(contact_import: ContactImport, headers: list[str]) -> str:
@@ -416,6 +429,19 @@ def run_export(export: ContactExport, *, ctx: JobContext | None = None) -> dict[
     export.save(update_fields=["file", "row_count", "status", "finished_at"])
     announce_export(export)
     return {"rows": count, "format": export.format}
+
+
+def settle_export_job(job: Job) -> None:
+    """`on_end` of the export kind: an export whose job ended without its file is failed."""
+    if job.status == Job.Status.SUCCEEDED:
+        return
+    ContactExport.objects.filter(tenant_id=job.tenant_id, pk=job.payload.get("export_id")).exclude(
+        status__in=ContactExport.FINISHED
+    ).update(
+        status=ContactExport.Status.FAILED,
+        error=_stopped_reason(job)[:2000],
+        finished_at=timezone.now(),
+    )
 
 
 def fail_export(export: ContactExport, message: str) -> None:

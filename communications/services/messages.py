@@ -338,13 +338,13 @@ def mark_failed(
     return Delivery(status=Message.Status.FAILED, error=error)
 
 
-def settle_message_job(sender: Any, *, job: Job, **kwargs: Any) -> None:
-    """Receiver of `jobs.signals.job_finished`: a send job that ended without settling its message.
+def settle_message_job(job: Job) -> None:
+    """`on_end` of the send kinds: a send job that ended without settling its message.
 
     A job canceled while waiting cancels its queued message; one that failed without recording
     (its worker died on the last attempt) fails it — as "outcome unknown" if it was being sent.
     """
-    if job.kind not in SEND_KINDS.values() or job.status == Job.Status.SUCCEEDED:
+    if job.status == Job.Status.SUCCEEDED:
         return
     message = (
         Message.objects.select_related("tenant")

@@ -459,11 +459,9 @@ def publish_job_event(sender: Any, *, job: Job, **kwargs: Any) -> None:
     """Receiver of `jobs.signals.job_finished`: job.succeeded / job.failed, if subscribed.
 
     Costs two dictionary lookups for a tenant without such an endpoint. Webhook deliveries
-    publish nothing; a failed one still in flight (its worker died) is marked dead.
+    publish nothing: a delivery must not cause another delivery.
     """
     if job.kind in WEBHOOK_KINDS:
-        if job.status == Job.Status.FAILED:
-            _settle_abandoned_delivery(job)
         return
     event_type = JOB_EVENTS.get(job.status)
     if event_type is None or event_type not in subscribed_job_events(job.tenant_id):
@@ -471,16 +469,21 @@ def publish_job_event(sender: Any, *, job: Job, **kwargs: Any) -> None:
     publish_event(job.tenant, event_type, {"job": job_event_data(job)})
 
 
-def _settle_abandoned_delivery(job: Job) -> None:
-    """A delivery job that failed without recording its last attempt (its worker died)."""
+def settle_delivery_job(job: Job) -> None:
+    """`on_end` of the delivery kind: a delivery whose job ended without settling it (its worker
+    died on the last attempt, or the job was canceled) is dead, and can be replayed."""
     delivery_id = job.payload.get("delivery_id")
-    if delivery_id:
+    if delivery_id and job.status != Job.Status.SUCCEEDED:
         WebhookDelivery.objects.filter(tenant_id=job.tenant_id, pk=delivery_id).exclude(
             status__in=WebhookDelivery.FINISHED
         ).update(
             status=WebhookDelivery.Status.DEAD,
             next_attempt_at=None,
-            last_error=f"Its job failed: {job.error_message}"[:500],
+            last_error=(
+                "Its job was canceled."
+                if job.status == Job.Status.CANCELED
+                else f"Its job failed: {job.error_message}"
+            )[:500],
         )
 
 

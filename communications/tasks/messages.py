@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from communications.models import Message
-from communications.services.messages import deliver, mark_skipped
+from communications.services.messages import deliver, mark_skipped, settle_message_job
 from jobs.errors import PermanentError, RetryableError
 from jobs.kinds import job_kind
 from jobs.runtime.context import JobContext
@@ -15,13 +15,25 @@ class MessagePayload(serializers.Serializer):
     message_id = serializers.IntegerField(min_value=1)
 
 
-@job_kind("communications.send_email", queue="email", rate_limit="email", payload=MessagePayload)
+@job_kind(
+    "communications.send_email",
+    queue="email",
+    rate_limit="email",
+    payload=MessagePayload,
+    on_end=settle_message_job,
+)
 def send_email(ctx: JobContext, *, message_id: int) -> dict[str, Any]:
     """Send one email message; a retry never sends it twice."""
     return _send(ctx, message_id)
 
 
-@job_kind("communications.send_sms", queue="messaging", rate_limit="sms", payload=MessagePayload)
+@job_kind(
+    "communications.send_sms",
+    queue="messaging",
+    rate_limit="sms",
+    payload=MessagePayload,
+    on_end=settle_message_job,
+)
 def send_sms(ctx: JobContext, *, message_id: int) -> dict[str, Any]:
     """Send one SMS message; a retry never sends it twice."""
     return _send(ctx, message_id)
@@ -32,6 +44,7 @@ def send_sms(ctx: JobContext, *, message_id: int) -> dict[str, Any]:
     queue="messaging",
     rate_limit="whatsapp",
     payload=MessagePayload,
+    on_end=settle_message_job,
 )
 def send_whatsapp(ctx: JobContext, *, message_id: int) -> dict[str, Any]:
     """Send one WhatsApp message; a retry never sends it twice."""

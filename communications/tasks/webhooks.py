@@ -9,6 +9,7 @@ from communications.services.webhooks import (
     DELIVER_KIND,
     mark_dead,
     record_attempt,
+    settle_delivery_job,
     start_attempt,
 )
 from communications.webhook_sender import MAX_RETRY_AFTER, retry_delay, send_delivery
@@ -26,6 +27,7 @@ class DeliverWebhookPayload(serializers.Serializer):
     queue="webhooks",
     backoff_cap=MAX_RETRY_AFTER,  # the delays come from the kind (Retry-After may be long)
     payload=DeliverWebhookPayload,
+    on_end=settle_delivery_job,
 )
 def deliver_webhook(ctx: JobContext, *, delivery_id: str) -> dict[str, Any]:
     """POST the delivery, signed; 2xx succeeds, 408/425/429/5xx and network errors retry,

@@ -26,7 +26,6 @@ from jobs.log_context import job_logging, set_job_attempt
 from jobs.models import Job, JobLog
 from jobs.runtime.context import JobContext
 from jobs.services import jobs as services
-from jobs.signals import job_finished
 from jobs.transport import limits, queueing
 from tenants.models import Tenant
 
@@ -232,7 +231,7 @@ def _succeed(job: Job, result: Any) -> None:
         with transaction.atomic():
             services.settle_followers(job)
     logger.debug("job=%s succeeded", job.pk)
-    job_finished.send_robust(sender=Job, job=job)
+    services.announce_end(job)
 
 
 @persisting
@@ -244,7 +243,7 @@ def _cancel(job: Job, how_far: str) -> None:
         services.settle_followers(job)
     queueing.clear_cancel_flag(job)
     logger.info("job=%s tenant=%s canceled: %s", job.pk, job.tenant_id, how_far)
-    job_finished.send_robust(sender=Job, job=job)
+    services.announce_end(job)
 
 
 @persisting
@@ -264,7 +263,7 @@ def _fail(job: Job, error: BaseException, *, permanent: bool = False) -> None:
         services.add_log(job, JobLog.Event.DEAD_LETTERED, f"Dead-lettered after {why}.")
         services.settle_followers(job)
     logger.warning("job=%s tenant=%s failed after %s: %s", job.pk, job.tenant_id, why, error)
-    job_finished.send_robust(sender=Job, job=job)
+    services.announce_end(job)
 
 
 @persisting

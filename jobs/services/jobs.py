@@ -14,7 +14,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 from rest_framework import serializers
 
-from jobs.errors import InvalidTransition, UnknownQueue
+from jobs.errors import InvalidTransition, UnknownKind, UnknownQueue
 from jobs.kinds import JobKind, get_kind
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
 from jobs.services import inserts
@@ -307,6 +307,26 @@ def create_batch(
     )
 
 
+def announce_end(job: Job) -> None:
+    """Tell the job's kind (its `on_end`) and every `job_finished` receiver that it ended.
+
+    Called once its outcome is committed: by the runner, and after a waiting job's cancel.
+    A hook's error is logged; it cannot undo the outcome.
+    """
+    try:
+        on_end = get_kind(job.kind).on_end
+    except UnknownKind:
+        on_end = None
+    if on_end is not None:
+        try:
+            on_end(job)
+        except Exception:
+            logger.exception(
+                "job=%s tenant=%s: on_end of %s failed", job.pk, job.tenant_id, job.kind
+            )
+    job_finished.send_robust(sender=Job, job=job)
+
+
 def settle_followers(job: Job) -> None:
     """After `job` ended: release or cancel the jobs that depend on it and close its batch."""
     dependents = Job.objects.none()
@@ -370,7 +390,7 @@ def cancel_waiting(job: Job, reason: str, *, by: User = None) -> None:
     job.status = Job.Status.CANCELED
     add_log(job, JobLog.Event.CANCELED, reason, by=by)
     transaction.on_commit(lambda: queueing.withdraw(job))
-    transaction.on_commit(lambda: job_finished.send_robust(sender=Job, job=job))
+    transaction.on_commit(lambda: announce_end(job))
     settle_followers(job)
 
 

@@ -17,7 +17,7 @@ from communications.services.webhooks import (
     update_endpoint,
 )
 from jobs.models import Job
-from jobs.services.jobs import enqueue_job
+from jobs.services.jobs import announce_end, enqueue_job
 from tenants.models import Tenant
 from tests.communications.webhooks_receiver import (
     Receiver,
@@ -204,7 +204,7 @@ def test_a_delivery_whose_job_failed_without_recording_it_is_marked_dead(tenant:
     job = Job.objects.get(pk=str(delivery.job_id))
     job.status, job.error_message = Job.Status.FAILED, "the worker stopped reporting"
 
-    publish_job_event(Job, job=job)
+    announce_end(job)
 
     delivery.refresh_from_db()
     assert delivery.status == WebhookDelivery.Status.DEAD
