@@ -12,9 +12,11 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from communications.services.events import publish_event
+from communications.services.notifications import notify_user
 from config.exceptions import DomainError
 from jobs.models import Job
-from jobs.services.jobs import User, enqueue_job
+from jobs.services.jobs import enqueue_job
 from reports.models import Report, ReportType
 from reports.parameters import filters_of, period_of
 from reports.renderers import render
@@ -22,6 +24,7 @@ from reports.rollups import refresh_recent
 from reports.types import get_type
 from reports.types.base import BuildContext, Progress
 from tenants.models import Tenant
+from tenants.users import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ GENERATE_KIND = "reports.generate_report"
 
 @transaction.atomic
 def create_report(
-    *, tenant: Tenant, by: User, type: str, format: str, parameters: dict[str, Any]
+    *, tenant: Tenant, by: Actor, type: str, format: str, parameters: dict[str, Any]
 ) -> Report:
     """Record the report and enqueue its generation on the reports queue."""
     report = Report.objects.create(
@@ -43,7 +46,7 @@ def create_report(
     return _enqueue(report, by=by)
 
 
-def _enqueue(report: Report, *, by: User) -> Report:
+def _enqueue(report: Report, *, by: Actor) -> Report:
     report.job = enqueue_job(
         tenant=report.tenant,
         kind=GENERATE_KIND,
@@ -56,7 +59,7 @@ def _enqueue(report: Report, *, by: User) -> Report:
 
 
 @transaction.atomic
-def regenerate_report(report: Report, *, by: User) -> Report:
+def regenerate_report(report: Report, *, by: Actor) -> Report:
     """Generate the report again from today's data; refused while it is being generated."""
     updated = Report.objects.filter(
         pk=report.pk, status__in=[Report.Status.READY, Report.Status.FAILED]
@@ -112,9 +115,6 @@ def download_link(report: Report) -> str:
 
 
 def _announce(report: Report) -> None:
-    from communications.services.notifications import notify_user  # noqa: PLC0415
-    from communications.services.webhooks import publish_event  # noqa: PLC0415
-
     title = f"Your {report.get_type_display().lower()} report is ready"
     url = settings.CONVEYOR_BASE_URL.rstrip("/") + download_link(report)
     period = f"{report.parameters.get('start')} to {report.parameters.get('end')}"

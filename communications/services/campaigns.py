@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -15,6 +14,7 @@ from django.utils import timezone
 from communications.models import Campaign, Channel, Contact, Message, MessageTemplate
 from communications.selectors.campaigns import campaign_totals
 from communications.selectors.templates import BuiltinTemplate, resolve_template
+from communications.services.events import publish_event
 from communications.services.messages import (
     Delivery,
     contact_address,
@@ -26,22 +26,16 @@ from communications.services.messages import (
 )
 from communications.services.notifications import notify_user
 from communications.services.templates import render_template
-from communications.services.webhooks import publish_event
 from jobs.errors import InvalidTransition
 from jobs.models import Job
 from jobs.services.jobs import cancel_jobs, create_batch, enqueue_job, enqueue_jobs
 from tenants.models import Tenant
+from tenants.users import Actor, acting_user
 
 logger = logging.getLogger(__name__)
 
-User = AbstractBaseUser | AnonymousUser | None
-
 SNAPSHOT_CHUNK = 2000
 FINISHED_EMAIL_TEMPLATE = "report-ready"
-
-
-def _user(by: User) -> Any:
-    return by if by is not None and getattr(by, "pk", None) else None
 
 
 def check_audience(tenant: Tenant, *, contact_ids: list[int], tags: list[str]) -> None:
@@ -80,7 +74,7 @@ def create_campaign(
     contact_ids: Iterable[int] = (),
     tags: Iterable[str] = (),
     variables: dict[str, Any] | None = None,
-    by: User = None,
+    by: Actor = None,
     start: bool = True,
 ) -> Campaign:
     """Save a campaign (a draft unless `start`, which also starts it)."""
@@ -95,7 +89,7 @@ def create_campaign(
         variables=variables or {},
         contact_ids=contact_ids,
         tags=tags,
-        created_by=_user(by),
+        created_by=acting_user(by),
     )
     if start:
         start_campaign(campaign, by=by)
@@ -103,7 +97,7 @@ def create_campaign(
 
 
 @transaction.atomic
-def start_campaign(campaign: Campaign, *, by: User = None) -> Campaign:
+def start_campaign(campaign: Campaign, *, by: Actor = None) -> Campaign:
     """Mark a draft running and enqueue the job that snapshots its recipients into batches."""
     locked = Campaign.objects.select_for_update(of=("self",)).get(pk=campaign.pk)
     if locked.status != Campaign.Status.DRAFT:
@@ -271,7 +265,7 @@ def send_to_recipient(
 
 
 @transaction.atomic
-def cancel_campaign(campaign: Campaign, *, by: User = None) -> Campaign:
+def cancel_campaign(campaign: Campaign, *, by: Actor = None) -> Campaign:
     """Stop the campaign between recipients: its waiting messages and batches never run."""
     locked = (
         Campaign.objects.select_for_update(of=("self",))

@@ -1,42 +1,20 @@
-"""Writes of contacts, and the normalising of their email addresses and phone numbers."""
+"""Writes of contacts: create, update, delete, each publishing its webhook event."""
 
 import copy
 import logging
 from collections.abc import Callable
 from typing import Any
 
-import phonenumbers
 from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
+from communications.addresses import normalize_email, normalize_phone
 from communications.models import Contact
-from communications.services.webhooks import publish_event
+from communications.services.events import publish_event
 from tenants.models import Tenant
+from tenants.users import Actor, acting_user
 
 logger = logging.getLogger(__name__)
-
-
-def normalize_email(value: str) -> str:
-    """The address stripped and lowercased; raises ValidationError when it is not an address."""
-    email = (value or "").strip().lower()
-    if email:
-        validate_email(email)
-    return email
-
-
-def normalize_phone(value: str, *, region: str) -> str:
-    """The number in E.164 (`+14155550123`); `region` applies to numbers without a +prefix."""
-    raw = (value or "").strip()
-    if not raw:
-        return ""
-    try:
-        number = phonenumbers.parse(raw, region.upper() or None)
-    except phonenumbers.NumberParseException as error:
-        raise ValidationError(f"{raw!r} is not a phone number.") from error
-    if not phonenumbers.is_valid_number(number):
-        raise ValidationError(f"{raw!r} is not a valid phone number for region {region}.")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 # --- Writes -------------------------------------------------------------------------------------
@@ -49,10 +27,10 @@ UNIQUE_FIELDS = {"contact_unique_email": "email", "contact_unique_phone": "phone
 
 @transaction.atomic
 def create_contact(
-    *, tenant: Tenant, by: Any = None, source: str = Contact.Source.API, **fields: Any
+    *, tenant: Tenant, by: Actor = None, source: str = Contact.Source.API, **fields: Any
 ) -> Contact:
     """Save a new contact (email lowercased, phone in E.164) and publish contact.created."""
-    author = by if getattr(by, "is_authenticated", False) else None
+    author = acting_user(by)
     contact = Contact(tenant=tenant, created_by=author, source=source)
     for name, value in clean_contact_fields(tenant=tenant, **fields).items():
         setattr(contact, name, value)
@@ -64,7 +42,7 @@ def create_contact(
 
 
 @transaction.atomic
-def update_contact(contact: Contact, *, by: Any = None, **fields: Any) -> Contact:
+def update_contact(contact: Contact, *, by: Actor = None, **fields: Any) -> Contact:
     """Change the given fields; publishes contact.updated naming the fields that changed."""
     cleaned = clean_contact_fields(tenant=contact.tenant, **fields)
     changed = [name for name, value in cleaned.items() if getattr(contact, name) != value]
@@ -84,7 +62,7 @@ def update_contact(contact: Contact, *, by: Any = None, **fields: Any) -> Contac
 
 
 @transaction.atomic
-def delete_contact(contact: Contact, *, by: Any = None) -> None:
+def delete_contact(contact: Contact, *, by: Actor = None) -> None:
     """Delete the contact and publish contact.deleted with what it was."""
     payload = contact_payload(contact)
     contact.delete()

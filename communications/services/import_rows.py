@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from rest_framework import serializers
 
+from communications.addresses import normalize_email, normalize_phone
 from communications.models import Contact, ContactImport
-from communications.services.contacts import normalize_email, normalize_phone
 from communications.services.import_files import is_not_an_object
 from tenants.models import Tenant
 

@@ -22,6 +22,9 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from communications.models import ContactExport, ContactImport, ContactImportRejection
+from communications.resources import write_contacts
+from communications.selectors.imports import export_queryset
+from communications.services.events import publish_event
 from communications.services.import_files import (
     ImportFileError,
     Table,
@@ -42,6 +45,7 @@ from communications.services.import_rows import (
     text_value,
 )
 from communications.services.import_writes import insert_contacts, update_contacts
+from communications.services.notifications import notify_user
 from jobs.models import Job
 from jobs.runtime.context import JobContext
 from jobs.services.jobs import enqueue_job
@@ -341,8 +345,6 @@ def write_error_file(contact_import: ContactImport, headers: list[str]) -> str:
 
 def announce_import(contact_import: ContactImport) -> None:
     """The `import.completed` notification (in-app and email) and webhook event."""
-    from communications.services.webhooks import publish_event  # noqa: PLC0415
-
     data = {
         "import_id": str(contact_import.pk),
         "file": contact_import.original_name,
@@ -397,9 +399,6 @@ def get_export_for_job(*, tenant: Tenant, export_id: str) -> ContactExport:
 
 def run_export(export: ContactExport, *, ctx: JobContext | None = None) -> dict[str, Any]:
     """Write the file of the filtered contacts to storage; returns how many rows it holds."""
-    from communications.resources import write_contacts  # noqa: PLC0415
-    from communications.selectors.imports import export_queryset  # noqa: PLC0415
-
     ContactExport.objects.filter(pk=export.pk).update(status=ContactExport.Status.RUNNING)
     contacts = export_queryset(tenant=export.tenant, filters=export.filters)
     count = contacts.count()
@@ -470,8 +469,6 @@ def announce_export(export: ContactExport) -> None:
 
 def notify(user: User, **notification: Any) -> None:
     """Notify the user; a failure (say, a broken email template) is logged, never fatal."""
-    from communications.services.notifications import notify_user  # noqa: PLC0415
-
     try:
         with transaction.atomic():
             notify_user(user, **notification)

@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from communications.addresses import normalize_email, normalize_phone
 from communications.models import Channel, Contact, Message
 from communications.providers import (
     Outgoing,
@@ -26,19 +26,17 @@ from communications.providers import (
     RetryableSendError,
     get_provider,
 )
-from communications.services.contacts import normalize_email, normalize_phone
+from communications.services.events import publish_event
 from communications.services.templates import RenderedMessage, render_template
-from communications.services.webhooks import publish_event
 from jobs.kinds import get_kind
 from jobs.models import Job
 from jobs.runtime.runner import persisting
 from jobs.services.jobs import enqueue_job
 from jobs.transport import limits
 from tenants.models import Tenant
+from tenants.users import Actor, acting_user
 
 logger = logging.getLogger(__name__)
-
-User = AbstractBaseUser | AnonymousUser | None
 
 SEND_KINDS = {
     Channel.EMAIL: "communications.send_email",
@@ -49,10 +47,6 @@ UNKNOWN_OUTCOME = (
     "Outcome unknown: the attempt stopped between the provider call and recording it; "
     "not sent again, to avoid a duplicate."
 )
-
-
-def _user(by: User) -> Any:
-    return by if by is not None and getattr(by, "pk", None) else None
 
 
 def queue_for(channel: str) -> str:
@@ -143,7 +137,7 @@ def send_message(
     recipient: str = "",
     contact: Contact | None = None,
     variables: dict[str, Any] | None = None,
-    by: User = None,
+    by: Actor = None,
 ) -> Message:
     """Render one message now (bad input is a ValidationError) and queue its send.
 
@@ -169,7 +163,7 @@ def send_message(
         subject=rendered.subject[:500],
         html=rendered.html,
         text=rendered.text,
-        created_by=_user(by),
+        created_by=acting_user(by),
     )
     queue_message(message, by=by)
     return message
@@ -194,7 +188,7 @@ def send_template_email(
     return message
 
 
-def queue_message(message: Message, *, by: User = None) -> Job:
+def queue_message(message: Message, *, by: Actor = None) -> Job:
     """Enqueue the send of `message` on its channel's queue (rate limited per tenant)."""
     job = enqueue_job(
         tenant=message.tenant,

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from communications.models import Notification
+from communications.services.messages import send_template_email
 from communications.template_engine import user_variables
 from tenants.models import Membership, Role, Tenant
 
@@ -89,8 +90,6 @@ def _members(tenant: Tenant, *, min_role: str) -> Iterable[User]:
 
 def _queue_email(notification: Notification, *, template: str, context: dict[str, Any]) -> None:
     """Queue the template's email to the notified user (see communications.services.messages)."""
-    from communications.services.messages import send_template_email  # noqa: PLC0415
-
     variables = {
         "user": user_variables(notification.user),
         "notification": {

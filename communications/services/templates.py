@@ -31,6 +31,7 @@ from communications.template_engine import (
     render_source,
 )
 from tenants.models import Tenant
+from tenants.users import Actor, acting_user
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +86,9 @@ EMAIL_PARTS = (("subject", False), ("html_body", True), ("text_body", False))
 
 
 @transaction.atomic
-def create_template(*, tenant: Tenant, by: Any = None, **fields: Any) -> MessageTemplate:
+def create_template(*, tenant: Tenant, by: Actor = None, **fields: Any) -> MessageTemplate:
     """Save a tenant's template once it compiles and renders with its sample variables."""
-    author = by if getattr(by, "is_authenticated", False) else None
+    author = acting_user(by)
     template = MessageTemplate(tenant=tenant, created_by=author, **fields)
     check_template(template)
     return _save(template)

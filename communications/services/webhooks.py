@@ -1,6 +1,5 @@
 """Webhook events and their deliveries: endpoints, publishing, attempts, dead letters, replay."""
 
-import json
 import logging
 import time
 import uuid
@@ -12,10 +11,8 @@ from itertools import batched
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework import serializers
@@ -27,6 +24,13 @@ from communications.models import (
     WebhookEndpoint,
 )
 from communications.models.webhooks import ALL_EVENTS
+from communications.services.events import (
+    DELIVER_KIND,
+    SUBSCRIBABLE,
+    create_deliveries,
+    make_event,
+    publish_event,
+)
 from communications.services.notifications import notify_members
 from communications.signing import make_secret
 from communications.ssrf import UnsafeURL, check_url
@@ -36,15 +40,12 @@ from jobs.models import Job
 from jobs.redaction import redact
 from jobs.services.jobs import enqueue_job, enqueue_jobs
 from tenants.models import Role, Tenant
+from tenants.users import Actor, acting_user
 
 logger = logging.getLogger(__name__)
 
-User = AbstractBaseUser | AnonymousUser | None
-
-DELIVER_KIND = "communications.deliver_webhook"
 # Jobs of these kinds publish no job events: a delivery must not cause another delivery.
 WEBHOOK_KINDS = frozenset({DELIVER_KIND})
-SUBSCRIBABLE = [value for value in EventType.values if value != EventType.WEBHOOK_TEST]
 JOB_EVENTS: dict[str, str] = {
     Job.Status.SUCCEEDED: EventType.JOB_SUCCEEDED,
     Job.Status.FAILED: EventType.JOB_FAILED,
@@ -56,10 +57,6 @@ MAX_GRACE = 7 * 24 * 3600
 
 class WebhookConflict(DomainError):
     """The delivery or endpoint is not in a state that allows this (answered 409)."""
-
-
-def _user(by: User) -> Any:
-    return by if by is not None and getattr(by, "pk", None) else None
 
 
 # --- Endpoints -----------------------------------------------------------------------------------
@@ -95,7 +92,7 @@ def create_endpoint(
     event_types: Sequence[str],
     description: str = "",
     is_active: bool = True,
-    by: User = None,
+    by: Actor = None,
 ) -> WebhookEndpoint:
     """Save an endpoint with a new secret; the caller shows `endpoint.secret` once."""
     endpoint = WebhookEndpoint.objects.create(
@@ -105,7 +102,7 @@ def create_endpoint(
         event_types=check_event_types(event_types),
         is_active=is_active,
         secret=make_secret(),
-        created_by=_user(by),
+        created_by=acting_user(by),
     )
     _subscriptions_changed()
     logger.info("tenant=%s webhook endpoint %s created", tenant.slug, endpoint.pk)
@@ -114,7 +111,7 @@ def create_endpoint(
 
 @transaction.atomic
 def update_endpoint(
-    endpoint: WebhookEndpoint, *, by: User = None, **fields: Any
+    endpoint: WebhookEndpoint, *, by: Actor = None, **fields: Any
 ) -> WebhookEndpoint:
     """Change URL, description, event types or the active flag; enabling clears the failures."""
     unknown = set(fields) - set(EDITABLE)
@@ -138,7 +135,7 @@ def update_endpoint(
 
 
 @transaction.atomic
-def delete_endpoint(endpoint: WebhookEndpoint, *, by: User = None) -> None:
+def delete_endpoint(endpoint: WebhookEndpoint, *, by: Actor = None) -> None:
     """Delete the endpoint and its deliveries; their waiting jobs find nothing to send."""
     endpoint.delete()
     _subscriptions_changed()
@@ -147,7 +144,7 @@ def delete_endpoint(endpoint: WebhookEndpoint, *, by: User = None) -> None:
 
 @transaction.atomic
 def rotate_secret(
-    endpoint: WebhookEndpoint, *, grace_seconds: int | None = None, by: User = None
+    endpoint: WebhookEndpoint, *, grace_seconds: int | None = None, by: Actor = None
 ) -> WebhookEndpoint:
     """A new secret; the old one keeps signing too (a second signature) for the grace period."""
     grace = settings.CONVEYOR_WEBHOOK_ROTATION_GRACE if grace_seconds is None else grace_seconds
@@ -167,77 +164,18 @@ def rotate_secret(
     return endpoint
 
 
-def send_test_event(endpoint: WebhookEndpoint, *, by: User = None) -> WebhookDelivery:
+def send_test_event(endpoint: WebhookEndpoint, *, by: Actor = None) -> WebhookDelivery:
     """Deliver a `webhook.test` event to this endpoint alone, active or not."""
     data = {"endpoint": str(endpoint.pk), "message": "A test event from Conveyor."}
-    event = _event(endpoint.tenant, EventType.WEBHOOK_TEST, data)
+    event = make_event(endpoint.tenant, EventType.WEBHOOK_TEST, data)
     return create_deliveries(endpoint.tenant, event, [endpoint], by=by)[0]
-
-
-# --- Events --------------------------------------------------------------------------------------
-
-
-def publish_event(tenant: Tenant, type: str, data: dict[str, Any]) -> None:
-    """Deliver event `type` with `data` to the tenant's subscribed endpoints, after commit."""
-    if type not in SUBSCRIBABLE:
-        raise ValueError(f"Unknown webhook event type {type!r}.")
-    event = _event(tenant, type, data)
-    # robust: a failure to record deliveries is logged and never breaks the caller's commit.
-    transaction.on_commit(lambda: _deliver_event(tenant, event), robust=True)
-
-
-def _event(tenant: Tenant, type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """The body every endpoint receives; `data` is copied as JSON now, as it is at publishing."""
-    return {
-        "id": str(uuid.uuid4()),
-        "type": type,
-        "created": timezone.now().isoformat(),
-        "tenant": tenant.slug,
-        "data": json.loads(json.dumps(data, cls=DjangoJSONEncoder)),
-    }
-
-
-def _deliver_event(tenant: Tenant, event: dict[str, Any]) -> list[WebhookDelivery]:
-    if not tenant.is_active:
-        return []
-    subscribed = Q(event_types__contains=[event["type"]]) | Q(event_types__contains=[ALL_EVENTS])
-    endpoints = list(WebhookEndpoint.objects.for_tenant(tenant).filter(subscribed, is_active=True))
-    if not endpoints:
-        return []
-    return create_deliveries(tenant, event, endpoints)
-
-
-@transaction.atomic
-def create_deliveries(
-    tenant: Tenant, event: dict[str, Any], endpoints: Sequence[WebhookEndpoint], *, by: User = None
-) -> list[WebhookDelivery]:
-    """One delivery per endpoint, each handed to its own job on the webhooks queue."""
-    deliveries = [
-        WebhookDelivery(
-            tenant=tenant,
-            endpoint=endpoint,
-            event_id=event["id"],
-            event_type=event["type"],
-            payload=event,
-        )
-        for endpoint in endpoints
-    ]
-    jobs = enqueue_jobs(
-        tenant=tenant,
-        kind=DELIVER_KIND,
-        payloads=[{"delivery_id": str(delivery.pk)} for delivery in deliveries],
-        by=by,
-    )
-    for delivery, job in zip(deliveries, jobs, strict=True):
-        delivery.job = job
-    return WebhookDelivery.objects.bulk_create(deliveries)
 
 
 # --- Replay --------------------------------------------------------------------------------------
 
 
 @transaction.atomic
-def replay_delivery(delivery: WebhookDelivery, *, by: User = None) -> WebhookDelivery:
+def replay_delivery(delivery: WebhookDelivery, *, by: Actor = None) -> WebhookDelivery:
     """Send a dead (or succeeded) delivery again, with a fresh set of attempts."""
     delivery = (
         WebhookDelivery.objects.select_for_update(of=("self",))
@@ -260,7 +198,7 @@ def replay_delivery(delivery: WebhookDelivery, *, by: User = None) -> WebhookDel
     return delivery
 
 
-def replay_deliveries(deliveries: QuerySet[WebhookDelivery], *, by: User = None) -> dict[str, int]:
+def replay_deliveries(deliveries: QuerySet[WebhookDelivery], *, by: Actor = None) -> dict[str, int]:
     """Replay every dead or succeeded delivery of `deliveries` whose endpoint is active."""
     ids = list(deliveries.values_list("pk", flat=True))
     replayed = sum(_replay_chunk(chunk, by=by) for chunk in batched(ids, REPLAY_CHUNK))
@@ -268,7 +206,7 @@ def replay_deliveries(deliveries: QuerySet[WebhookDelivery], *, by: User = None)
 
 
 @transaction.atomic
-def _replay_chunk(ids: Sequence[uuid.UUID], *, by: User) -> int:
+def _replay_chunk(ids: Sequence[uuid.UUID], *, by: Actor) -> int:
     rows = list(
         WebhookDelivery.objects.select_for_update(of=("self",), skip_locked=True)
         .select_related("tenant")

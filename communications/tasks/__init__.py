@@ -1,11 +1,3 @@
-"""Job kinds of the communications app, one module per area."""
+"""Job kinds of the communications app, one module per area that has kinds."""
 
-from communications.tasks import (  # noqa: F401
-    campaigns,
-    contacts,
-    imports,
-    messages,
-    notifications,
-    templates,
-    webhooks,
-)
+from communications.tasks import campaigns, imports, messages, webhooks  # noqa: F401

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, QuerySet
 from django.db.models.base import ModelState
@@ -21,10 +20,9 @@ from jobs.services import inserts
 from jobs.signals import job_finished
 from jobs.transport import queueing
 from tenants.models import Tenant
+from tenants.users import Actor, acting_user
 
 logger = logging.getLogger(__name__)
-
-User = AbstractBaseUser | AnonymousUser | None
 
 
 def add_log(
@@ -34,19 +32,13 @@ def add_log(
     *,
     level: str = JobLog.Level.INFO,
     data: dict[str, Any] | None = None,
-    by: User = None,
+    by: Actor = None,
 ) -> JobLog:
     """Append a line to the job's log."""
-    data = dict(data or {})
-    if by is not None and getattr(by, "pk", None):
-        data["by"] = by.get_username()
+    data = {**(data or {}), **_log_data(by)}
     return JobLog.objects.create(
         job=job, tenant_id=job.tenant_id, event=event, message=message, level=level, data=data
     )
-
-
-def _user(by: User) -> Any:
-    return by if by is not None and getattr(by, "pk", None) else None
 
 
 def check_queue(name: str) -> str:
@@ -61,7 +53,7 @@ def _build_job(
     tenant: Tenant,
     kind: JobKind,
     payload: dict[str, Any],
-    by: User,
+    by: Actor,
     priority: str,
     queue: str | None,
     run_at: datetime | None,
@@ -85,7 +77,7 @@ def _build_job(
         max_attempts=max_attempts or kind.default_max_attempts,
         idempotency_key=idempotency_key,
         scheduled_at=run_at,
-        created_by=_user(by),
+        created_by=acting_user(by),
         batch=batch,
         parent=parent,
     )
@@ -112,7 +104,7 @@ def enqueue_job(
     tenant: Tenant,
     kind: str | JobKind,
     payload: dict[str, Any],
-    by: User = None,
+    by: Actor = None,
     priority: str = Priority.NORMAL,
     queue: str | None = None,
     delay: float | timedelta | None = None,
@@ -159,7 +151,7 @@ def enqueue_job(
     return job
 
 
-def _insert_alone(job: Job, *, kind: JobKind, by: User) -> Job:
+def _insert_alone(job: Job, *, kind: JobKind, by: Actor) -> Job:
     """Outside any transaction the row and its log line are one statement, its own commit."""
     message = _enqueued_message(job)
     durable = settings.CONVEYOR_DURABLE_ENQUEUE
@@ -174,13 +166,14 @@ def _active_job(tenant: Tenant, kind: JobKind, idempotency_key: str) -> Job:
     )
 
 
-def _log_data(by: User) -> dict[str, Any]:
-    return {"by": by.get_username()} if by is not None and getattr(by, "pk", None) else {}
+def _log_data(by: Actor) -> dict[str, Any]:
+    user = acting_user(by)
+    return {"by": user.get_username()} if user is not None else {}
 
 
 @transaction.atomic
 def _insert_in_transaction(
-    job: Job, *, kind: JobKind, by: User, parents: list[Job], batch: Batch | None
+    job: Job, *, kind: JobKind, by: Actor, parents: list[Job], batch: Batch | None
 ) -> Job:
     idempotency_key = job.idempotency_key
     tenant = job.tenant
@@ -227,7 +220,7 @@ def enqueue_jobs(
     tenant: Tenant,
     kind: str | JobKind,
     payloads: Iterable[dict[str, Any]],
-    by: User = None,
+    by: Actor = None,
     priority: str = Priority.NORMAL,
     queue: str | None = None,
     delay: float | timedelta | None = None,
@@ -381,7 +374,7 @@ def _close_batch_if_done(batch_id: Any) -> None:
         batch.save(update_fields=["callback_job"])
 
 
-def cancel_waiting(job: Job, reason: str, *, by: User = None) -> None:
+def cancel_waiting(job: Job, reason: str, *, by: Actor = None) -> None:
     updated = Job.objects.filter(pk=job.pk, status__in=Job.WAITING).update(
         status=Job.Status.CANCELED, finished_at=timezone.now()
     )
@@ -395,7 +388,7 @@ def cancel_waiting(job: Job, reason: str, *, by: User = None) -> None:
 
 
 @transaction.atomic
-def cancel_job(job: Job, *, by: User = None) -> Job:
+def cancel_job(job: Job, *, by: Actor = None) -> Job:
     """A waiting job never runs; a started one is told to stop. Repeating it changes nothing."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status == Job.Status.CANCELED:
@@ -418,7 +411,7 @@ def cancel_job(job: Job, *, by: User = None) -> Job:
 
 
 @transaction.atomic
-def retry_job(job: Job, *, by: User = None) -> Job:
+def retry_job(job: Job, *, by: Actor = None) -> Job:
     """Give a failed or canceled job a fresh set of attempts."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in Job.RETRYABLE:
@@ -451,7 +444,7 @@ def retry_job(job: Job, *, by: User = None) -> Job:
     return job
 
 
-def cancel_jobs(jobs: QuerySet[Job], *, by: User = None) -> dict[str, int]:
+def cancel_jobs(jobs: QuerySet[Job], *, by: Actor = None) -> dict[str, int]:
     """Cancel every cancelable job of `jobs`; returns how many were canceled or asked to stop."""
     counts = {"canceled": 0, "cancel_requested": 0, "skipped": 0}
     for job in jobs.iterator(chunk_size=500):
@@ -463,7 +456,7 @@ def cancel_jobs(jobs: QuerySet[Job], *, by: User = None) -> dict[str, int]:
     return counts
 
 
-def retry_jobs(jobs: QuerySet[Job], *, by: User = None) -> dict[str, int]:
+def retry_jobs(jobs: QuerySet[Job], *, by: Actor = None) -> dict[str, int]:
     """Retry every failed or canceled job of `jobs`; returns how many were retried or skipped."""
     counts = {"retried": 0, "skipped": 0}
     for job in jobs.iterator(chunk_size=500):
@@ -497,7 +490,7 @@ def discard_jobs(
 
 
 @transaction.atomic
-def retry_now(job: Job, *, by: User = None) -> Job:
+def retry_now(job: Job, *, by: Actor = None) -> Job:
     """Run a retrying or scheduled job now instead of at its due time."""
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in (Job.Status.RETRYING, Job.Status.SCHEDULED):

@@ -6,24 +6,25 @@ from django.db import transaction
 from django.db.models import Q
 
 from jobs.models import Job
-from jobs.services.jobs import User, cancel_waiting, check_queue
+from jobs.services.jobs import cancel_waiting, check_queue
 from jobs.transport import queueing
+from tenants.users import Actor
 
 logger = logging.getLogger(__name__)
 
 
-def pause_queue(name: str, *, by: User = None) -> None:
+def pause_queue(name: str, *, by: Actor = None) -> None:
     """Workers stop taking jobs from the queue; running ones finish; enqueueing still works."""
     queueing.pause(check_queue(name))
     logger.info("queue=%s paused by %s", name, by)
 
 
-def resume_queue(name: str, *, by: User = None) -> None:
+def resume_queue(name: str, *, by: Actor = None) -> None:
     queueing.resume(check_queue(name))
     logger.info("queue=%s resumed by %s", name, by)
 
 
-def empty_queue(name: str, *, by: User = None) -> int:
+def empty_queue(name: str, *, by: Actor = None) -> int:
     """Cancel every job waiting in the queue, for all tenants; returns how many."""
     check_queue(name)
     waiting = Q(queue=name, status__in=[s for s in Job.WAITING if s != Job.Status.DEFERRED])

@@ -25,9 +25,10 @@ from config.exceptions import DomainError
 from jobs.errors import UnknownKind
 from jobs.kinds import get_kind
 from jobs.models import Job, Priority, Schedule
-from jobs.services.jobs import User, enqueue_job
+from jobs.services.jobs import enqueue_job
 from jobs.triggers import check_cron, get_zone, next_run_after
 from tenants.models import Tenant
+from tenants.users import Actor
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +228,7 @@ def _next_run(schedule: Schedule, after: datetime) -> datetime | None:
 
 
 @transaction.atomic
-def create_schedule(*, tenant: Tenant, by: User = None, **fields: Any) -> Schedule:
+def create_schedule(*, tenant: Tenant, by: Actor = None, **fields: Any) -> Schedule:
     """Check and save a new schedule; its next run is known at once."""
     _check_names(fields)
     schedule = Schedule(tenant=tenant, **fields)
@@ -240,7 +241,7 @@ def create_schedule(*, tenant: Tenant, by: User = None, **fields: Any) -> Schedu
 
 
 @transaction.atomic
-def update_schedule(schedule: Schedule, *, by: User = None, **changes: Any) -> Schedule:
+def update_schedule(schedule: Schedule, *, by: Actor = None, **changes: Any) -> Schedule:
     """Change a schedule; its next run is recomputed at once, so the next tick follows it."""
     _check_names(changes)
     locked, now = _lock(schedule), timezone.now()
@@ -259,18 +260,18 @@ def update_schedule(schedule: Schedule, *, by: User = None, **changes: Any) -> S
     return locked
 
 
-def enable_schedule(schedule: Schedule, *, by: User = None) -> Schedule:
+def enable_schedule(schedule: Schedule, *, by: Actor = None) -> Schedule:
     """Turn the schedule on; its next run is counted from now."""
     return update_schedule(schedule, by=by, enabled=True)
 
 
-def disable_schedule(schedule: Schedule, *, by: User = None) -> Schedule:
+def disable_schedule(schedule: Schedule, *, by: Actor = None) -> Schedule:
     """Turn the schedule off: it has no next run until it is enabled again."""
     return update_schedule(schedule, by=by, enabled=False)
 
 
 @transaction.atomic
-def run_schedule_now(schedule: Schedule, *, by: User = None) -> Job:
+def run_schedule_now(schedule: Schedule, *, by: Actor = None) -> Job:
     """Enqueue one job of the schedule now, counted as a run; planned runs stay as they are."""
     locked = _lock(schedule)
     try:
@@ -285,7 +286,7 @@ def run_schedule_now(schedule: Schedule, *, by: User = None) -> Job:
 
 
 @transaction.atomic
-def delete_schedule(schedule: Schedule, *, by: User = None) -> None:
+def delete_schedule(schedule: Schedule, *, by: Actor = None) -> None:
     """Delete the schedule; its jobs stay, without it. Built-in schedules are refused."""
     if schedule.is_system:
         raise ScheduleError(f"{schedule.name!r} is built in: disable it instead of deleting it.")
@@ -318,7 +319,7 @@ def _save(schedule: Schedule, **options: Any) -> None:
         ) from error
 
 
-def _enqueue(schedule: Schedule, *, by: User = None, idempotency_key: str) -> Job:
+def _enqueue(schedule: Schedule, *, by: Actor = None, idempotency_key: str) -> Job:
     return enqueue_job(
         tenant=schedule.tenant,
         kind=schedule.kind,

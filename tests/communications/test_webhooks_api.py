@@ -11,7 +11,8 @@ from rest_framework.test import APIClient
 
 from communications.api import webhooks as webhooks_api
 from communications.models import EventType, WebhookDelivery, WebhookEndpoint
-from communications.services.webhooks import create_endpoint, publish_event
+from communications.services.events import publish_event
+from communications.services.webhooks import create_endpoint
 from jobs.models import Job
 from tenants.models import Role, Tenant
 from tests.communications.webhooks_receiver import (

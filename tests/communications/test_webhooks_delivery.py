@@ -16,9 +16,9 @@ from communications.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from communications.services.events import publish_event
 from communications.services.webhooks import (
     create_endpoint,
-    publish_event,
     replay_delivery,
     rotate_secret,
     send_test_event,

@@ -8,10 +8,9 @@ import pytest
 from django.db import transaction
 
 from communications.models import EventType, WebhookDelivery, WebhookEndpoint
+from communications.services.events import DELIVER_KIND, publish_event
 from communications.services.webhooks import (
-    DELIVER_KIND,
     create_endpoint,
-    publish_event,
     publish_job_event,
     subscribed_job_events,
     update_endpoint,

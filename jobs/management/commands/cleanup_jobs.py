@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from config.exceptions import DomainError
 from jobs.models import Job
 from jobs.services.cleanup import clean_up_jobs
-from tenants.models import Tenant
+from tenants.management.lookups import get_tenant
 
 FILES_LISTED = 20
 BAR_WIDTH = 30
@@ -37,11 +37,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        tenant = None
-        if options["tenant"]:
-            tenant = Tenant.objects.filter(slug=options["tenant"]).first()
-            if tenant is None:
-                raise CommandError(f"No tenant has the slug {options['tenant']!r}.")
+        tenant = get_tenant(options["tenant"]) if options["tenant"] else None
         if options["older_than"] is not None and options["older_than"] < 0:
             raise CommandError("--older-than takes a number of days of 0 or more.")
         if options["batch_size"] is not None and options["batch_size"] < 1:

@@ -8,7 +8,7 @@ from config.exceptions import DomainError
 from jobs.errors import UnknownKind
 from jobs.models import Priority
 from jobs.services.jobs import enqueue_job
-from tenants.models import Tenant
+from tenants.management.lookups import get_tenant
 
 
 class Command(BaseCommand):
@@ -28,9 +28,7 @@ class Command(BaseCommand):
             payload = json.loads(options["payload"])
         except json.JSONDecodeError as error:
             raise CommandError(f"The payload is not valid JSON: {error}") from error
-        tenant = Tenant.objects.filter(slug=options["tenant"]).first()
-        if tenant is None:
-            raise CommandError(f"No tenant has the slug {options['tenant']!r}.")
+        tenant = get_tenant(options["tenant"])
         try:
             job = enqueue_job(
                 tenant=tenant,

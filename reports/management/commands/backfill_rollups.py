@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from reports.rollups import roll_up_hours
-from tenants.models import Tenant
+from tenants.management.lookups import get_tenant
 
 
 def _day(text: str) -> date:
@@ -28,11 +28,7 @@ class Command(BaseCommand):
         first, last = _day(start), _day(end)
         if last < first:
             raise CommandError("--to is before --from.")
-        chosen = None
-        if tenant:
-            chosen = Tenant.objects.filter(slug=tenant).first()
-            if chosen is None:
-                raise CommandError(f"No tenant {tenant!r}.")
+        chosen = get_tenant(tenant) if tenant else None
         since = datetime.combine(first, time.min, tzinfo=UTC)
         until = datetime.combine(last + timedelta(days=1), time.min, tzinfo=UTC)
         written = roll_up_hours(since, until, tenant=chosen)
