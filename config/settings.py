@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # `Conveyor-Status-Words: legacy`: the previous release's status words, for one release.
+    "jobs.api.common.legacy_status_words",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 _ENCODER = DjangoJSONEncoder()
 
 _KINDS: dict[str, "JobKind"] = {}
+_ALIASES: dict[str, str] = {}  # an earlier name of a kind → its name
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class JobKind:
     # Called with the job once it has ended (succeeded, failed or canceled), after the commit:
     # how a workload's own row learns the outcome, whatever ended the job.
     on_end: "Callable[[Job], None] | None" = None
+    # Earlier names of the kind: jobs recorded under them still run as this kind.
+    aliases: tuple[str, ...] = ()
 
     @property
     def queue_spec(self) -> dict[str, Any]:
@@ -109,6 +112,7 @@ def job_kind(
     concurrency: int | None = None,
     payload: type[serializers.Serializer] | None = None,
     on_end: "Callable[[Job], None] | None" = None,
+    aliases: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated `func(ctx, **payload)` as the kind `name`.
 
@@ -135,7 +139,10 @@ def job_kind(
             payload=payload,
             description=(func.__doc__ or "").strip().split("\n")[0],
             on_end=on_end,
+            aliases=aliases,
         )
+        for alias in aliases:
+            _ALIASES[alias] = name
         return func
 
     return register
@@ -151,7 +158,7 @@ def register_kind(kind: JobKind) -> JobKind:
 
 
 def get_kind(name: str) -> JobKind:
-    kind = _KINDS.get(name)
+    kind = _KINDS.get(_ALIASES.get(name, name))
     if kind is not None:
         return kind
     resolvers = _task_resolvers()

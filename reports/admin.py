@@ -120,7 +120,7 @@ class ReportAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="File")
     def download(self, report: Report) -> str:
-        if report.status != Report.Status.READY or not report.file:
+        if report.status != Report.Status.SUCCEEDED or not report.file:
             return "—"
         url = reverse("admin:reports_report_download", args=[report.pk])
         return format_html('<a href="{}">Download {}</a>', url, report.format.upper())
@@ -136,7 +136,7 @@ class ReportAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     def regenerate_selected(self, request: HttpRequest, queryset: QuerySet[Report]) -> None:
         chosen = self.editable_queryset(request, queryset)
         done = 0
-        for report in chosen.filter(status__in=[Report.Status.READY, Report.Status.FAILED]):
+        for report in chosen.filter(status__in=Report.FINISHED):
             try:
                 regenerate_report(report, by=request.user)
             except DomainError:
@@ -159,7 +159,7 @@ class ReportAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
     def download_view(self, request: HttpRequest, object_id: str) -> FileResponse:
         report = self.get_object(request, object_id)
-        if report is None or report.status != Report.Status.READY or not report.file:
+        if report is None or report.status != Report.Status.SUCCEEDED or not report.file:
             raise Http404("No such report file.")
         if not self.has_view_permission(request, report):
             raise PermissionDenied

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api.common import TENANT_ERRORS, errors
+from jobs.api.common import TENANT_ERRORS, StatusField, StatusWords, errors
 from reports.models import Report, ReportFormat, ReportType
 from reports.parameters import ReportRequest, stored_parameters
 from reports.selectors import get_report, list_reports
@@ -27,8 +27,15 @@ from tenants.api import TENANT_PARAMETER
 from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
+REPORT_WORDS = StatusWords(
+    current=tuple(Report.Status.values),
+    old_for={"started": "running", "succeeded": "ready", "canceled": "failed"},
+    new_for={"running": "started", "ready": "succeeded"},
+)
+
 
 class ReportOutput(serializers.ModelSerializer):
+    status = StatusField(words=REPORT_WORDS, choices=Report.Status.choices)
     created_by = serializers.CharField(source="created_by.username", default=None)
     progress = serializers.SerializerMethodField(help_text="Percent done while generating.")
     download_url = serializers.SerializerMethodField()
@@ -53,12 +60,12 @@ class ReportOutput(serializers.ModelSerializer):
         ]
 
     def get_progress(self, report: Report) -> int:
-        if report.status == Report.Status.READY:
+        if report.status == Report.Status.SUCCEEDED:
             return 100
         return report.job.progress if report.job else 0
 
     def get_download_url(self, report: Report) -> str | None:
-        if report.status != Report.Status.READY:
+        if report.status != Report.Status.SUCCEEDED:
             return None
         request = self.context.get("request")
         link = download_link(report)
@@ -70,7 +77,7 @@ REPORT_EXAMPLE = {
     "type": "job_activity",
     "format": "pdf",
     "parameters": {"start": "2026-11-01", "end": "2026-11-30", "time_zone": "Europe/Paris"},
-    "status": "ready",
+    "status": "succeeded",
     "progress": 100,
     "error": "",
     "size": 48213,
@@ -104,6 +111,7 @@ class ReportListView(generics.ListAPIView):
         # `format` itself is DRF's output-format parameter, hence `file_format`.
         for param, field in (("status", "status"), ("type", "type"), ("file_format", "format")):
             if value := self.request.query_params.get(param):
+                value = REPORT_WORDS.read(value) if param == "status" else value
                 reports = reports.filter(**{field: value})
         return reports
 
@@ -204,7 +212,7 @@ class ReportDownloadView(APIView):
     def get(self, request: TenantRequest, report_id: str) -> FileResponse:
         """The report's file, once it is ready; 404 before, and for other tenants' reports."""
         report = get_report(tenant=request.tenant, pk=report_id)
-        if report.status != Report.Status.READY or not report.file:
+        if report.status != Report.Status.SUCCEEDED or not report.file:
             raise NotFound("This report has no file yet.")
         return report_file_response(report)
 

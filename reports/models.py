@@ -31,10 +31,15 @@ class Report(models.Model):
     """One report: what was asked (type, format, parameters) and the file it produced."""
 
     class Status(models.TextChoices):
+        """The engine's words: a report is `succeeded` once its file is stored."""
+
         PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        READY = "ready", "Ready"
+        STARTED = "started", "Started"
+        SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="reports")

@@ -61,9 +61,9 @@ def _enqueue(report: Report, *, by: Actor) -> Report:
 @transaction.atomic
 def regenerate_report(report: Report, *, by: Actor) -> Report:
     """Generate the report again from today's data; refused while it is being generated."""
-    updated = Report.objects.filter(
-        pk=report.pk, status__in=[Report.Status.READY, Report.Status.FAILED]
-    ).update(status=Report.Status.PENDING, error="", started_at=None, finished_at=None)
+    updated = Report.objects.filter(pk=report.pk, status__in=Report.FINISHED).update(
+        status=Report.Status.PENDING, error="", started_at=None, finished_at=None
+    )
     if not updated:
         raise DomainError("This report is being generated already.")
     report.refresh_from_db()
@@ -73,7 +73,7 @@ def regenerate_report(report: Report, *, by: Actor) -> Report:
 def generate_report(report: Report, *, progress: Progress) -> Report:
     """Build the report's data, render it, store the file and tell its author it is ready."""
     Report.objects.filter(pk=report.pk).update(
-        status=Report.Status.RUNNING, started_at=timezone.now(), error=""
+        status=Report.Status.STARTED, started_at=timezone.now(), error=""
     )
     info = get_type(report.type)
     if info is None:
@@ -101,7 +101,7 @@ def _store(report: Report, filename: str, content: bytes) -> None:
     old = report.file.name if report.file else ""
     report.file.save(filename, ContentFile(content), save=False)
     report.status, report.size, report.finished_at = (
-        Report.Status.READY,
+        Report.Status.SUCCEEDED,
         len(content),
         timezone.now(),
     )
@@ -155,15 +155,16 @@ def settle_report_job(job: Job) -> None:
     """
     if job.status == Job.Status.SUCCEEDED:
         return
+    status, error = Report.Status.FAILED, "Its job failed"
     if job.status == Job.Status.CANCELED:
-        error = "Its job was canceled"
-    else:
-        error = f"{job.error_type}: {job.error_message}" if job.error_type else "Its job failed"
+        status, error = Report.Status.CANCELED, "Its job was canceled"
+    elif job.error_type:
+        error = f"{job.error_type}: {job.error_message}"
     Report.objects.filter(
         tenant_id=job.tenant_id,
         pk=job.payload.get("report_id"),
-        status__in=[Report.Status.PENDING, Report.Status.RUNNING],
-    ).update(status=Report.Status.FAILED, error=error[:2000], finished_at=timezone.now())
+        status__in=[Report.Status.PENDING, Report.Status.STARTED],
+    ).update(status=status, error=error[:2000], finished_at=timezone.now())
 
 
 def delete_report(report: Report) -> None:

@@ -33,7 +33,7 @@ from communications.selectors.imports import (
 from communications.services.import_rows import ERRORS_SHOWN, check_mapping
 from communications.services.imports import start_export, start_import
 from config.exceptions import Conflict
-from jobs.api.common import errors, tenant_request
+from jobs.api.common import StatusField, StatusWords, errors, tenant_request
 from jobs.models import Job
 from tenants.models import Role
 from tenants.permissions import HasTenantRole
@@ -73,8 +73,15 @@ class RejectionOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+TRANSFER_WORDS = StatusWords(
+    current=tuple(TransferStatus.values),
+    old_for={"started": "running", "canceled": "failed"},
+    new_for={"running": "started"},
+)
+
+
 class ImportOutput(serializers.ModelSerializer):
-    status = serializers.ChoiceField(choices=TransferStatus.choices)
+    status = StatusField(words=TRANSFER_WORDS, choices=TransferStatus.choices)
     error = serializers.CharField(help_text="Why the file failed.")
     job = ImportJobOutput(allow_null=True)
     counts = CountsOutput()
@@ -129,7 +136,7 @@ class ImportDetailOutput(ImportOutput):
 
 
 class ExportOutput(serializers.ModelSerializer):
-    status = serializers.ChoiceField(choices=TransferStatus.choices)
+    status = StatusField(words=TRANSFER_WORDS, choices=TransferStatus.choices)
     error = serializers.CharField()
     job = ImportJobOutput(allow_null=True)
     created_by = serializers.CharField(source="created_by.username", allow_null=True)

@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from communications.models import EventType, WebhookDelivery, WebhookEndpoint
+from communications.models import EventType, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from communications.models.webhooks import ALL_EVENTS
 from communications.selectors.webhooks import (
     delivery_attempts,
@@ -42,7 +42,7 @@ from communications.services.webhooks import (
     send_test_event,
     update_endpoint,
 )
-from jobs.api.common import CreatedAtCursorPagination
+from jobs.api.common import CreatedAtCursorPagination, StatusField, StatusWords
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
@@ -135,11 +135,23 @@ class WebhookRotateSecretInput(serializers.Serializer):
     )
 
 
+DELIVERY_WORDS = StatusWords(
+    current=tuple(WebhookDelivery.Status.values),
+    old_for={"started": "delivering", "retrying": "failed", "failed": "dead", "canceled": "dead"},
+    new_for={"delivering": "started", "failed": "retrying", "dead": "failed"},
+)
+ATTEMPT_WORDS = StatusWords(
+    current=tuple(WebhookAttempt.Outcome.values),
+    old_for={"retrying": "retry", "failed": "dead"},
+    new_for={"retry": "retrying", "dead": "failed"},
+)
+
+
 class WebhookAttemptOutput(serializers.Serializer):
     number = serializers.IntegerField()
     started_at = serializers.DateTimeField()
     duration_ms = serializers.IntegerField()
-    outcome = serializers.CharField()
+    outcome = StatusField(words=ATTEMPT_WORDS, choices=WebhookAttempt.Outcome.choices)
     response_code = serializers.IntegerField(allow_null=True)
     response_excerpt = serializers.CharField()
     error = serializers.CharField()
@@ -148,6 +160,8 @@ class WebhookAttemptOutput(serializers.Serializer):
 
 
 class WebhookDeliveryOutput(serializers.ModelSerializer):
+    status = StatusField(words=DELIVERY_WORDS, choices=WebhookDelivery.Status.choices)
+
     class Meta:
         model = WebhookDelivery
         fields: tuple[str, ...] = (
@@ -187,7 +201,9 @@ class WebhookDeliveryDetailOutput(WebhookDeliveryOutput):
 
 class WebhookDeliveryFilters(serializers.Serializer):
     endpoint = serializers.UUIDField(required=False)
-    status = serializers.ChoiceField(choices=WebhookDelivery.Status.choices, required=False)
+    status = StatusField(
+        words=DELIVERY_WORDS, choices=WebhookDelivery.Status.choices, required=False
+    )
     event_type = serializers.ChoiceField(choices=EventType.choices, required=False)
     event_id = serializers.UUIDField(required=False)
     created_after = serializers.DateTimeField(required=False)
@@ -198,15 +214,19 @@ class WebhookBulkReplayInput(WebhookDeliveryFilters):
     ids = serializers.ListField(
         child=serializers.UUIDField(), max_length=1000, required=False, help_text="Only these."
     )
-    status = serializers.ChoiceField(
+    status = StatusField(
+        words=DELIVERY_WORDS,
         choices=WebhookDelivery.Status.choices,
-        default=WebhookDelivery.Status.DEAD,
-        help_text="dead (the default) or succeeded: only finished deliveries are replayed.",
+        default=WebhookDelivery.Status.FAILED,
+        help_text="failed (the default), canceled or succeeded: only finished deliveries are "
+        "replayed.",
     )
 
     def validate_status(self, value: str) -> str:
         if value not in WebhookDelivery.FINISHED:
-            raise serializers.ValidationError("Only dead or succeeded deliveries are replayed.")
+            raise serializers.ValidationError(
+                "Only failed, canceled or succeeded deliveries are replayed."
+            )
         return value
 
 
@@ -402,7 +422,7 @@ class WebhookDeliveryReplayView(AdminsOnly):
         responses={202: WebhookDeliveryOutput, **errors(403, 404, 409)},
     )
     def post(self, request: Request, pk: UUID) -> Response:
-        """Send a dead (or succeeded) delivery again with fresh attempts."""
+        """Send a finished delivery (failed, canceled or succeeded) again with fresh attempts."""
         delivery = get_delivery(tenant=tenant_of(request), pk=pk)
         delivery = replay_delivery(delivery, by=request.user)
         return Response(WebhookDeliveryOutput(delivery).data, status=status.HTTP_202_ACCEPTED)
@@ -417,7 +437,7 @@ class WebhookDeliveryBulkReplayView(AdminsOnly):
         responses={200: WebhookBulkReplayOutput, **errors(400, 403, 404)},
     )
     def post(self, request: Request) -> Response:
-        """Replay every delivery the filters match (status `dead` unless given) whose endpoint
+        """Replay every delivery the filters match (status `failed` unless given) whose endpoint
         is active; answers how many were replayed and skipped."""
         data = WebhookBulkReplayInput(data=request.data)
         data.is_valid(raise_exception=True)

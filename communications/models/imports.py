@@ -15,10 +15,13 @@ __all__ = ["ContactExport", "ContactImport", "ContactImportRejection"]
 
 
 class TransferStatus(models.TextChoices):
+    """The engine's words, as the import's or export's job goes through them."""
+
     PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
+    STARTED = "started", "Started"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
 
 
 class ContactImport(models.Model):
@@ -34,7 +37,7 @@ class ContactImport(models.Model):
         UPDATE = "update", "Update existing contacts"
 
     Status = TransferStatus
-    FINISHED = (TransferStatus.SUCCEEDED, TransferStatus.FAILED)
+    FINISHED = (TransferStatus.SUCCEEDED, TransferStatus.FAILED, TransferStatus.CANCELED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contact_imports")
@@ -124,7 +127,7 @@ class ContactExport(models.Model):
         PDF = "pdf", "PDF"
 
     Status = TransferStatus
-    FINISHED = (TransferStatus.SUCCEEDED, TransferStatus.FAILED)
+    FINISHED = (TransferStatus.SUCCEEDED, TransferStatus.FAILED, TransferStatus.CANCELED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="contact_exports")

@@ -80,20 +80,24 @@ class WebhookEndpoint(models.Model):
 
 
 class WebhookDelivery(models.Model):
-    """One event for one endpoint: retried until it succeeds or goes dead (then replayable).
+    """One event for one endpoint: retried until it succeeds or fails for good (then replayable).
 
-    `failed` means the last attempt failed and another is scheduled (`next_attempt_at`);
-    `dead` means no attempt is left (or the endpoint refused it for good).
+    Its status speaks the engine's words: `retrying` means the last attempt failed and another
+    is scheduled (`next_attempt_at`); `failed` means no attempt is left, or the endpoint refused
+    it for good (a dead letter); `canceled` that its job was canceled.
     """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
-        DELIVERING = "delivering", "Delivering"
+        STARTED = "started", "Delivering"
+        RETRYING = "retrying", "Retrying"
         SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed, will retry"
-        DEAD = "dead", "Dead"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
 
-    FINISHED = (Status.SUCCEEDED, Status.DEAD)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+    # What a replay may start again: a dead letter, or one whose job was canceled.
+    REPLAYABLE = (Status.FAILED, Status.CANCELED)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
@@ -141,8 +145,8 @@ class WebhookAttempt(models.Model):
 
     class Outcome(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
-        RETRY = "retry", "Failed, retry scheduled"
-        DEAD = "dead", "Failed, no retry"
+        RETRYING = "retrying", "Failed, retry scheduled"
+        FAILED = "failed", "Failed, no retry"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     delivery = models.ForeignKey(

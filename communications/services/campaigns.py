@@ -35,6 +35,11 @@ from tenants.users import Actor, acting_user
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_CHUNK = 2000
+# The steps after a person starts a campaign, each a kind: launch (snapshot the audience, split it
+# into batches), send each batch, finish (the batch's callback).
+LAUNCH_KIND = "communications.launch_campaign"
+BATCH_KIND = "communications.send_campaign_batch"
+FINISH_KIND = "communications.finish_campaign"
 FINISHED_EMAIL_TEMPLATE = "report-ready"
 
 
@@ -98,14 +103,14 @@ def create_campaign(
 
 @transaction.atomic
 def start_campaign(campaign: Campaign, *, by: Actor = None) -> Campaign:
-    """Mark a draft running and enqueue the job that snapshots its recipients into batches."""
+    """Mark a draft running and enqueue its launch job (which snapshots the audience)."""
     locked = Campaign.objects.select_for_update(of=("self",)).get(pk=campaign.pk)
     if locked.status != Campaign.Status.DRAFT:
         raise InvalidTransition(f"Campaign {campaign.pk} is {locked.status}: only drafts start.")
     locked.status, locked.started_at = Campaign.Status.RUNNING, timezone.now()
     locked.job = enqueue_job(
         tenant=locked.tenant,
-        kind="communications.start_campaign",
+        kind=LAUNCH_KIND,
         payload={"campaign_id": locked.pk},
         by=by,
         queue=queue_for(locked.channel),
@@ -175,7 +180,7 @@ def _batch_payloads(campaign: Campaign, size: int) -> list[dict[str, Any]]:
 def launch_campaign(campaign: Campaign, *, job: Job | None = None) -> int:
     """Snapshot the recipients and enqueue their batch jobs, once; returns how many batches.
 
-    Runs in the campaign's start job. The campaign row is locked, so a cancel waits for this
+    Runs in the campaign's launch job. The campaign row is locked, so a cancel waits for this
     to commit (and then cancels the batches), or wins and nothing is snapshotted.
     """
     campaign = (
@@ -193,13 +198,13 @@ def launch_campaign(campaign: Campaign, *, job: Job | None = None) -> int:
         return 0
     campaign.batch = create_batch(
         tenant=campaign.tenant,
-        callback_kind="communications.finish_campaign",
+        callback_kind=FINISH_KIND,
         callback_payload={"campaign_id": campaign.pk},
         description=f"Campaign {campaign.name}"[:200],
     )
     enqueue_jobs(
         tenant=campaign.tenant,
-        kind="communications.send_campaign_batch",
+        kind=BATCH_KIND,
         payloads=payloads,
         by=campaign.created_by,
         queue=queue_for(campaign.channel),

@@ -22,6 +22,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from communications.models import ContactExport, ContactImport, ContactImportRejection
+from communications.models.imports import TransferStatus
 from communications.resources import write_contacts
 from communications.selectors.imports import export_queryset
 from communications.services.events import publish_event
@@ -146,7 +147,7 @@ def _mark_started(contact_import: ContactImport) -> None:
         for name in ("processed_rows", "new_count", "updated_count", "skipped_count"):
             setattr(contact_import, name, 0)
         contact_import.invalid_count = 0
-    contact_import.status = ContactImport.Status.RUNNING
+    contact_import.status = ContactImport.Status.STARTED
     contact_import.started_at = contact_import.started_at or timezone.now()
     contact_import.error = ""
     contact_import.save(
@@ -307,6 +308,11 @@ def _fail(contact_import: ContactImport, message: str) -> None:
         )
 
 
+def _ended_as(job: Job) -> str:
+    canceled = job.status == Job.Status.CANCELED
+    return TransferStatus.CANCELED if canceled else TransferStatus.FAILED
+
+
 def _stopped_reason(job: Job) -> str:
     reason = f": {job.error_message}" if job.error_message else "."
     return f"The job was {job.status} before it finished{reason}"
@@ -320,7 +326,7 @@ def settle_import_job(job: Job) -> None:
     ContactImport.objects.filter(tenant_id=job.tenant_id, pk=job.payload.get("import_id")).exclude(
         status__in=ContactImport.FINISHED
     ).update(
-        status=ContactImport.Status.FAILED,
+        status=_ended_as(job),
         error=_stopped_reason(job)[:2000],
         finished_at=timezone.now(),
     )
@@ -399,7 +405,7 @@ def get_export_for_job(*, tenant: Tenant, export_id: str) -> ContactExport:
 
 def run_export(export: ContactExport, *, ctx: JobContext | None = None) -> dict[str, Any]:
     """Write the file of the filtered contacts to storage; returns how many rows it holds."""
-    ContactExport.objects.filter(pk=export.pk).update(status=ContactExport.Status.RUNNING)
+    ContactExport.objects.filter(pk=export.pk).update(status=ContactExport.Status.STARTED)
     contacts = export_queryset(tenant=export.tenant, filters=export.filters)
     count = contacts.count()
     pdf_rows = settings.CONTACT_EXPORT_PDF_MAX_ROWS
@@ -437,7 +443,7 @@ def settle_export_job(job: Job) -> None:
     ContactExport.objects.filter(tenant_id=job.tenant_id, pk=job.payload.get("export_id")).exclude(
         status__in=ContactExport.FINISHED
     ).update(
-        status=ContactExport.Status.FAILED,
+        status=_ended_as(job),
         error=_stopped_reason(job)[:2000],
         finished_at=timezone.now(),
     )

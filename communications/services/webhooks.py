@@ -176,7 +176,7 @@ def send_test_event(endpoint: WebhookEndpoint, *, by: Actor = None) -> WebhookDe
 
 @transaction.atomic
 def replay_delivery(delivery: WebhookDelivery, *, by: Actor = None) -> WebhookDelivery:
-    """Send a dead (or succeeded) delivery again, with a fresh set of attempts."""
+    """Send a finished delivery (failed, canceled or succeeded) again, with fresh attempts."""
     delivery = (
         WebhookDelivery.objects.select_for_update(of=("self",))
         .select_related("endpoint", "tenant")
@@ -184,8 +184,8 @@ def replay_delivery(delivery: WebhookDelivery, *, by: Actor = None) -> WebhookDe
     )
     if delivery.status not in WebhookDelivery.FINISHED:
         raise WebhookConflict(
-            f"Delivery {delivery.pk} is {delivery.status}: only dead or succeeded deliveries "
-            "can be replayed."
+            f"Delivery {delivery.pk} is {delivery.status}: only failed, canceled or succeeded "
+            "deliveries can be replayed."
         )
     if not delivery.endpoint.is_active:
         raise WebhookConflict("The endpoint is disabled: enable it before replaying.")
@@ -199,7 +199,7 @@ def replay_delivery(delivery: WebhookDelivery, *, by: Actor = None) -> WebhookDe
 
 
 def replay_deliveries(deliveries: QuerySet[WebhookDelivery], *, by: Actor = None) -> dict[str, int]:
-    """Replay every dead or succeeded delivery of `deliveries` whose endpoint is active."""
+    """Replay every finished delivery of `deliveries` whose endpoint is active."""
     ids = list(deliveries.values_list("pk", flat=True))
     replayed = sum(_replay_chunk(chunk, by=by) for chunk in batched(ids, REPLAY_CHUNK))
     return {"replayed": replayed, "skipped": len(ids) - replayed}
@@ -244,7 +244,7 @@ def start_attempt(delivery_id: str, *, tenant: Tenant) -> WebhookDelivery | None
     )
     if delivery is None:
         return None
-    delivery.status = WebhookDelivery.Status.DELIVERING
+    delivery.status = WebhookDelivery.Status.STARTED
     delivery.attempts += 1
     delivery.next_attempt_at = None
     delivery.save(update_fields=["status", "attempts", "next_attempt_at", "updated_at"])
@@ -255,18 +255,18 @@ def start_attempt(delivery_id: str, *, tenant: Tenant) -> WebhookDelivery | None
 def record_attempt(
     delivery: WebhookDelivery, outcome: Outcome, *, retry_in: int | None
 ) -> WebhookDelivery:
-    """Log the attempt and settle the delivery: succeeded, failed (retry in `retry_in` s) or dead.
+    """Log the attempt and settle the delivery: succeeded, retrying (in `retry_in` s) or failed.
 
-    A dead delivery counts against its endpoint, which is disabled after
-    CONVEYOR_WEBHOOK_DISABLE_AFTER dead deliveries in a row (its admins are notified).
+    A failed delivery (a dead letter) counts against its endpoint, which is disabled after
+    CONVEYOR_WEBHOOK_DISABLE_AFTER dead letters in a row (its admins are notified).
     """
     now = timezone.now()
     if outcome.succeeded:
         status, attempt_outcome = WebhookDelivery.Status.SUCCEEDED, WebhookAttempt.Outcome.SUCCEEDED
     elif retry_in is None:
-        status, attempt_outcome = WebhookDelivery.Status.DEAD, WebhookAttempt.Outcome.DEAD
+        status, attempt_outcome = WebhookDelivery.Status.FAILED, WebhookAttempt.Outcome.FAILED
     else:
-        status, attempt_outcome = WebhookDelivery.Status.FAILED, WebhookAttempt.Outcome.RETRY
+        status, attempt_outcome = WebhookDelivery.Status.RETRYING, WebhookAttempt.Outcome.RETRYING
     WebhookAttempt.objects.create(
         tenant_id=delivery.tenant_id,
         delivery=delivery,
@@ -277,7 +277,7 @@ def record_attempt(
         response_code=outcome.status_code,
         response_excerpt=outcome.excerpt,
         error=outcome.error[:500],
-        retry_in=retry_in if status == WebhookDelivery.Status.FAILED else None,
+        retry_in=retry_in if status == WebhookDelivery.Status.RETRYING else None,
         address=outcome.address,
     )
     delivery.status = status
@@ -304,17 +304,17 @@ def record_attempt(
         WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(
             consecutive_failures=0, last_success_at=now
         )
-    elif status == WebhookDelivery.Status.DEAD and delivery.event_type != EventType.WEBHOOK_TEST:
+    elif status == WebhookDelivery.Status.FAILED and delivery.event_type != EventType.WEBHOOK_TEST:
         _count_dead_delivery(delivery.endpoint_id)
     return delivery
 
 
 @transaction.atomic
-def mark_dead(delivery: WebhookDelivery, *, reason: str) -> None:
+def fail_delivery(delivery: WebhookDelivery, *, reason: str) -> None:
     """Give up on a delivery without sending it (its endpoint was disabled meanwhile)."""
     WebhookDelivery.objects.filter(pk=delivery.pk).exclude(
         status__in=WebhookDelivery.FINISHED
-    ).update(status=WebhookDelivery.Status.DEAD, next_attempt_at=None, last_error=reason[:500])
+    ).update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None, last_error=reason[:500])
 
 
 def _count_dead_delivery(endpoint_id: Any) -> None:
@@ -329,7 +329,7 @@ def _count_dead_delivery(endpoint_id: Any) -> None:
     disable = endpoint.is_active and limit and endpoint.consecutive_failures >= limit
     if disable:
         endpoint.is_active, endpoint.disabled_at = False, endpoint.last_failure_at
-        endpoint.disabled_reason = f"{endpoint.consecutive_failures} dead deliveries in a row."
+        endpoint.disabled_reason = f"{endpoint.consecutive_failures} failed deliveries in a row."
         fields += ["is_active", "disabled_at", "disabled_reason"]
     endpoint.save(update_fields=[*fields, "updated_at"])
     if disable:
@@ -346,7 +346,7 @@ def _notify_disabled(endpoint: WebhookEndpoint) -> None:
         body=(
             f"Conveyor stopped sending events to {endpoint.url} after "
             f"{endpoint.disabled_reason} Fix the receiver, enable the endpoint again, then "
-            "replay its dead deliveries."
+            "replay its failed deliveries."
         ),
         link=reverse("admin:communications_webhookendpoint_change", args=[endpoint.pk]),
     )
@@ -409,18 +409,17 @@ def publish_job_event(sender: Any, *, job: Job, **kwargs: Any) -> None:
 
 def settle_delivery_job(job: Job) -> None:
     """`on_end` of the delivery kind: a delivery whose job ended without settling it (its worker
-    died on the last attempt, or the job was canceled) is dead, and can be replayed."""
+    died on the last attempt, or the job was canceled) ends as its job did, and can be replayed."""
     delivery_id = job.payload.get("delivery_id")
     if delivery_id and job.status != Job.Status.SUCCEEDED:
+        canceled = job.status == Job.Status.CANCELED
         WebhookDelivery.objects.filter(tenant_id=job.tenant_id, pk=delivery_id).exclude(
             status__in=WebhookDelivery.FINISHED
         ).update(
-            status=WebhookDelivery.Status.DEAD,
+            status=WebhookDelivery.Status.CANCELED if canceled else WebhookDelivery.Status.FAILED,
             next_attempt_at=None,
             last_error=(
-                "Its job was canceled."
-                if job.status == Job.Status.CANCELED
-                else f"Its job failed: {job.error_message}"
+                "Its job was canceled." if canceled else f"Its job failed: {job.error_message}"
             )[:500],
         )
 

@@ -1,4 +1,6 @@
-"""Kinds of campaigns: start (snapshot and split into batches), send a batch, finish."""
+"""Kinds of campaigns: launch (snapshot the audience, split it into batches), send a batch,
+finish. A person starts a campaign (`communications.services.campaigns.start_campaign`); its
+launch job, batch jobs and finishing callback run the rest."""
 
 from collections import Counter
 from typing import Any
@@ -6,13 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from communications.models import Campaign
-from communications.services.campaigns import (
-    batch_messages,
-    campaign_template,
-    finish_campaign,
-    launch_campaign,
-    send_to_recipient,
-)
+from communications.services import campaigns
 from communications.services.messages import channel_rate, relaxed_commits
 from jobs.errors import RetryableError
 from jobs.kinds import job_kind
@@ -29,21 +25,22 @@ class BatchPayload(CampaignPayload):
 
 
 @job_kind(
-    "communications.start_campaign",
+    campaigns.LAUNCH_KIND,
     queue="messaging",
     timeout=1800,
     max_attempts=3,
     payload=CampaignPayload,
+    aliases=("communications.start_campaign",),
 )
-def start_campaign(ctx: JobContext, *, campaign_id: int) -> dict[str, Any]:
+def launch_campaign(ctx: JobContext, *, campaign_id: int) -> dict[str, Any]:
     """Snapshot the campaign's recipients and enqueue their batch jobs, once."""
     campaign = Campaign.objects.get(tenant=ctx.tenant, pk=campaign_id)
-    batches = launch_campaign(campaign, job=ctx.job)
+    batches = campaigns.launch_campaign(campaign, job=ctx.job)
     return {"campaign_id": campaign.pk, "batches": batches}
 
 
 @job_kind(
-    "communications.send_campaign_batch",
+    campaigns.BATCH_KIND,
     queue="messaging",
     timeout=3600,
     max_attempts=5,
@@ -54,8 +51,8 @@ def send_campaign_batch(
 ) -> dict[str, int]:
     """Send the campaign to each recipient of the batch once, rate limited; stops on cancel."""
     campaign = Campaign.objects.select_related("tenant").get(tenant=ctx.tenant, pk=campaign_id)
-    messages = batch_messages(campaign, first_id=first_id, last_id=last_id)
-    template = campaign_template(campaign)
+    messages = campaigns.batch_messages(campaign, first_id=first_id, last_id=last_id)
+    template = campaigns.campaign_template(campaign)
     rate = channel_rate(ctx.tenant, campaign.channel)
     final = ctx.attempt >= ctx.job.max_attempts
     tally: Counter[str] = Counter()
@@ -64,7 +61,7 @@ def send_campaign_batch(
     with relaxed_commits():
         for done, message in enumerate(messages, start=1):
             ctx.stop_if_canceled()
-            outcome = send_to_recipient(
+            outcome = campaigns.send_to_recipient(
                 campaign, message, template=template, job=ctx.job, rate=rate, final=final
             )
             tally[outcome.status] += 1
@@ -80,13 +77,13 @@ def send_campaign_batch(
 
 
 @job_kind(
-    "communications.finish_campaign",
+    campaigns.FINISH_KIND,
     queue="messaging",
     timeout=300,
     max_attempts=5,
     payload=CampaignPayload,
 )
-def finish_campaign_kind(ctx: JobContext, *, campaign_id: int, **batch: Any) -> dict[str, Any]:
+def finish_campaign(ctx: JobContext, *, campaign_id: int, **batch: Any) -> dict[str, Any]:
     """The campaign's batch callback: final totals, campaign.finished, the creator notified."""
-    campaign = finish_campaign(Campaign.objects.get(tenant=ctx.tenant, pk=campaign_id))
+    campaign = campaigns.finish_campaign(Campaign.objects.get(tenant=ctx.tenant, pk=campaign_id))
     return {"campaign_id": campaign.pk, "status": campaign.status, "sent": campaign.sent}

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from communications.models import EventType
 from communications.services.webhooks import (
     DELIVER_KIND,
-    mark_dead,
+    fail_delivery,
     record_attempt,
     settle_delivery_job,
     start_attempt,
@@ -31,13 +31,13 @@ class DeliverWebhookPayload(serializers.Serializer):
 )
 def deliver_webhook(ctx: JobContext, *, delivery_id: str) -> dict[str, Any]:
     """POST the delivery, signed; 2xx succeeds, 408/425/429/5xx and network errors retry,
-    other answers (and the last attempt's failure) leave it dead."""
+    other answers (and the last attempt's failure) fail it: a dead letter, replayable."""
     delivery = start_attempt(delivery_id, tenant=ctx.tenant)
     if delivery is None:
         return {"skipped": "nothing to send"}
     endpoint = delivery.endpoint
     if not endpoint.is_active and delivery.event_type != EventType.WEBHOOK_TEST:
-        mark_dead(delivery, reason="The endpoint was disabled before this was sent.")
+        fail_delivery(delivery, reason="The endpoint was disabled before this was sent.")
         return {"skipped": "endpoint disabled"}
     outcome = send_delivery(delivery, attempt=delivery.attempts)
     if outcome.succeeded:

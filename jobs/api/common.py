@@ -1,7 +1,12 @@
-"""What the API views of every app share: documented errors, tenant requests, cursor pages."""
+"""What the API views of every app share: documented errors, tenant requests, cursor pages,
+status words."""
 
-from typing import cast
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, cast
 
+from django.http import HttpRequest
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
@@ -92,3 +97,60 @@ def _is_time(text: str) -> bool:
         return parse_datetime(text) is not None
     except ValueError:
         return False
+
+
+# --- Status words of the previous release -------------------------------------------------------
+#
+# Rows that follow a job (reports, imports, exports, webhook deliveries) speak the engine's words
+# since this release. For one release a client may send `Conveyor-Status-Words: legacy` to read,
+# and filter by, the words it was written against; an old word that no longer exists (`dead`,
+# `ready`, `running`, `delivering`) is read as its new one in any case.
+
+LEGACY_WORDS_HEADER = "Conveyor-Status-Words"
+_legacy_words: ContextVar[bool] = ContextVar("conveyor_legacy_status_words", default=False)
+
+
+def legacy_status_words(get_response: Callable[[HttpRequest], Any]) -> Callable[..., Any]:
+    """Middleware: notes whether the request asked for the previous release's status words."""
+
+    def middleware(request: HttpRequest) -> Any:
+        asked = request.headers.get(LEGACY_WORDS_HEADER, "").strip().lower() == "legacy"
+        token = _legacy_words.set(asked)
+        try:
+            return get_response(request)
+        finally:
+            _legacy_words.reset(token)
+
+    return middleware
+
+
+@dataclass(frozen=True)
+class StatusWords:
+    """A row's statuses and the previous release's word for each that changed."""
+
+    current: tuple[str, ...]
+    old_for: Mapping[str, str]  # current word → the word the previous release used
+    new_for: Mapping[str, str]  # a previous release's word → its current word
+
+    def shown(self, value: str) -> str:
+        return self.old_for.get(value, value) if _legacy_words.get() else value
+
+    def read(self, value: str) -> str:
+        """A status a client sent, as the current word (legacy clients' words translated)."""
+        if _legacy_words.get() or value not in self.current:
+            return self.new_for.get(value, value)
+        return value
+
+
+class StatusField(serializers.ChoiceField):
+    """A row's status: shown and read in the current words, or the previous release's on request."""
+
+    def __init__(self, *, words: StatusWords, **kwargs: Any) -> None:
+        self.words = words
+        super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return self.words.shown(super().to_representation(value))
+
+    def to_internal_value(self, data: Any) -> Any:
+        return super().to_internal_value(self.words.read(data) if isinstance(data, str) else data)

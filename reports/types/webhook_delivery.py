@@ -30,7 +30,7 @@ Status = WebhookDelivery.Status
 COUNTS = {
     "total": Count("pk"),
     "succeeded": Count("pk", filter=Q(status=Status.SUCCEEDED)),
-    "dead": Count("pk", filter=Q(status=Status.DEAD)),
+    "failed": Count("pk", filter=Q(status=Status.FAILED)),
     "waiting": Count("pk", filter=~Q(status__in=WebhookDelivery.FINISHED)),
 }
 
@@ -83,11 +83,11 @@ def build(ctx: BuildContext) -> ReportData:
         figures=[
             Figure("Deliveries", totals["total"]),
             Figure("Succeeded", totals["succeeded"]),
-            Figure("Dead letters", totals["dead"]),
+            Figure("Dead letters", totals["failed"]),
             Figure("Still retrying", totals["waiting"]),
             Figure(
                 "Success rate",
-                rate(totals["succeeded"], totals["succeeded"] + totals["dead"]),
+                rate(totals["succeeded"], totals["succeeded"] + totals["failed"]),
                 PERCENT,
             ),
             Figure("Attempts", latency["attempts"]),
@@ -101,7 +101,7 @@ def build(ctx: BuildContext) -> ReportData:
                 [f"{row['day']:%m-%d}" for row in daily],
                 [
                     ("Succeeded", [row["succeeded"] for row in daily]),
-                    ("Dead", [row["dead"] for row in daily]),
+                    ("Failed", [row["failed"] for row in daily]),
                     ("Retrying", [row["waiting"] for row in daily]),
                 ],
             )
@@ -130,7 +130,7 @@ def _day_table(daily: list[dict[str, Any]]) -> Table:
             Column("Day", DATE),
             Column("Deliveries", INT),
             Column("Succeeded", INT),
-            Column("Dead", INT),
+            Column("Dead letters", INT),
             Column("Retrying", INT),
             Column("Success rate", PERCENT),
         ],
@@ -139,9 +139,9 @@ def _day_table(daily: list[dict[str, Any]]) -> Table:
                 r["day"],
                 r["total"],
                 r["succeeded"],
-                r["dead"],
+                r["failed"],
                 r["waiting"],
-                rate(r["succeeded"], r["succeeded"] + r["dead"]),
+                rate(r["succeeded"], r["succeeded"] + r["failed"]),
             ]
             for r in daily
         ],
@@ -173,8 +173,8 @@ def _endpoint_table(ctx: BuildContext, deliveries: QuerySet[WebhookDelivery]) ->
                 "active" if endpoint.is_active else "disabled",
                 count["total"],
                 count["succeeded"],
-                count["dead"],
-                rate(count["succeeded"], count["succeeded"] + count["dead"]),
+                count["failed"],
+                rate(count["succeeded"], count["succeeded"] + count["failed"]),
                 latency["attempts"],
                 _ms(latency["average"]),
                 _ms(latency["p95"]),
@@ -188,7 +188,7 @@ def _endpoint_table(ctx: BuildContext, deliveries: QuerySet[WebhookDelivery]) ->
             Column("State"),
             Column("Deliveries", INT),
             Column("Succeeded", INT),
-            Column("Dead", INT),
+            Column("Dead letters", INT),
             Column("Success rate", PERCENT),
             Column("Attempts", INT),
             Column("Average latency (ms)", FLOAT),
@@ -199,7 +199,9 @@ def _endpoint_table(ctx: BuildContext, deliveries: QuerySet[WebhookDelivery]) ->
 
 
 def _dead_letters(ctx: BuildContext, deliveries: QuerySet[WebhookDelivery]) -> Table:
-    dead = deliveries.filter(status=Status.DEAD).select_related("endpoint").order_by("-created_at")
+    dead = (
+        deliveries.filter(status=Status.FAILED).select_related("endpoint").order_by("-created_at")
+    )
     zone = ctx.period.zone
     return Table(
         "dead_letters",

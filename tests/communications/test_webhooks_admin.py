@@ -40,7 +40,7 @@ def delivery_with_attempts(tenant: Tenant, endpoint: WebhookEndpoint) -> Webhook
         event_id="0b5f3c52-6a43-4a43-9f77-4f3f5a2a6a11",
         event_type=EventType.CONTACT_CREATED,
         payload={"id": "x", "type": "contact.created", "data": {"contact": {"id": 4}}},
-        status=WebhookDelivery.Status.DEAD,
+        status=WebhookDelivery.Status.FAILED,
         attempts=1,
         last_response_code=400,
     )
@@ -50,7 +50,7 @@ def delivery_with_attempts(tenant: Tenant, endpoint: WebhookEndpoint) -> Webhook
         number=1,
         started_at=delivery.created_at,
         duration_ms=12,
-        outcome=WebhookAttempt.Outcome.DEAD,
+        outcome=WebhookAttempt.Outcome.FAILED,
         response_code=400,
         response_excerpt="unknown contact",
     )

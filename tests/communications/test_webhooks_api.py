@@ -54,7 +54,7 @@ def dead_delivery(tenant: Tenant, endpoint: WebhookEndpoint) -> WebhookDelivery:
         event_id="0b5f3c52-6a43-4a43-9f77-4f3f5a2a6a11",
         event_type=EventType.CONTACT_CREATED,
         payload={"id": "x", "type": "contact.created", "data": {}},
-        status=WebhookDelivery.Status.DEAD,
+        status=WebhookDelivery.Status.FAILED,
         attempts=10,
     )
 
@@ -196,13 +196,34 @@ def test_deliveries_are_listed_and_filtered(
     everything = admin_api.get(f"{BASE}/deliveries/").json()["results"]
     of_first = admin_api.get(f"{BASE}/deliveries/", {"endpoint": str(first.pk)}).json()["results"]
     reports = admin_api.get(f"{BASE}/deliveries/", {"event_type": "report.ready"}).json()
-    dead = admin_api.get(f"{BASE}/deliveries/", {"status": "dead"}).json()["results"]
+    dead = admin_api.get(f"{BASE}/deliveries/", {"status": "failed"}).json()["results"]
 
     assert len(everything) == 4
     assert {row["event_type"] for row in of_first} == {"contact.created", "report.ready"}
     assert len(reports["results"]) == 2
-    assert [(row["endpoint"], row["status"]) for row in dead] == [(str(second.pk), "dead")]
+    assert [(row["endpoint"], row["status"]) for row in dead] == [(str(second.pk), "failed")]
     assert admin_api.get(f"{BASE}/deliveries/", {"status": "lost"}).status_code == 400
+
+
+def test_deliveries_speak_the_engines_words_and_the_previous_releases_on_request(
+    admin_api: APIClient, tenant: Tenant
+) -> None:
+    endpoint = create_endpoint(tenant=tenant, url=PUBLIC_URL, event_types=["*"])
+    failed = dead_delivery(tenant, endpoint)
+    retrying = dead_delivery(tenant, endpoint)
+    WebhookDelivery.objects.filter(pk=retrying.pk).update(status=WebhookDelivery.Status.RETRYING)
+    legacy = {"HTTP_CONVEYOR_STATUS_WORDS": "legacy"}
+
+    now = admin_api.get(f"{BASE}/deliveries/{failed.pk}/").json()["status"]
+    then = admin_api.get(f"{BASE}/deliveries/{failed.pk}/", **legacy).json()["status"]
+    old_dead = admin_api.get(f"{BASE}/deliveries/", {"status": "dead"}).json()["results"]
+    old_failed = admin_api.get(f"{BASE}/deliveries/", {"status": "failed"}, **legacy).json()
+
+    assert (now, then) == ("failed", "dead")
+    assert [row["id"] for row in old_dead] == [str(failed.pk)]
+    assert [(row["id"], row["status"]) for row in old_failed["results"]] == [
+        (str(retrying.pk), "failed")
+    ]
 
 
 def test_listing_deliveries_takes_a_fixed_number_of_queries(
@@ -270,7 +291,7 @@ def test_bulk_replay_sends_the_dead_deliveries_the_filters_match_and_works_them_
     assert answer.json() == {"replayed": 3, "skipped": 0}
     assert len(receiver.requests) == 3
     assert all(request.verified for request in receiver.requests)
-    assert WebhookDelivery.objects.filter(endpoint=other, status="dead").count() == 1
+    assert WebhookDelivery.objects.filter(endpoint=other, status="failed").count() == 1
 
 
 def test_bulk_replay_skips_what_is_still_being_sent(
@@ -317,7 +338,7 @@ def test_another_tenants_endpoints_and_deliveries_are_404(
     assert admin_api.get(f"{BASE}/deliveries/").json()["results"] == []
     bulk = admin_api.post(f"{BASE}/deliveries/replay/", {"ids": [str(delivery.pk)]}, format="json")
     assert bulk.json() == {"replayed": 0, "skipped": 0}
-    assert WebhookDelivery.objects.get(pk=delivery.pk).status == "dead"
+    assert WebhookDelivery.objects.get(pk=delivery.pk).status == "failed"
 
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.AGENT])
@@ -361,5 +382,9 @@ def test_a_replay_of_a_dead_delivery_to_a_still_broken_receiver_logs_more_attemp
     work_until(finished(dead), queues=["webhooks"])
 
     detail = admin_api.get(f"{BASE}/deliveries/{dead.pk}/").json()
-    assert (detail["status"], detail["attempts"], detail["last_response_code"]) == ("dead", 11, 404)
+    assert (detail["status"], detail["attempts"], detail["last_response_code"]) == (
+        "failed",
+        11,
+        404,
+    )
     assert detail["attempt_log"][-1]["response_excerpt"] == "no such hook"

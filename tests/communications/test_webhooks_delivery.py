@@ -103,7 +103,7 @@ def test_a_500_is_retried_until_the_endpoint_answers_2xx(
     delivery = publish_one(tenant, work_until)
 
     assert delivery.status == WebhookDelivery.Status.SUCCEEDED
-    assert attempts_of(delivery) == [("retry", 500), ("retry", 503), ("succeeded", 200)]
+    assert attempts_of(delivery) == [("retrying", 500), ("retrying", 503), ("succeeded", 200)]
     assert len(receiver.requests) == 3
     assert len({r.headers["Conveyor-Event-Id"] for r in receiver.requests}) == 1
     assert [r.headers["Conveyor-Attempt"] for r in receiver.requests] == ["1", "2", "3"]
@@ -118,9 +118,9 @@ def test_a_400_fails_at_once_without_retrying(
 
     delivery = publish_one(tenant, work_until)
 
-    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.DEAD, 1)
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.FAILED, 1)
     assert delivery.last_response_excerpt == '{"error": "unknown contact"}'
-    assert attempts_of(delivery) == [("dead", 400)]
+    assert attempts_of(delivery) == [("failed", 400)]
     assert len(receiver.requests) == 1
     job = Job.objects.get(pk=str(delivery.job_id))
     assert (job.status, job.attempt) == (Job.Status.FAILED, 1)
@@ -153,7 +153,7 @@ def test_a_timeout_is_retried(
 
     first = WebhookAttempt.objects.get(delivery=delivery, number=1)
     assert delivery.status == WebhookDelivery.Status.SUCCEEDED
-    assert (first.outcome, first.response_code) == ("retry", None)
+    assert (first.outcome, first.response_code) == ("retrying", None)
     assert "Timed out" in first.error
     assert attempts_of(delivery)[-1] == ("succeeded", 200)
 
@@ -166,8 +166,8 @@ def test_a_delivery_is_dead_after_ten_attempts_and_a_replay_delivers_it(
 
     delivery = publish_one(tenant, work_until)
 
-    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.DEAD, 10)
-    assert [outcome for outcome, _ in attempts_of(delivery)] == ["retry"] * 9 + ["dead"]
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.FAILED, 10)
+    assert [outcome for outcome, _ in attempts_of(delivery)] == ["retrying"] * 9 + ["failed"]
     assert Job.objects.get(pk=str(delivery.job_id)).status == Job.Status.FAILED
 
     receiver.default = Reply(200)
@@ -222,7 +222,7 @@ def test_a_receiver_that_only_knows_a_wrong_secret_refuses_and_the_delivery_dies
 
     delivery = publish_one(tenant, work_until)
 
-    assert (delivery.status, delivery.last_response_code) == (WebhookDelivery.Status.DEAD, 401)
+    assert (delivery.status, delivery.last_response_code) == (WebhookDelivery.Status.FAILED, 401)
 
 
 def test_redirects_are_not_followed(receiver: Receiver, tenant: Tenant, work_until: Work) -> None:
@@ -232,7 +232,7 @@ def test_redirects_are_not_followed(receiver: Receiver, tenant: Tenant, work_unt
     delivery = publish_one(tenant, work_until)
 
     assert [r.path for r in receiver.requests] == ["/hooks"]
-    assert (delivery.status, delivery.last_response_code) == (WebhookDelivery.Status.DEAD, 302)
+    assert (delivery.status, delivery.last_response_code) == (WebhookDelivery.Status.FAILED, 302)
 
 
 def test_only_the_start_of_a_long_answer_is_read_and_kept(
@@ -277,7 +277,7 @@ def test_a_host_that_resolves_to_a_private_address_at_send_time_is_refused(
     delivery = publish_one(tenant, work_until)
 
     assert receiver.requests == []
-    assert delivery.status == WebhookDelivery.Status.DEAD
+    assert delivery.status == WebhookDelivery.Status.FAILED
     assert "10.0.0.7 is a private address" in delivery.last_error
 
 
@@ -345,7 +345,7 @@ def test_deliveries_waiting_for_an_endpoint_disabled_meanwhile_go_dead_unsent(
 
     assert receiver.requests == []
     delivery.refresh_from_db()
-    assert delivery.status == WebhookDelivery.Status.DEAD
+    assert delivery.status == WebhookDelivery.Status.FAILED
     assert "disabled" in delivery.last_error
 
 
@@ -381,7 +381,7 @@ def test_https_refuses_a_certificate_that_is_not_for_the_urls_host_name(
     delivery = publish_one(tenant, work_until)
 
     assert receiver.requests == []
-    assert delivery.status == WebhookDelivery.Status.DEAD
+    assert delivery.status == WebhookDelivery.Status.FAILED
     assert "other.acme.test" in delivery.last_error
 
 

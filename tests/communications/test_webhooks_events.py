@@ -179,7 +179,7 @@ def test_deliveries_publish_no_job_events_even_when_they_fail(
     work_until(finished(*deliveries_of(tenant)), queues=["webhooks"])
 
     [delivery] = deliveries_of(tenant)
-    assert delivery.status == WebhookDelivery.Status.DEAD
+    assert delivery.status == WebhookDelivery.Status.FAILED
     assert Job.objects.get(pk=str(delivery.job_id)).status == Job.Status.FAILED
     assert WebhookDelivery.objects.filter(endpoint=hook).count() == 1
 
@@ -199,13 +199,13 @@ def test_a_delivery_whose_job_failed_without_recording_it_is_marked_dead(tenant:
     endpoint(tenant, "*")
     publish_event(tenant, EventType.CONTACT_CREATED, {"contact": {"id": 1}})
     [delivery] = deliveries_of(tenant)
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(status="delivering", attempts=10)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(status="started", attempts=10)
     job = Job.objects.get(pk=str(delivery.job_id))
     job.status, job.error_message = Job.Status.FAILED, "the worker stopped reporting"
 
     announce_end(job)
 
     delivery.refresh_from_db()
-    assert delivery.status == WebhookDelivery.Status.DEAD
+    assert delivery.status == WebhookDelivery.Status.FAILED
     assert "the worker stopped reporting" in delivery.last_error
     assert deliveries_of(tenant) == [delivery]

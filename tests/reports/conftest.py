@@ -191,11 +191,11 @@ def generate(as_admin, work_until):
         assert answer.status_code == 202, answer.json()
         report_id = answer.json()["id"]
         work_until(
-            lambda: Report.objects.get(pk=report_id).status in ("ready", "failed"),
+            lambda: Report.objects.get(pk=report_id).status in ("succeeded", "failed"),
             queues=["reports"],
         )
         detail = client.get(f"/api/v1/reports/{report_id}/").json()
-        assert detail["status"] == "ready", detail
+        assert detail["status"] == "succeeded", detail
         download = client.get(f"/api/v1/reports/{report_id}/download/")
         assert download.status_code == 200
         return detail, b"".join(download.streaming_content)

@@ -27,7 +27,7 @@ def ready_report(tenant, *, name: str = "job-activity.csv") -> Report:
         type="job_activity",
         format="csv",
         parameters={"start": "2026-10-05", "end": "2026-10-07", "time_zone": "UTC"},
-        status=Report.Status.READY,
+        status=Report.Status.SUCCEEDED,
         finished_at=timezone.now(),
     )
     report.file.save(name, ContentFile(b"Day,Jobs\n2026-10-05,8\n"))

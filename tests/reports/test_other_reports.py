@@ -164,10 +164,10 @@ def webhook_dataset(tenant):
     for n, duration in enumerate([100, 200, 300]):
         delivery = deliver(a, "succeeded", at=at + timedelta(minutes=n), attempts=1)
         attempt(delivery, 1, duration, "succeeded", at=at)
-    dead = deliver(a, "dead", at=at, attempts=2, code=500, error="HTTP 500 from the endpoint")
-    attempt(dead, 1, 1000, "retry", at=at)
-    attempt(dead, 2, 1000, "dead", at=at + timedelta(minutes=1))
-    deliver(b, "dead", at=at + timedelta(days=1), attempts=1, error="connection refused")
+    dead = deliver(a, "failed", at=at, attempts=2, code=500, error="HTTP 500 from the endpoint")
+    attempt(dead, 1, 1000, "retrying", at=at)
+    attempt(dead, 2, 1000, "failed", at=at + timedelta(minutes=1))
+    deliver(b, "failed", at=at + timedelta(days=1), attempts=1, error="connection refused")
     return a, b
 
 
