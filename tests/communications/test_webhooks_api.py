@@ -212,12 +212,12 @@ def test_deliveries_speak_the_engines_words_and_the_previous_releases_on_request
     failed = dead_delivery(tenant, endpoint)
     retrying = dead_delivery(tenant, endpoint)
     WebhookDelivery.objects.filter(pk=retrying.pk).update(status=WebhookDelivery.Status.RETRYING)
-    legacy = {"HTTP_CONVEYOR_STATUS_WORDS": "legacy"}
+    legacy = {"Conveyor-Status-Words": "legacy"}
 
     now = admin_api.get(f"{BASE}/deliveries/{failed.pk}/").json()["status"]
-    then = admin_api.get(f"{BASE}/deliveries/{failed.pk}/", **legacy).json()["status"]
+    then = admin_api.get(f"{BASE}/deliveries/{failed.pk}/", headers=legacy).json()["status"]
     old_dead = admin_api.get(f"{BASE}/deliveries/", {"status": "dead"}).json()["results"]
-    old_failed = admin_api.get(f"{BASE}/deliveries/", {"status": "failed"}, **legacy).json()
+    old_failed = admin_api.get(f"{BASE}/deliveries/", {"status": "failed"}, headers=legacy).json()
 
     assert (now, then) == ("failed", "dead")
     assert [row["id"] for row in old_dead] == [str(failed.pk)]

@@ -177,10 +177,10 @@ def test_the_list_is_newest_first_filterable_and_costs_a_fixed_number_of_queries
 def test_a_finished_report_is_succeeded_and_ready_for_clients_of_the_previous_release(as_admin):
     report_id = as_admin.post("/api/v1/reports/", BODY, format="json").json()["id"]
     Report.objects.filter(pk=report_id).update(status=Report.Status.SUCCEEDED)
-    legacy = {"HTTP_CONVEYOR_STATUS_WORDS": "legacy"}
+    legacy = {"Conveyor-Status-Words": "legacy"}
 
     now = as_admin.get(f"/api/v1/reports/{report_id}/").json()["status"]
-    then = as_admin.get(f"/api/v1/reports/{report_id}/", **legacy).json()["status"]
+    then = as_admin.get(f"/api/v1/reports/{report_id}/", headers=legacy).json()["status"]
     by_old_word = as_admin.get("/api/v1/reports/", {"status": "ready"}).json()["results"]
 
     assert (now, then) == ("succeeded", "ready")
