@@ -14,10 +14,13 @@ enqueueing new ones as workers and the API would, timing each of its statements.
 import argparse
 import threading
 import time
+from datetime import datetime, timedelta
 
 from bench import standalone
 
 standalone.environment()
+
+from django.utils import timezone  # noqa: E402
 
 from bench.table import Figure  # noqa: E402
 
@@ -98,11 +101,7 @@ class Writer(threading.Thread):
         connection.close()
 
 
-def _days_ago(days: int):  # noqa: ANN202 (a datetime; Django is set up only at run time)
-    from datetime import timedelta
-
-    from django.utils import timezone
-
+def _days_ago(days: int) -> datetime:
     return timezone.now() - timedelta(days=days)
 
 

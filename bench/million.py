@@ -12,12 +12,12 @@ import argparse
 import json
 import time
 
-from django.db import connection  # noqa: E402
-from django.db.models import Max  # noqa: E402
-from django.test import Client  # noqa: E402
+from django.db import connection
+from django.db.models import Max
+from django.test import Client
 
 from bench import admin_million  # sets up Django on DATABASE_URL's database
-from jobs.models import Job  # noqa: E402
+from jobs.models import Job
 
 ROWS = 1_000_000
 

@@ -69,7 +69,7 @@ def meets(figure: Figure) -> bool | None:
 
 def rows(figures: list[Figure]) -> list[list[str]]:
     header = ["figure", "median", "min–max", "unit", "baseline", "baseline median", "ratio"]
-    found = [header + ["target"]]
+    found = [[*header, "target"]]
     for figure in figures:
         baseline = statistics.median(figure.baseline_values) if figure.baseline_values else None
         ratio = figure.ratio

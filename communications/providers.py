@@ -207,7 +207,7 @@ def retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.replace(".", "", 1).isdigit():
         return min(float(value), MAX_RETRY_AFTER)
-    from email.utils import parsedate_to_datetime  # noqa: PLC0415
+    from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value)

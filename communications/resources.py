@@ -209,7 +209,7 @@ def _write_csv(headers: list[str], rows: Iterable[list[Any]], tenant: Tenant) ->
 
 
 def _write_xlsx(headers: list[str], rows: Iterable[list[Any]], tenant: Tenant) -> bytes:
-    from openpyxl import Workbook  # noqa: PLC0415 (heavy; only export jobs need it)
+    from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Contacts")
@@ -238,7 +238,7 @@ def _write_json(headers: list[str], rows: Iterable[list[Any]], tenant: Tenant) -
 
 
 def _write_pdf(headers: list[str], rows: Iterable[list[Any]], tenant: Tenant) -> bytes:
-    import weasyprint  # noqa: PLC0415 (slow to import: only PDF exports pay for it)
+    import weasyprint
 
     html = render_to_string(
         "communications/exports/contacts.html",

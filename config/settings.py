@@ -31,7 +31,7 @@ _problems = check_deployment(
 if _problems:
     raise ImproperlyConfigured("Conveyor cannot start:\n  - " + "\n  - ".join(_problems))
 if not SECRET_KEY:
-    SECRET_KEY = "conveyor-local-development-key-not-for-production"  # noqa: S105 (local only)
+    SECRET_KEY = "conveyor-local-development-key-not-for-production"
 
 if not _local:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -15,17 +15,17 @@ class RetryableError(Exception):
         self.delay = delay
 
 
-class JobCanceled(Exception):  # noqa: N818 (a signal, not an error)
+class JobCanceled(Exception):
     """Raised by `JobContext.stop_if_canceled()` once a cancel was requested."""
 
 
-class UnknownKind(LookupError):  # noqa: N818
+class UnknownKind(LookupError):
     """No job kind is registered under that name."""
 
 
-class InvalidTransition(DomainError):  # noqa: N818
+class InvalidTransition(DomainError):
     """The job's status does not allow what was asked (e.g. cancelling a finished job)."""
 
 
-class UnknownQueue(DomainError):  # noqa: N818
+class UnknownQueue(DomainError):
     """No queue of that name is configured."""

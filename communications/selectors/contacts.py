@@ -61,7 +61,7 @@ def tags_in_use(*, tenant_ids: list[int] | None, limit: int = 100) -> list[str]:
     if tenant_ids is not None:
         where, params = "WHERE tenant_id = ANY(%s)", [tenant_ids]
     sql = (
-        "SELECT tag FROM communications_contact, unnest(tags) AS tag "  # noqa: S608
+        "SELECT tag FROM communications_contact, unnest(tags) AS tag "
         f"{where} GROUP BY tag ORDER BY count(*) DESC, tag LIMIT %s"
     )
     with connection.cursor() as cursor:

@@ -227,7 +227,7 @@ def cell_text(value: Any) -> str:
 
 def read_xlsx(data: bytes) -> Table:
     check_zip(data)
-    from openpyxl import load_workbook  # noqa: PLC0415 (heavy; only import jobs need it)
+    from openpyxl import load_workbook
 
     max_chars = limit("CONTACT_IMPORT_MAX_FIELD_CHARS")
     try:

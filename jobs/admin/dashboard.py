@@ -21,7 +21,6 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, include, path, reverse
 from django.utils import timezone
 from django.views import View
-from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 from redis.exceptions import RedisError
 
 from jobs.admin.display import human_duration
@@ -32,6 +31,7 @@ from jobs.selectors.queues import health_report, job_counts_by_queue, list_worke
 from jobs.selectors.stats import hourly_activity
 from jobs.services.jobs import check_queue
 from jobs.services.queues import clean_queue, empty_queue, pause_queue, resume_queue
+from jobs.transport import queueing
 from tenants.admin import tenant_roles
 from tenants.models import Role, Tenant
 
@@ -285,7 +285,7 @@ def _waiting(queue: str) -> int:
 
 def _django_rq_urls() -> list[URLPattern]:
     """django-rq's dashboard shows every job's arguments: superusers only, every view."""
-    patterns = get_api_urlpatterns() + get_admin_urlpatterns()
+    patterns = queueing.rq_views()
     for pattern in patterns:
         pattern.callback = superuser_view(pattern.callback)
     return patterns

@@ -15,7 +15,9 @@ from django.conf import settings
 from django.db import transaction
 from django.dispatch import receiver
 from django.test.signals import setting_changed
+from django.urls import URLPattern
 from django.utils import timezone
+from django_rq.urls import get_admin_urlpatterns, get_api_urlpatterns
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry, get_current_job
@@ -528,3 +530,8 @@ def clean_rq_records() -> int:
             clean_registries(rq_queue)
             clean_worker_registry(rq_queue)
     return removed
+
+
+def rq_views() -> list[URLPattern]:
+    """django-rq's own views (its dashboard and stats API), for the admin to mount and guard."""
+    return get_api_urlpatterns() + get_admin_urlpatterns()

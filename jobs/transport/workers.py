@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 5
 
 
-class GracePeriodOver(Exception):  # noqa: N818
+class GracePeriodOver(Exception):
     """Raised in a job that outlived the shutdown grace period; the job is retried."""
 
 

@@ -6,7 +6,7 @@ from reports.types.base import ReportData
 
 def render_pdf(data: ReportData) -> bytes:
     # Imported here: WeasyPrint takes over a second to import (CONVEYOR_PRELOAD can preload it).
-    import weasyprint  # noqa: PLC0415
+    import weasyprint
 
     html = weasyprint.HTML(string=render_html(data, for_print=True))
     # Whole fonts: subsetting them costs seconds on long reports and saves only ~1 MB.

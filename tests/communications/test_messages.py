@@ -199,7 +199,7 @@ def http_receiver(settings: Any) -> Iterator[Receiver]:
     state = Receiver()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             state.answer(self)
 
         def log_message(self, *args: Any) -> None:

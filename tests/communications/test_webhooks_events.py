@@ -87,7 +87,7 @@ def test_the_body_holds_the_event_as_published(tenant: Tenant) -> None:
 
 
 def test_an_unknown_event_type_is_a_programming_error(tenant: Tenant) -> None:
-    with pytest.raises(ValueError, match="contact.exploded"):
+    with pytest.raises(ValueError, match=r"contact\.exploded"):
         publish_event(tenant, "contact.exploded", {})
 
 

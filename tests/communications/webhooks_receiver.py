@@ -36,7 +36,7 @@ def docs_snippet() -> str:
 
 def docs_verifier() -> Callable[..., bool]:
     namespace: dict[str, Any] = {}
-    exec(docs_snippet(), namespace)  # noqa: S102 (our own documentation, run as receivers would)
+    exec(docs_snippet(), namespace)
     return namespace["verify_webhook"]
 
 
@@ -99,7 +99,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 reply = receiver._answer(self.path, self.headers, body)
                 time.sleep(reply.delay)
@@ -132,9 +132,12 @@ def make_certificate(directory: Path, host: str) -> tuple[Path, Path]:
     """A self-signed certificate for `host` and its key, made by the openssl command."""
     cert, key = directory / f"{host}.pem", directory / f"{host}.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
-        + ["-nodes", "-days", "1", "-subj", f"/CN={host}", "-keyout", str(key), "-out", str(cert)]
-        + ["-addext", f"subjectAltName=DNS:{host}"],
+        [
+            *("openssl", "req", "-x509", "-newkey", "ec"),
+            *("-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"),
+            *("-subj", f"/CN={host}", "-keyout", str(key), "-out", str(cert)),
+            *("-addext", f"subjectAltName=DNS:{host}"),
+        ],
         check=True,
         capture_output=True,
     )

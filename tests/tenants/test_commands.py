@@ -36,7 +36,7 @@ def test_create_tenant_makes_the_tenant_and_its_owner():
 
 
 def test_create_tenant_refuses_a_taken_slug(tenant):
-    with pytest.raises(CommandError, match="A tenant with the slug 'acme' already exists."):
+    with pytest.raises(CommandError, match=r"A tenant with the slug 'acme' already exists\."):
         run("create_tenant", "acme", "--name", "Acme again")
 
 
