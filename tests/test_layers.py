@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = ("config", "tenants", "jobs", "communications", "reports")
 RQ_PACKAGES = ("rq", "django_rq")
 INTERFACES = ("api", "admin", "management", "tasks", "tasks_backend", "urls", "apps")
+ROOT_MODULES = ("config.urls", "config.api_urls", "config.wsgi", "config.asgi")
 
 
 def _module_name(path: Path) -> str:
@@ -66,7 +67,7 @@ GRAPH = _graph()
 def _rank(module: str) -> int:
     app = module.split(".")[0]
     if app == "config":
-        return 4 if module in ("config.urls", "config.api_urls", "config.wsgi", "config.asgi") else 0
+        return 4 if module in ROOT_MODULES else 0
     return {"tenants": 1, "jobs": 2, "communications": 3, "reports": 3}[app]
 
 
