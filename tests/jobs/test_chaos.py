@@ -266,6 +266,7 @@ from django.apps import apps
 from django.core.management import call_command
 from django.db import connection
 
+from jobs.services.jobs import enqueue_jobs
 from tenants.models import Tenant
 
 step, batches = sys.argv[1], json.loads(sys.argv[2])
