@@ -143,6 +143,37 @@ def send_message(
 
     A contact who opted out is refused; so is an address that belongs to one.
     """
+    message = compose_message(
+        tenant=tenant,
+        channel=channel,
+        template=template,
+        subject=subject,
+        html=html,
+        text=text,
+        recipient=recipient,
+        contact=contact,
+        variables=variables,
+        by=by,
+    )
+    queue_message(message, by=by)
+    return message
+
+
+def compose_message(
+    *,
+    tenant: Tenant,
+    channel: str,
+    template: str = "",
+    subject: str = "",
+    html: str = "",
+    text: str = "",
+    recipient: str = "",
+    contact: Contact | None = None,
+    variables: dict[str, Any] | None = None,
+    by: Actor = None,
+    job: Job | None = None,
+) -> Message:
+    """Render and save one `queued` message without queuing a send (its caller delivers it)."""
     address, contact = _resolve(tenant, channel, recipient, contact)
     if contact is not None and contact.opted_out:
         raise ValidationError({"contact": [f"{address} opted out of messages."]})
@@ -164,8 +195,8 @@ def send_message(
         html=rendered.html,
         text=rendered.text,
         created_by=acting_user(by),
+        job=job,
     )
-    queue_message(message, by=by)
     return message
 
 

@@ -1,0 +1,428 @@
+"""Running workflows: submit a graph, advance it as its steps' jobs end, cancel, retry.
+
+Every step is an ordinary job of its kind (same retries, limits, priorities, fairness), created
+when the step is ready and keyed `workflow:<id>:<step>`. The engine tells us a job ended through
+`jobs.signals.job_finished`; that key is how we know it is a step's, without a query.
+
+Each change to a workflow's steps happens under its row lock (taken by counting the step done),
+so concurrent step ends see each other's outcomes in order, and the one that ends the last step
+ends the workflow: its `on_end` job and the `workflow.finished` event are written in that same
+transaction, once. A step end the signal missed (its worker died between the commit and the
+signal) is found by `reconcile_workflows`.
+"""
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from rest_framework import serializers
+
+from communications.services.events import publish_event
+from jobs.errors import InvalidTransition, UnknownKind
+from jobs.kinds import get_kind
+from jobs.models import Job
+from jobs.services.jobs import cancel_job, enqueue_job, retry_job
+from tenants.models import Tenant
+from tenants.users import Actor, acting_user
+from workflows.conditions import describe, holds
+from workflows.graph import StepSpec, check_graph, has_template
+from workflows.models import Automation, Edge, Join, Workflow, WorkflowStep
+from workflows.rendering import RenderError, render_payload
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "workflow:"
+END_KIND_PAYLOAD = {"workflow_id": "", "status": ""}
+# What each edge lets through, by the parent's final status.
+EDGE_HOLDS = {
+    Edge.ON_SUCCESS: {WorkflowStep.Status.SUCCEEDED},
+    Edge.ON_FAILURE: {WorkflowStep.Status.FAILED, WorkflowStep.Status.CANCELED},
+    Edge.ALWAYS: set(WorkflowStep.ENDED),
+}
+STEP_STATUS: dict[str, str] = {
+    Job.Status.SUCCEEDED: WorkflowStep.Status.SUCCEEDED,
+    Job.Status.FAILED: WorkflowStep.Status.FAILED,
+    Job.Status.CANCELED: WorkflowStep.Status.CANCELED,
+}
+
+
+def check_on_end(on_end: Any) -> tuple[str, dict[str, Any]]:
+    """The callback kind and payload, checked as the kind will get them."""
+    if not on_end:
+        return "", {}
+    if not isinstance(on_end, dict) or not isinstance(on_end.get("kind"), str):
+        raise serializers.ValidationError({"on_end": ['Give {"kind": …, "payload": {…}}.']})
+    payload = on_end.get("payload") or {}
+    try:
+        kind = get_kind(on_end["kind"])
+        kind.validate({**payload, **END_KIND_PAYLOAD})
+    except UnknownKind as error:
+        raise serializers.ValidationError({"on_end": {"kind": [str(error)]}}) from None
+    except serializers.ValidationError as error:
+        raise serializers.ValidationError({"on_end": {"payload": error.detail}}) from None
+    return kind.name, payload
+
+
+@transaction.atomic
+def start_workflow(
+    *,
+    tenant: Tenant,
+    name: str,
+    steps: Any,
+    input: dict[str, Any] | None = None,
+    on_end: dict[str, Any] | None = None,
+    by: Actor = None,
+    automation: Automation | None = None,
+    trigger_job: Job | None = None,
+) -> Workflow:
+    """Check the whole graph, write the workflow and its steps, and start the steps that are ready.
+
+    Bad input raises a ValidationError naming the step and field; nothing is written then.
+    """
+    specs = check_graph(steps)
+    on_end_kind, on_end_payload = check_on_end(on_end)
+    if not isinstance(input or {}, dict):
+        raise serializers.ValidationError({"input": ["The input is a JSON object."]})
+    workflow = Workflow.objects.create(
+        tenant=tenant,
+        name=name,
+        input=input or {},
+        total=len(specs),
+        on_end_kind=on_end_kind,
+        on_end_payload=on_end_payload,
+        automation=automation,
+        trigger_job=trigger_job,
+        created_by=acting_user(by),
+    )
+    rows = WorkflowStep.objects.bulk_create(_rows(workflow, specs))
+    _advance(workflow, {row.name: row for row in rows}, [row for row in rows if not row.needs], by)
+    _finish_if_done(workflow)
+    logger.info("workflow=%s tenant=%s started: %s steps", workflow.pk, tenant.pk, len(specs))
+    return workflow
+
+
+def _rows(workflow: Workflow, specs: list[StepSpec]) -> list[WorkflowStep]:
+    parents = {parent for spec in specs for parent in spec.parents}
+    return [
+        WorkflowStep(
+            workflow=workflow,
+            name=spec.name,
+            position=position,
+            kind=spec.kind,
+            payload=spec.payload,
+            delay=spec.delay,
+            needs=spec.needs,
+            join=spec.join,
+            condition=spec.condition,
+            has_dependents=spec.name in parents,
+        )
+        for position, spec in enumerate(specs)
+    ]
+
+
+# --- Deciding steps -----------------------------------------------------------------------------
+
+
+def _advance(
+    workflow: Workflow, steps: dict[str, WorkflowStep], candidates: list[WorkflowStep], by: Actor
+) -> None:
+    """Run, skip or leave waiting each candidate; a step that ends here makes its children
+    candidates in turn. The caller holds the workflow's lock."""
+    queue = list(candidates)
+    ended = 0
+    data: dict[str, Any] | None = None
+    while queue:
+        step = queue.pop(0)
+        if step.status != WorkflowStep.Status.WAITING:
+            continue
+        verdict = _verdict(step, steps)
+        if verdict is None:
+            continue
+        if verdict and (step.condition or has_template(step.payload)) and data is None:
+            data = _data(workflow, steps)
+        if verdict and step.condition and not holds(step.condition, data):
+            verdict = f"its condition is false: {describe(step.condition)}"
+        if verdict is True:
+            _run(workflow, step, data, by)
+        else:
+            _settle(step, WorkflowStep.Status.SKIPPED, f"Skipped: {verdict}.")
+        if step.status in WorkflowStep.ENDED:
+            ended += 1
+            data = None  # what templates read has changed
+            queue.extend(_children(step, steps))
+    if ended:
+        Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + ended)
+        workflow.done += ended
+
+
+def _verdict(step: WorkflowStep, steps: dict[str, WorkflowStep]) -> bool | str | None:
+    """True: run it; a reason: skip it; None: wait (a parent has not ended)."""
+    outcomes = []
+    for need in step.needs:
+        parent = steps[need["step"]]
+        ended = parent.status in WorkflowStep.ENDED
+        outcomes.append((need, ended, ended and parent.status in EDGE_HOLDS[need["when"]]))
+    if step.join == Join.ANY and outcomes:
+        if any(passed for _, _, passed in outcomes):
+            return True
+        if all(ended for _, ended, _ in outcomes):
+            return "no parent's edge holds"
+        return None
+    if not all(ended for _, ended, _ in outcomes):
+        return None
+    failing = [need for need, _, passed in outcomes if not passed]
+    if failing:
+        need = failing[0]
+        return f"{need['step']} {steps[need['step']].status}, its edge is {need['when']}"
+    return True
+
+
+def _children(step: WorkflowStep, steps: dict[str, WorkflowStep]) -> list[WorkflowStep]:
+    if not step.has_dependents:
+        return []
+    return [
+        child
+        for child in steps.values()
+        if child.status == WorkflowStep.Status.WAITING
+        and any(need["step"] == step.name for need in child.needs)
+    ]
+
+
+def _data(workflow: Workflow, steps: dict[str, WorkflowStep]) -> dict[str, Any]:
+    """What templates and conditions read: `input` and each ended step's status and result."""
+    job_ids = [step.job_id for step in steps.values() if step.job_id]
+    results: dict[Any, Any] = dict(Job.objects.filter(pk__in=job_ids).values_list("pk", "result"))
+    return {
+        "input": workflow.input,
+        "steps": {
+            step.name: {"status": step.status, "result": results.get(step.job_id)}
+            for step in steps.values()
+            if step.status in WorkflowStep.ENDED
+        },
+    }
+
+
+def _run(workflow: Workflow, step: WorkflowStep, data: dict[str, Any] | None, by: Actor) -> None:
+    try:
+        payload = render_payload(step.payload, tenant=workflow.tenant, data=data or {})
+        job = enqueue_job(
+            tenant=workflow.tenant,
+            kind=step.kind,
+            payload=payload,
+            by=by,
+            delay=step.delay or None,
+            idempotency_key=f"{workflow.job_key_prefix}{step.name}",
+        )
+    except (RenderError, UnknownKind) as error:
+        _settle(step, WorkflowStep.Status.FAILED, f"Not started: {error}")
+        return
+    except serializers.ValidationError as error:
+        _settle(step, WorkflowStep.Status.FAILED, f"Not started: the payload {error.detail}")
+        return
+    step.job, step.status, step.reason = job, WorkflowStep.Status.RUNNING, ""
+    step.save(update_fields=["job", "status", "reason"])
+
+
+def _settle(step: WorkflowStep, status: str, reason: str) -> None:
+    step.status, step.reason, step.finished_at = status, reason[:500], timezone.now()
+    step.save(update_fields=["status", "reason", "finished_at"])
+
+
+# --- Hearing from the engine --------------------------------------------------------------------
+
+
+def step_job_finished(sender: Any, *, job: Job, **kwargs: Any) -> None:
+    """`job_finished` receiver: a step's job ended, so its step and the workflow move on."""
+    if not job.idempotency_key.startswith(KEY_PREFIX):
+        return
+    _, workflow_id, name = job.idempotency_key.split(":", 2)
+    record_step_end(workflow_id, name, job_id=job.pk, job_status=job.status)
+
+
+@transaction.atomic
+def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str) -> bool:
+    """Settle the step whose job ended and advance the workflow; False if already settled."""
+    status = STEP_STATUS.get(job_status)
+    if status is None:
+        return False
+    settled = WorkflowStep.objects.filter(
+        workflow_id=workflow_id, name=name, job_id=job_id, status=WorkflowStep.Status.RUNNING
+    ).update(status=status, finished_at=timezone.now())
+    if not settled:
+        return False
+    # Counting the step done takes the workflow's row lock: concurrent ends go one by one.
+    workflow = Workflow.objects.select_for_update().select_related("tenant").get(pk=workflow_id)
+    Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + 1)
+    workflow.done += 1
+    if workflow.status != Workflow.Status.RUNNING:
+        return True
+    step = WorkflowStep.objects.only("has_dependents").get(workflow_id=workflow_id, name=name)
+    if step.has_dependents:
+        steps = _steps(workflow)
+        _advance(workflow, steps, _children(steps[name], steps), None)
+    _finish_if_done(workflow)
+    return True
+
+
+def _steps(workflow: Workflow) -> dict[str, WorkflowStep]:
+    return {step.name: step for step in WorkflowStep.objects.filter(workflow=workflow)}
+
+
+def _finish_if_done(workflow: Workflow) -> None:
+    if workflow.done < workflow.total:
+        return
+    steps = _steps(workflow).values()
+    _end(workflow, _outcome(steps))
+
+
+def _outcome(steps: Iterable[WorkflowStep]) -> str:
+    """Failed if a step failed (or was canceled) and no step handles it with on_failure/always."""
+    handled = {
+        need["step"]
+        for step in steps
+        for need in step.needs
+        if need["when"] in (Edge.ON_FAILURE, Edge.ALWAYS)
+    }
+    unhandled = [
+        step.name
+        for step in steps
+        if step.status in (WorkflowStep.Status.FAILED, WorkflowStep.Status.CANCELED)
+        and step.name not in handled
+    ]
+    return Workflow.Status.FAILED if unhandled else Workflow.Status.SUCCEEDED
+
+
+def _end(workflow: Workflow, status: str) -> None:
+    """End the workflow once: the conditional update lets only the first caller through."""
+    now = timezone.now()
+    ended = Workflow.objects.filter(pk=workflow.pk, status=Workflow.Status.RUNNING).update(
+        status=status, finished_at=now
+    )
+    if not ended:
+        return
+    workflow.status, workflow.finished_at = status, now
+    if workflow.on_end_kind:
+        workflow.on_end_job = enqueue_job(
+            tenant=workflow.tenant,
+            kind=workflow.on_end_kind,
+            payload={**workflow.on_end_payload, "workflow_id": str(workflow.pk), "status": status},
+            idempotency_key=f"workflow-end:{workflow.pk}",
+        )
+        workflow.save(update_fields=["on_end_job"])
+    publish_event(workflow.tenant, "workflow.finished", {"workflow": finished_data(workflow)})
+    logger.info("workflow=%s tenant=%s %s", workflow.pk, workflow.tenant_id, status)
+
+
+def finished_data(workflow: Workflow) -> dict[str, Any]:
+    """The workflow as the `workflow.finished` event carries it."""
+    return {
+        "id": str(workflow.pk),
+        "name": workflow.name,
+        "status": workflow.status,
+        "input": workflow.input,
+        "total": workflow.total,
+        "done": workflow.done,
+        "automation": str(workflow.automation_id) if workflow.automation_id else None,
+        "created_at": workflow.created_at.isoformat(),
+        "finished_at": workflow.finished_at.isoformat() if workflow.finished_at else None,
+    }
+
+
+# --- Cancel and retry ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def cancel_workflow(workflow: Workflow, *, by: Actor = None) -> Workflow:
+    """Stop every step not yet ended and end the workflow canceled; again changes nothing."""
+    workflow = Workflow.objects.select_for_update().select_related("tenant").get(pk=workflow.pk)
+    if workflow.status == Workflow.Status.CANCELED:
+        return workflow
+    if workflow.status != Workflow.Status.RUNNING:
+        raise InvalidTransition(f"Workflow {workflow.pk} already {workflow.status}.")
+    steps = WorkflowStep.objects.filter(workflow=workflow)
+    waiting = steps.filter(status=WorkflowStep.Status.WAITING).update(
+        status=WorkflowStep.Status.CANCELED,
+        reason="The workflow was canceled.",
+        finished_at=timezone.now(),
+    )
+    Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + waiting)
+    workflow.done += waiting
+    _end(workflow, Workflow.Status.CANCELED)
+    running = Job.objects.filter(workflow_step__in=steps.filter(status="running"))
+    for job in running.filter(status__in=Job.CANCELABLE):
+        cancel_job(job, by=by)  # their steps settle as their jobs end
+    return workflow
+
+
+@transaction.atomic
+def retry_failed_steps(workflow: Workflow, *, by: Actor = None) -> Workflow:
+    """Run the failed and canceled steps again and let the graph go on from them."""
+    workflow = Workflow.objects.select_for_update().select_related("tenant").get(pk=workflow.pk)
+    if workflow.status not in (Workflow.Status.FAILED, Workflow.Status.CANCELED):
+        raise InvalidTransition(
+            f"Workflow {workflow.pk} is {workflow.status}: "
+            "only failed or canceled workflows are retried."
+        )
+    steps = {step.name: step for step in workflow.steps.select_related("job")}
+    again = [s for s in steps.values() if s.status in (s.Status.FAILED, s.Status.CANCELED)]
+    reopened = _descendants(again, steps)
+    for step in again:
+        if step.job is not None and step.job.status in Job.RETRYABLE:
+            retry_job(step.job, by=by)
+            step.status = WorkflowStep.Status.RUNNING
+        else:
+            step.status = WorkflowStep.Status.WAITING
+    for step in reopened:
+        step.status = WorkflowStep.Status.WAITING
+    changed = again + reopened
+    for step in changed:
+        step.reason, step.finished_at = "", None
+    WorkflowStep.objects.bulk_update(changed, ["status", "reason", "finished_at"])
+    workflow.status, workflow.finished_at = Workflow.Status.RUNNING, None
+    workflow.done -= len(changed)
+    workflow.save(update_fields=["status", "finished_at", "done"])
+    waiting = [step for step in changed if step.status == WorkflowStep.Status.WAITING]
+    _advance(workflow, steps, waiting, by)
+    _finish_if_done(workflow)
+    logger.info("workflow=%s retried %s steps", workflow.pk, len(again))
+    return workflow
+
+
+def _descendants(roots: list[WorkflowStep], steps: dict[str, WorkflowStep]) -> list[WorkflowStep]:
+    """Skipped or canceled steps below `roots`: they are decided again once the roots end."""
+    names = {step.name for step in roots}
+    found: list[WorkflowStep] = []
+    changed = True
+    while changed:
+        changed = False
+        for step in steps.values():
+            if step.name in names or step.status not in (
+                WorkflowStep.Status.SKIPPED,
+                WorkflowStep.Status.CANCELED,
+            ):
+                continue
+            if any(need["step"] in names for need in step.needs):
+                names.add(step.name)
+                found.append(step)
+                changed = True
+    return found
+
+
+# --- What a step's body reads -------------------------------------------------------------------
+
+
+def parent_results(job: Job) -> dict[str, Any] | None:
+    """A step's parents' results by step name (`ctx.parent_results`); None for other jobs."""
+    if not job.idempotency_key.startswith(KEY_PREFIX):
+        return None
+    _, workflow_id, name = job.idempotency_key.split(":", 2)
+    step = WorkflowStep.objects.filter(workflow_id=workflow_id, name=name).first()
+    if step is None:
+        return None
+    parents = WorkflowStep.objects.filter(
+        workflow_id=workflow_id, name__in=[need["step"] for need in step.needs]
+    )
+    return dict(parents.values_list("name", "job__result"))
