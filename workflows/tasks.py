@@ -22,7 +22,7 @@ from jobs.runtime.context import JobContext
 from tenants.models import Role
 from workflows.graph import check_graph
 from workflows.models import Workflow
-from workflows.services.running import check_on_end, start_workflow
+from workflows.services.running import check_on_end, reconcile_workflows, start_workflow
 
 
 @job_kind("workflows.wait", queue="default")
@@ -158,3 +158,9 @@ def start(
             trigger_job=ctx.job,
         )
     return {"workflow_id": str(workflow.pk)}
+
+
+@job_kind("workflows.reconcile_workflows", queue="maintenance", max_attempts=1)
+def reconcile(ctx: JobContext) -> dict[str, Any]:
+    """Settle workflow steps whose job ended unheard (built in: every minute, every tenant)."""
+    return {"settled": reconcile_workflows()}

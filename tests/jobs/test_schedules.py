@@ -424,6 +424,7 @@ def test_built_in_schedules_are_created_once_in_an_active_system_tenant():
         ("jobs.reconcile_jobs", "* * * * *", "UTC"),
         ("jobs.clean_up_jobs", "0 3 * * *", "UTC"),
         ("reports.roll_up_analytics", "0 * * * *", "UTC"),
+        ("workflows.reconcile_workflows", "* * * * *", "UTC"),
     }
     assert all(s.is_system and s.tenant == system and s.next_run_at for s in first)
 

@@ -20,7 +20,9 @@ def _committed(transactional_db: None) -> None:
 @pytest.fixture
 def start(tenant: Tenant) -> Callable[..., Workflow]:
     def submit(steps: list[dict[str, Any]], **options: Any) -> Workflow:
-        return start_workflow(tenant=tenant, name=options.pop("name", "test"), steps=steps, **options)
+        return start_workflow(
+            tenant=tenant, name=options.pop("name", "test"), steps=steps, **options
+        )
 
     return submit
 

@@ -187,7 +187,12 @@ def test_cancel_mid_run_stops_the_running_step_and_every_waiting_one(
     wait_for(lambda: WorkflowStep.objects.get(pk=slow.pk).status == "canceled")
 
     assert canceled.status == Workflow.Status.CANCELED
-    assert statuses(workflow) == {"a": "succeeded", "slow": "canceled", "b": "canceled", "c": "canceled"}
+    assert statuses(workflow) == {
+        "a": "succeeded",
+        "slow": "canceled",
+        "b": "canceled",
+        "c": "canceled",
+    }
     workflow.refresh_from_db()
     assert workflow.done == workflow.total
     assert Job.objects.get(workflow_step__pk=slow.pk).status == Job.Status.CANCELED

@@ -13,6 +13,7 @@ signal) is found by `reconcile_workflows`.
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -409,6 +410,27 @@ def _descendants(roots: list[WorkflowStep], steps: dict[str, WorkflowStep]) -> l
                 found.append(step)
                 changed = True
     return found
+
+
+# --- Steps whose end was not heard ------------------------------------------------------------
+
+
+def reconcile_workflows(*, settle_seconds: float = 30, limit: int = 1000) -> int:
+    """Settle steps still `running` whose job ended `settle_seconds` ago or more: the signal
+    never reached the workflow (its worker died between the commit and the signal). Returns how
+    many were settled; each workflow still ends once."""
+    cutoff = timezone.now() - timedelta(seconds=settle_seconds)
+    stale = WorkflowStep.objects.filter(
+        status=WorkflowStep.Status.RUNNING,
+        job__status__in=Job.FINISHED,
+        job__finished_at__lte=cutoff,
+    ).values_list("workflow_id", "name", "job_id", "job__status")
+    settled = 0
+    for workflow_id, name, job_id, job_status in stale[:limit]:
+        settled += record_step_end(workflow_id, name, job_id=job_id, job_status=job_status)
+    if settled:
+        logger.warning("reconcile_workflows: settled %s step(s) whose end was not heard", settled)
+    return settled
 
 
 # --- What a step's body reads -------------------------------------------------------------------
