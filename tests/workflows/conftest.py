@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-import tests.jobs.kinds  # noqa: F401 (registers the engine's test kinds)
+import tests.jobs.kinds
 import tests.workflows.kinds  # noqa: F401 (registers the test kinds)
 from tenants.models import Tenant
 from workflows.models import Workflow

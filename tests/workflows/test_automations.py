@@ -56,9 +56,8 @@ def test_contact_created_starts_the_welcome_automation_once_per_event(tenant, wo
     emailed = create_contact(tenant=tenant, name="Ann Lee", email="ann@example.com")
     texted = create_contact(tenant=tenant, name="Bob Ray", phone="+14155550123")
     create_contact(tenant=tenant, name="Eve", email="eve@example.com", company="Competitor")
-    event = {"contact": {"id": emailed.pk}}
-    started = AutomationStart.objects.get(workflow__input__contact__id=emailed.pk)
-    publish_event(tenant, "contact.created", started.workflow.input)  # the same event again
+    first_start = Workflow.objects.get(input__contact__id=emailed.pk)
+    publish_event(tenant, "contact.created", first_start.input)  # the same event again
 
     work_until(ended(tenant), timeout=30)
 
@@ -72,7 +71,7 @@ def test_contact_created_starts_the_welcome_automation_once_per_event(tenant, wo
     assert [m.to for m in mail.outbox] == [["ann@example.com"]]
     assert mail.outbox[0].subject == "Welcome to Acme"
     assert [entry["to"] for entry in memory_outbox()] == [texted.phone]
-    assert event["contact"]["id"] == first.input["contact"]["id"]
+    assert first == first_start
 
 
 def test_a_disabled_automation_starts_nothing(tenant, work_until):

@@ -6,10 +6,10 @@ from communications.models import WebhookDelivery
 from communications.services.webhooks import create_endpoint
 from jobs.models import Job
 from jobs.runtime.reconciler import reconcile
+from jobs.signals import job_finished
 from tests.workers import kill_machine, wait_for
 from tests.workflows.conftest import statuses
 from workflows.models import Workflow, WorkflowStep
-from jobs.signals import job_finished
 from workflows.services.running import reconcile_workflows, step_job_finished
 
 RECEIVER = "workflows.step_job_finished"
