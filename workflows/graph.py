@@ -13,8 +13,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from jobs.api.kinds import offered_kinds
 from jobs.errors import UnknownKind
-from jobs.kinds import get_kind
+from jobs.kinds import JobKind, get_kind
 from workflows.conditions import check_conditions
 from workflows.models import Edge, Join
 
@@ -160,9 +161,17 @@ def _ancestors(specs: list[StepSpec]) -> dict[str, set[str]]:
     return found
 
 
+def offered_kind(name: str) -> JobKind:
+    """The kind `name` if tenants may start it (as POST /jobs/ offers); else UnknownKind."""
+    kind = get_kind(name)
+    if kind not in offered_kinds():
+        raise UnknownKind(f"{name!r} is internal housekeeping: a workflow cannot run it.")
+    return kind
+
+
 def _check_step(spec: StepSpec, ancestors: set[str]) -> dict[str, Any]:
     try:
-        kind = get_kind(spec.kind)
+        kind = offered_kind(spec.kind)
     except UnknownKind as error:
         return {"kind": [str(error)]}
     problems: dict[str, Any] = {}

@@ -23,13 +23,12 @@ from rest_framework import serializers
 
 from communications.services.events import publish_event
 from jobs.errors import InvalidTransition, UnknownKind
-from jobs.kinds import get_kind
 from jobs.models import Job
 from jobs.services.jobs import cancel_job, enqueue_job, retry_job
 from tenants.models import Tenant
 from tenants.users import Actor, acting_user
 from workflows.conditions import describe, holds
-from workflows.graph import StepSpec, check_graph, has_template
+from workflows.graph import StepSpec, check_graph, has_template, offered_kind
 from workflows.models import Automation, Edge, Join, Workflow, WorkflowStep
 from workflows.rendering import RenderError, render_payload
 
@@ -58,7 +57,7 @@ def check_on_end(on_end: Any) -> tuple[str, dict[str, Any]]:
         raise serializers.ValidationError({"on_end": ['Give {"kind": …, "payload": {…}}.']})
     payload = on_end.get("payload") or {}
     try:
-        kind = get_kind(on_end["kind"])
+        kind = offered_kind(on_end["kind"])
         kind.validate({**payload, **END_KIND_PAYLOAD})
     except UnknownKind as error:
         raise serializers.ValidationError({"on_end": {"kind": [str(error)]}}) from None
@@ -344,17 +343,21 @@ def cancel_workflow(workflow: Workflow, *, by: Actor = None) -> Workflow:
     if workflow.status != Workflow.Status.RUNNING:
         raise InvalidTransition(f"Workflow {workflow.pk} already {workflow.status}.")
     steps = WorkflowStep.objects.filter(workflow=workflow)
-    waiting = steps.filter(status=WorkflowStep.Status.WAITING).update(
-        status=WorkflowStep.Status.CANCELED,
-        reason="The workflow was canceled.",
-        finished_at=timezone.now(),
+    stopped = {"status": WorkflowStep.Status.CANCELED, "reason": "The workflow was canceled."}
+    ended = steps.filter(status=WorkflowStep.Status.WAITING).update(
+        **stopped, finished_at=timezone.now()
     )
-    Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + waiting)
-    workflow.done += waiting
-    _end(workflow, Workflow.Status.CANCELED)
     running = Job.objects.filter(workflow_step__in=steps.filter(status="running"))
     for job in running.filter(status__in=Job.CANCELABLE):
-        cancel_job(job, by=by)  # their steps settle as their jobs end
+        # A waiting job is canceled now; a started one stops at its next checkpoint and its
+        # step settles when the engine says it ended.
+        if cancel_job(job, by=by).status == Job.Status.CANCELED:
+            ended += steps.filter(job=job, status=WorkflowStep.Status.RUNNING).update(
+                **stopped, finished_at=timezone.now()
+            )
+    Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + ended)
+    workflow.done += ended
+    _end(workflow, Workflow.Status.CANCELED)
     return workflow
 
 
@@ -383,7 +386,7 @@ def retry_failed_steps(workflow: Workflow, *, by: Actor = None) -> Workflow:
         step.reason, step.finished_at = "", None
     WorkflowStep.objects.bulk_update(changed, ["status", "reason", "finished_at"])
     workflow.status, workflow.finished_at = Workflow.Status.RUNNING, None
-    workflow.done -= len(changed)
+    workflow.done = sum(step.status in WorkflowStep.ENDED for step in steps.values())
     workflow.save(update_fields=["status", "finished_at", "done"])
     waiting = [step for step in changed if step.status == WorkflowStep.Status.WAITING]
     _advance(workflow, steps, waiting, by)
