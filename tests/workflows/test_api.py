@@ -105,7 +105,8 @@ def test_a_submitted_workflow_answers_with_its_steps_and_edges(api_client, agent
             {
                 "a": {
                     "condition": [
-                        "Check 1: op is one of eq, ne, gt, gte, lt, lte, in, not_in, contains, exists, not_exists."
+                        "Check 1: op is one of eq, ne, gt, gte, lt, lte, in, not_in, contains, "
+                        "exists, not_exists."
                     ]
                 }
             },
@@ -202,7 +203,7 @@ def test_the_workflow_list_costs_the_same_queries_for_one_or_many(
     assert response.json()["count"] == 5
 
 
-AUTOMATION = {
+AUTOMATION: dict[str, Any] = {
     "name": "Welcome",
     "event_type": "contact.created",
     "conditions": [{"field": "data.contact.company", "op": "ne", "value": "Competitor"}],
