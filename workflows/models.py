@@ -115,7 +115,10 @@ class WorkflowStep(models.Model):
     condition = models.JSONField(
         default=list, blank=True, help_text='All must hold: [{"field", "op", "value"}].'
     )
-    has_dependents = models.BooleanField(default=False)
+    dependents = models.JSONField(default=list, blank=True, help_text="The steps that need it.")
+    parents_left = models.PositiveIntegerField(
+        default=0, help_text="Parents not ended yet: counted down as they end."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.WAITING)
     reason = models.CharField(max_length=500, blank=True, help_text="Why it was skipped or failed.")
     job = models.OneToOneField(

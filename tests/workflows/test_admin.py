@@ -58,13 +58,15 @@ def test_a_workflows_page_draws_its_graph_and_refreshes_it_while_it_runs(tenant,
     html = page.content.decode()
     assert page.status_code == 200
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="workflow-graph"' in html
-    assert 'data-step="lookup"' in html and 'data-running="1"' in html
+    assert 'data-step="lookup"' in html
+    assert 'data-running="1"' in html
     assert f"/admin/jobs/job/?workflow={workflow.pk}" in html
     assert graph["Content-Type"] == "image/svg+xml"
     assert graph["X-Workflow-Running"] == "1"
     assert graph.content.decode().count('class="step step-') == 3
     assert "step-running" in graph.content.decode()
-    assert listing.status_code == 200 and "Greet" in listing.content.decode()
+    assert listing.status_code == 200
+    assert "Greet" in listing.content.decode()
 
 
 def test_a_workflow_is_submitted_from_the_admin_and_a_bad_one_is_refused(tenant, staff_agent):
@@ -152,9 +154,8 @@ def test_automations_are_defined_and_switched_by_tenant_admins(tenant, tenant_ad
         follow=True,
     )
 
-    assert (
-        bad.status_code == 200 and "a: kind: No job kind is registered as" in bad.content.decode()
-    )
+    assert bad.status_code == 200
+    assert "a: kind: No job kind is registered as" in bad.content.decode()
     assert added.status_code == 302
     assert automation.created_by == tenant_admin
     assert "Disabled 1 automation(s)." in messages_of(disabled)

@@ -11,12 +11,13 @@ transaction, once. A step end the signal missed (its worker died between the com
 signal) is found by `reconcile_workflows`.
 """
 
+import json
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework import serializers
@@ -98,14 +99,17 @@ def start_workflow(
         created_by=acting_user(by),
     )
     rows = WorkflowStep.objects.bulk_create(_rows(workflow, specs))
-    _advance(workflow, {row.name: row for row in rows}, [row for row in rows if not row.needs], by)
+    _start_ready(workflow, rows, rows, by)
     _finish_if_done(workflow)
     logger.info("workflow=%s tenant=%s started: %s steps", workflow.pk, tenant.pk, len(specs))
     return workflow
 
 
 def _rows(workflow: Workflow, specs: list[StepSpec]) -> list[WorkflowStep]:
-    parents = {parent for spec in specs for parent in spec.parents}
+    dependents: dict[str, list[str]] = {spec.name: [] for spec in specs}
+    for spec in specs:
+        for parent in spec.parents:
+            dependents[parent].append(spec.name)
     return [
         WorkflowStep(
             workflow=workflow,
@@ -117,102 +121,146 @@ def _rows(workflow: Workflow, specs: list[StepSpec]) -> list[WorkflowStep]:
             needs=spec.needs,
             join=spec.join,
             condition=spec.condition,
-            has_dependents=spec.name in parents,
+            dependents=dependents[spec.name],
+            parents_left=len(spec.needs),
         )
         for position, spec in enumerate(specs)
     ]
 
 
 # --- Deciding steps -----------------------------------------------------------------------------
+#
+# Each step counts its parents down as they end (`parents_left`), so a step's end touches only
+# its own children: a fan-in of a thousand costs one row per parent, not the whole graph. All of
+# it happens under the workflow's row lock, so the counts never race.
 
 
-def _advance(
-    workflow: Workflow, steps: dict[str, WorkflowStep], candidates: list[WorkflowStep], by: Actor
-) -> None:
-    """Run, skip or leave waiting each candidate; a step that ends here makes its children
-    candidates in turn. The caller holds the workflow's lock."""
-    queue = list(candidates)
-    ended = 0
-    data: dict[str, Any] | None = None
+def _decide(workflow: Workflow, step: WorkflowStep, verdict: bool | str, ctx: "_Pass") -> None:
+    """Run `step` (True) or skip it (a reason); an end here makes its children decide in turn."""
+    if verdict is True and step.condition and not holds(step.condition, ctx.data(workflow)):
+        verdict = f"its condition is false: {describe(step.condition)}"
+    if verdict is True:
+        _run(workflow, step, ctx)
+    else:
+        _settle(step, WorkflowStep.Status.SKIPPED, f"Skipped: {verdict}.")
+    if step.status in WorkflowStep.ENDED:
+        ctx.ended.append(step)
+
+
+class _Pass:
+    """One advance of a workflow: the steps that ended in it, and what templates read."""
+
+    def __init__(self, by: Actor) -> None:
+        self.by = by
+        self.ended: list[WorkflowStep] = []
+        self.count = 0
+        self._data: dict[str, Any] | None = None
+
+    def data(self, workflow: Workflow) -> dict[str, Any]:
+        if self._data is None:
+            self._data = _data(workflow)
+        return self._data
+
+    def changed(self) -> None:
+        self._data = None
+
+
+def _advance(workflow: Workflow, ended: list[WorkflowStep], by: Actor) -> None:
+    """Count each ended step off its children and decide those it settles; the caller holds
+    the workflow's lock and has counted `ended` done."""
+    ctx = _Pass(by)
+    queue = list(ended)
     while queue:
-        step = queue.pop(0)
-        if step.status != WorkflowStep.Status.WAITING:
+        parent = queue.pop(0)
+        if parent.dependents:
+            _count_off(workflow, parent, ctx)
+        if ctx.ended:
+            ctx.changed()
+            ctx.count += len(ctx.ended)
+            queue.extend(ctx.ended)
+            ctx.ended = []
+    _add_done(workflow, ctx.count)
+
+
+def _count_off(workflow: Workflow, parent: WorkflowStep, ctx: _Pass) -> None:
+    children = list(WorkflowStep.objects.filter(workflow=workflow, name__in=parent.dependents))
+    for child in children:
+        child.parents_left = max(0, child.parents_left - 1)
+        if child.status != WorkflowStep.Status.WAITING:
             continue
-        verdict = _verdict(step, steps)
-        if verdict is None:
-            continue
-        if verdict and (step.condition or has_template(step.payload)) and data is None:
-            data = _data(workflow, steps)
-        if verdict and step.condition and not holds(step.condition, data):
-            verdict = f"its condition is false: {describe(step.condition)}"
-        if verdict is True:
-            _run(workflow, step, data, by)
-        else:
-            _settle(step, WorkflowStep.Status.SKIPPED, f"Skipped: {verdict}.")
-        if step.status in WorkflowStep.ENDED:
-            ended += 1
-            data = None  # what templates read has changed
-            queue.extend(_children(step, steps))
-    if ended:
-        Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + ended)
-        workflow.done += ended
+        when = next(need["when"] for need in child.needs if need["step"] == parent.name)
+        passed = parent.status in EDGE_HOLDS[when]
+        if child.join == Join.ANY:
+            if passed:
+                _decide(workflow, child, True, ctx)
+            elif child.parents_left == 0:
+                _decide(workflow, child, "no parent's edge holds", ctx)
+        elif not passed:
+            _decide(workflow, child, f"{parent.name} {parent.status}, its edge is {when}", ctx)
+        elif child.parents_left == 0:
+            _decide(workflow, child, True, ctx)
+    WorkflowStep.objects.bulk_update(children, ["parents_left"])
+
+
+def _start_ready(
+    workflow: Workflow, candidates: list[WorkflowStep], steps: list[WorkflowStep], by: Actor
+) -> None:
+    """Decide the waiting candidates none of whose parents is still to end (roots, retried
+    steps); `steps` are all the workflow's."""
+    ctx = _Pass(by)
+    by_name = {step.name: step for step in steps}
+    for step in candidates:
+        if step.status == WorkflowStep.Status.WAITING and step.parents_left == 0:
+            verdict = _verdict(step, by_name)
+            if verdict is not None:
+                _decide(workflow, step, verdict, ctx)
+    ended, ctx.ended = ctx.ended, []
+    _add_done(workflow, len(ended))
+    _advance(workflow, ended, by)
+
+
+def _add_done(workflow: Workflow, count: int) -> None:
+    if count:
+        Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + count)
+        workflow.done += count
 
 
 def _verdict(step: WorkflowStep, steps: dict[str, WorkflowStep]) -> bool | str | None:
-    """True: run it; a reason: skip it; None: wait (a parent has not ended)."""
-    outcomes = []
-    for need in step.needs:
-        parent = steps[need["step"]]
-        ended = parent.status in WorkflowStep.ENDED
-        outcomes.append((need, ended, ended and parent.status in EDGE_HOLDS[need["when"]]))
+    """For a step whose parents have all ended: True to run it, else why it is skipped."""
+    outcomes = [
+        (need, steps[need["step"]].status in EDGE_HOLDS[need["when"]]) for need in step.needs
+    ]
     if step.join == Join.ANY and outcomes:
-        if any(passed for _, _, passed in outcomes):
-            return True
-        if all(ended for _, ended, _ in outcomes):
-            return "no parent's edge holds"
-        return None
-    if not all(ended for _, ended, _ in outcomes):
-        return None
-    failing = [need for need, _, passed in outcomes if not passed]
+        return True if any(passed for _, passed in outcomes) else "no parent's edge holds"
+    failing = [need for need, passed in outcomes if not passed]
     if failing:
         need = failing[0]
         return f"{need['step']} {steps[need['step']].status}, its edge is {need['when']}"
     return True
 
 
-def _children(step: WorkflowStep, steps: dict[str, WorkflowStep]) -> list[WorkflowStep]:
-    if not step.has_dependents:
-        return []
-    return [
-        child
-        for child in steps.values()
-        if child.status == WorkflowStep.Status.WAITING
-        and any(need["step"] == step.name for need in child.needs)
-    ]
-
-
-def _data(workflow: Workflow, steps: dict[str, WorkflowStep]) -> dict[str, Any]:
+def _data(workflow: Workflow) -> dict[str, Any]:
     """What templates and conditions read: `input` and each ended step's status and result."""
-    job_ids = [step.job_id for step in steps.values() if step.job_id]
-    results: dict[Any, Any] = dict(Job.objects.filter(pk__in=job_ids).values_list("pk", "result"))
+    ended = WorkflowStep.objects.filter(workflow=workflow, status__in=WorkflowStep.ENDED)
     return {
         "input": workflow.input,
         "steps": {
-            step.name: {"status": step.status, "result": results.get(step.job_id)}
-            for step in steps.values()
-            if step.status in WorkflowStep.ENDED
+            name: {"status": status, "result": result}
+            for name, status, result in ended.values_list("name", "status", "job__result")
         },
     }
 
 
-def _run(workflow: Workflow, step: WorkflowStep, data: dict[str, Any] | None, by: Actor) -> None:
+def _run(workflow: Workflow, step: WorkflowStep, ctx: _Pass) -> None:
     try:
-        payload = render_payload(step.payload, tenant=workflow.tenant, data=data or {})
+        payload = step.payload
+        if has_template(payload):
+            payload = render_payload(payload, tenant=workflow.tenant, data=ctx.data(workflow))
         job = enqueue_job(
             tenant=workflow.tenant,
             kind=step.kind,
             payload=payload,
-            by=by,
+            by=ctx.by,
             delay=step.delay or None,
             idempotency_key=f"{workflow.job_key_prefix}{step.name}",
         )
@@ -242,40 +290,62 @@ def step_job_finished(sender: Any, *, job: Job, **kwargs: Any) -> None:
     record_step_end(workflow_id, name, job_id=job.pk, job_status=job.status)
 
 
+_WORKFLOW, _STEP = Workflow._meta.db_table, WorkflowStep._meta.db_table
+
+# Locks the workflow first (every change to its steps does), then settles the step if it still
+# runs that job, and counts it done: one statement for the common case of a step without
+# dependents. No row comes back when the step was settled already (a repeated signal).
+_SETTLE_SQL = f"""
+WITH locked AS (
+    SELECT id FROM {_WORKFLOW} WHERE id = %(workflow)s FOR UPDATE
+), settled AS (
+    UPDATE {_STEP} SET status = %(status)s, finished_at = %(now)s
+    FROM locked
+    WHERE workflow_id = locked.id AND name = %(name)s AND job_id = %(job)s
+        AND status = 'running'
+    RETURNING {_STEP}.id, {_STEP}.dependents
+)
+UPDATE {_WORKFLOW} SET done = done + 1
+FROM settled
+WHERE {_WORKFLOW}.id = %(workflow)s
+RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total, settled.id, settled.dependents
+"""
+
+
 @transaction.atomic
 def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str) -> bool:
     """Settle the step whose job ended and advance the workflow; False if already settled."""
     status = STEP_STATUS.get(job_status)
     if status is None:
         return False
-    settled = WorkflowStep.objects.filter(
-        workflow_id=workflow_id, name=name, job_id=job_id, status=WorkflowStep.Status.RUNNING
-    ).update(status=status, finished_at=timezone.now())
-    if not settled:
+    params = {
+        "workflow": workflow_id,
+        "name": name,
+        "job": job_id,
+        "status": status,
+        "now": timezone.now(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SETTLE_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
         return False
-    # Counting the step done takes the workflow's row lock: concurrent ends go one by one.
-    workflow = Workflow.objects.select_for_update().select_related("tenant").get(pk=workflow_id)
-    Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + 1)
-    workflow.done += 1
-    if workflow.status != Workflow.Status.RUNNING:
+    workflow_status, done, total, step_id, dependents = row
+    if workflow_status != Workflow.Status.RUNNING or (not dependents and done < total):
         return True
-    step = WorkflowStep.objects.only("has_dependents").get(workflow_id=workflow_id, name=name)
-    if step.has_dependents:
-        steps = _steps(workflow)
-        _advance(workflow, steps, _children(steps[name], steps), None)
+    workflow = Workflow.objects.select_related("tenant").get(pk=workflow_id)
+    if dependents:
+        step = WorkflowStep(id=step_id, workflow=workflow, name=name, status=status)
+        step.dependents = json.loads(dependents) if isinstance(dependents, str) else dependents
+        _advance(workflow, [step], None)
     _finish_if_done(workflow)
     return True
-
-
-def _steps(workflow: Workflow) -> dict[str, WorkflowStep]:
-    return {step.name: step for step in WorkflowStep.objects.filter(workflow=workflow)}
 
 
 def _finish_if_done(workflow: Workflow) -> None:
     if workflow.done < workflow.total:
         return
-    steps = _steps(workflow).values()
-    _end(workflow, _outcome(steps))
+    _end(workflow, _outcome(WorkflowStep.objects.filter(workflow=workflow)))
 
 
 def _outcome(steps: Iterable[WorkflowStep]) -> str:
@@ -384,12 +454,17 @@ def retry_failed_steps(workflow: Workflow, *, by: Actor = None) -> Workflow:
     changed = again + reopened
     for step in changed:
         step.reason, step.finished_at = "", None
-    WorkflowStep.objects.bulk_update(changed, ["status", "reason", "finished_at"])
+    for step in steps.values():
+        step.parents_left = sum(
+            steps[need["step"]].status not in WorkflowStep.ENDED for need in step.needs
+        )
+    WorkflowStep.objects.bulk_update(
+        list(steps.values()), ["status", "reason", "finished_at", "parents_left"]
+    )
     workflow.status, workflow.finished_at = Workflow.Status.RUNNING, None
     workflow.done = sum(step.status in WorkflowStep.ENDED for step in steps.values())
     workflow.save(update_fields=["status", "finished_at", "done"])
-    waiting = [step for step in changed if step.status == WorkflowStep.Status.WAITING]
-    _advance(workflow, steps, waiting, by)
+    _start_ready(workflow, changed, list(steps.values()), by)
     _finish_if_done(workflow)
     logger.info("workflow=%s retried %s steps", workflow.pk, len(again))
     return workflow
