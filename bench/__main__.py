@@ -22,7 +22,7 @@ from bench.table import Figure, render
 
 ENGINE = ["enqueue", "throughput", "latency", "memory"]
 WEB = ["api", "million"]
-AREAS = ["imports", "campaigns", "reports"]
+AREAS = ["imports", "campaigns", "reports", "workflows"]
 ON_REQUEST = ["cleanup"]  # minutes of its own: only with --only cleanup
 NAMES = ENGINE + WEB + AREAS + ON_REQUEST
 
@@ -108,6 +108,7 @@ AREA_DATABASES = {
     "reports": "conveyor_reports_bench",
     "cleanup": "conveyor_cleanup_bench",
     "campaigns": None,
+    "workflows": None,
 }
 
 

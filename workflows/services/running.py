@@ -25,7 +25,7 @@ from rest_framework import serializers
 from communications.services.events import publish_event
 from jobs.errors import InvalidTransition, UnknownKind
 from jobs.models import Job
-from jobs.services.jobs import cancel_job, enqueue_job, retry_job
+from jobs.services.jobs import cancel_job, enqueue_job, enqueue_jobs, retry_job
 from tenants.models import Tenant
 from tenants.users import Actor, acting_user
 from workflows.conditions import describe, holds
@@ -132,74 +132,87 @@ def _rows(workflow: Workflow, specs: list[StepSpec]) -> list[WorkflowStep]:
 #
 # Each step counts its parents down as they end (`parents_left`), so a step's end touches only
 # its own children: a fan-in of a thousand costs one row per parent, not the whole graph. All of
-# it happens under the workflow's row lock, so the counts never race.
-
-
-def _decide(workflow: Workflow, step: WorkflowStep, verdict: bool | str, ctx: "_Pass") -> None:
-    """Run `step` (True) or skip it (a reason); an end here makes its children decide in turn."""
-    if verdict is True and step.condition and not holds(step.condition, ctx.data(workflow)):
-        verdict = f"its condition is false: {describe(step.condition)}"
-    if verdict is True:
-        _run(workflow, step, ctx)
-    else:
-        _settle(step, WorkflowStep.Status.SKIPPED, f"Skipped: {verdict}.")
-    if step.status in WorkflowStep.ENDED:
-        ctx.ended.append(step)
+# it happens under the workflow's row lock, so the counts never race. The steps a pass decides
+# to run are enqueued together, one COPY per kind and delay.
 
 
 class _Pass:
-    """One advance of a workflow: the steps that ended in it, and what templates read."""
+    """One advance of a workflow: steps to run, steps that ended, what templates read."""
 
-    def __init__(self, by: Actor) -> None:
+    def __init__(self, workflow: Workflow, by: Actor) -> None:
+        self.workflow = workflow
         self.by = by
+        self.to_run: list[WorkflowStep] = []
         self.ended: list[WorkflowStep] = []
-        self.count = 0
         self._data: dict[str, Any] | None = None
 
-    def data(self, workflow: Workflow) -> dict[str, Any]:
+    def data(self) -> dict[str, Any]:
+        """`input` and each ended step's status and result (read once per pass)."""
         if self._data is None:
-            self._data = _data(workflow)
+            ended = WorkflowStep.objects.filter(
+                workflow=self.workflow, status__in=WorkflowStep.ENDED
+            )
+            rows = ended.values_list("name", "status", "job__result")
+            self._data = {
+                "input": self.workflow.input,
+                "steps": {name: {"status": st, "result": result} for name, st, result in rows},
+            }
         return self._data
 
-    def changed(self) -> None:
-        self._data = None
+    def decide(self, step: WorkflowStep, verdict: bool | str) -> None:
+        """Run `step` (True, if its condition holds) or skip it (a reason)."""
+        if verdict is True and step.condition and not holds(step.condition, self.data()):
+            verdict = f"its condition is false: {describe(step.condition)}"
+        if verdict is True:
+            self.to_run.append(step)
+        else:
+            _settle(step, WorkflowStep.Status.SKIPPED, f"Skipped: {verdict}.")
+            self.ended.append(step)
 
 
 def _advance(workflow: Workflow, ended: list[WorkflowStep], by: Actor) -> None:
-    """Count each ended step off its children and decide those it settles; the caller holds
-    the workflow's lock and has counted `ended` done."""
-    ctx = _Pass(by)
-    queue = list(ended)
-    while queue:
-        parent = queue.pop(0)
-        if parent.dependents:
-            _count_off(workflow, parent, ctx)
+    """Count each ended step off its children, run or skip those it settles, and go on with
+    the steps that end here; the caller holds the workflow's lock and counted `ended` done."""
+    ctx = _Pass(workflow, by)
+    queue = [step for step in ended if step.dependents]
+    while queue or ctx.to_run:
+        if queue:
+            _count_off(queue.pop(0), ctx)
+        else:
+            _run(ctx)
         if ctx.ended:
-            ctx.changed()
-            ctx.count += len(ctx.ended)
-            queue.extend(ctx.ended)
-            ctx.ended = []
-    _add_done(workflow, ctx.count)
+            _add_done(workflow, len(ctx.ended))
+            queue += [step for step in ctx.ended if step.dependents]
+            ctx.ended, ctx._data = [], None
 
 
-def _count_off(workflow: Workflow, parent: WorkflowStep, ctx: _Pass) -> None:
-    children = list(WorkflowStep.objects.filter(workflow=workflow, name__in=parent.dependents))
-    for child in children:
-        child.parents_left = max(0, child.parents_left - 1)
-        if child.status != WorkflowStep.Status.WAITING:
+_COUNT_OFF_SQL = f"""
+UPDATE {WorkflowStep._meta.db_table} SET parents_left = GREATEST(parents_left - 1, 0)
+WHERE workflow_id = %(workflow)s AND name = ANY(%(names)s)
+RETURNING id, status, "join", needs, parents_left
+"""
+
+
+def _count_off(parent: WorkflowStep, ctx: _Pass) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_OFF_SQL, {"workflow": ctx.workflow.pk, "names": parent.dependents})
+        children = cursor.fetchall()
+    verdicts: dict[int, bool | str] = {}
+    for child_id, status, join, raw_needs, left in children:
+        if status != WorkflowStep.Status.WAITING:
             continue
-        when = next(need["when"] for need in child.needs if need["step"] == parent.name)
+        needs = _json(raw_needs)
+        when = next(need["when"] for need in needs if need["step"] == parent.name)
         passed = parent.status in EDGE_HOLDS[when]
-        if child.join == Join.ANY:
-            if passed:
-                _decide(workflow, child, True, ctx)
-            elif child.parents_left == 0:
-                _decide(workflow, child, "no parent's edge holds", ctx)
-        elif not passed:
-            _decide(workflow, child, f"{parent.name} {parent.status}, its edge is {when}", ctx)
-        elif child.parents_left == 0:
-            _decide(workflow, child, True, ctx)
-    WorkflowStep.objects.bulk_update(children, ["parents_left"])
+        if join == Join.ANY and (passed or left == 0):
+            verdicts[child_id] = True if passed else "no parent's edge holds"
+        elif join == Join.ALL and not passed:
+            verdicts[child_id] = f"{parent.name} {parent.status}, its edge is {when}"
+        elif join == Join.ALL and left == 0:
+            verdicts[child_id] = True
+    if verdicts:
+        for child in WorkflowStep.objects.filter(pk__in=verdicts).order_by("position"):
+            ctx.decide(child, verdicts[child.pk])
 
 
 def _start_ready(
@@ -207,13 +220,12 @@ def _start_ready(
 ) -> None:
     """Decide the waiting candidates none of whose parents is still to end (roots, retried
     steps); `steps` are all the workflow's."""
-    ctx = _Pass(by)
+    ctx = _Pass(workflow, by)
     by_name = {step.name: step for step in steps}
     for step in candidates:
         if step.status == WorkflowStep.Status.WAITING and step.parents_left == 0:
-            verdict = _verdict(step, by_name)
-            if verdict is not None:
-                _decide(workflow, step, verdict, ctx)
+            ctx.decide(step, _verdict(step, by_name))
+    _run(ctx)
     ended, ctx.ended = ctx.ended, []
     _add_done(workflow, len(ended))
     _advance(workflow, ended, by)
@@ -225,7 +237,7 @@ def _add_done(workflow: Workflow, count: int) -> None:
         workflow.done += count
 
 
-def _verdict(step: WorkflowStep, steps: dict[str, WorkflowStep]) -> bool | str | None:
+def _verdict(step: WorkflowStep, steps: dict[str, WorkflowStep]) -> bool | str:
     """For a step whose parents have all ended: True to run it, else why it is skipped."""
     outcomes = [
         (need, steps[need["step"]].status in EDGE_HOLDS[need["when"]]) for need in step.needs
@@ -239,39 +251,51 @@ def _verdict(step: WorkflowStep, steps: dict[str, WorkflowStep]) -> bool | str |
     return True
 
 
-def _data(workflow: Workflow) -> dict[str, Any]:
-    """What templates and conditions read: `input` and each ended step's status and result."""
-    ended = WorkflowStep.objects.filter(workflow=workflow, status__in=WorkflowStep.ENDED)
-    return {
-        "input": workflow.input,
-        "steps": {
-            name: {"status": status, "result": result}
-            for name, status, result in ended.values_list("name", "status", "job__result")
-        },
-    }
-
-
-def _run(workflow: Workflow, step: WorkflowStep, ctx: _Pass) -> None:
-    try:
-        payload = step.payload
-        if has_template(payload):
-            payload = render_payload(payload, tenant=workflow.tenant, data=ctx.data(workflow))
-        job = enqueue_job(
-            tenant=workflow.tenant,
-            kind=step.kind,
-            payload=payload,
+def _run(ctx: _Pass) -> None:
+    """Enqueue the pass's steps to run, one COPY per kind and delay; a step whose payload does
+    not render or validate fails without a job."""
+    steps, ctx.to_run = ctx.to_run, []
+    groups: dict[tuple[str, int], list[tuple[WorkflowStep, dict[str, Any]]]] = {}
+    for step in steps:
+        try:
+            payload = step.payload
+            if has_template(payload):
+                payload = render_payload(payload, tenant=ctx.workflow.tenant, data=ctx.data())
+            payload = offered_kind(step.kind).validate(payload)
+        except (RenderError, UnknownKind) as error:
+            _fail_unstarted(step, str(error), ctx)
+        except serializers.ValidationError as error:
+            _fail_unstarted(step, f"the payload {error.detail}", ctx)
+        else:
+            groups.setdefault((step.kind, step.delay), []).append((step, payload))
+    for (kind, delay), members in groups.items():
+        jobs = enqueue_jobs(
+            tenant=ctx.workflow.tenant,
+            kind=kind,
+            payloads=[payload for _, payload in members],
             by=ctx.by,
-            delay=step.delay or None,
-            idempotency_key=f"{workflow.job_key_prefix}{step.name}",
+            delay=delay or None,
+            idempotency_keys=[f"{ctx.workflow.job_key_prefix}{step.name}" for step, _ in members],
         )
-    except (RenderError, UnknownKind) as error:
-        _settle(step, WorkflowStep.Status.FAILED, f"Not started: {error}")
-        return
-    except serializers.ValidationError as error:
-        _settle(step, WorkflowStep.Status.FAILED, f"Not started: the payload {error.detail}")
-        return
-    step.job, step.status, step.reason = job, WorkflowStep.Status.RUNNING, ""
-    step.save(update_fields=["job", "status", "reason"])
+        for (step, _), job in zip(members, jobs, strict=True):
+            step.job, step.status, step.reason = job, WorkflowStep.Status.RUNNING, ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RUNNING_SQL,
+                {"ids": [step.pk for step, _ in members], "jobs": [job.pk for job in jobs]},
+            )
+
+
+_RUNNING_SQL = f"""
+UPDATE {WorkflowStep._meta.db_table} AS step SET status = 'running', reason = '', job_id = ran.job
+FROM unnest(%(ids)s::bigint[], %(jobs)s::uuid[]) AS ran (id, job)
+WHERE step.id = ran.id
+"""
+
+
+def _fail_unstarted(step: WorkflowStep, why: str, ctx: _Pass) -> None:
+    _settle(step, WorkflowStep.Status.FAILED, f"Not started: {why}")
+    ctx.ended.append(step)
 
 
 def _settle(step: WorkflowStep, status: str, reason: str) -> None:
@@ -292,53 +316,68 @@ def step_job_finished(sender: Any, *, job: Job, **kwargs: Any) -> None:
 
 _WORKFLOW, _STEP = Workflow._meta.db_table, WorkflowStep._meta.db_table
 
-# Locks the workflow first (every change to its steps does), then settles the step if it still
-# runs that job, and counts it done: one statement for the common case of a step without
-# dependents. No row comes back when the step was settled already (a repeated signal).
+# Commits without waiting for the WAL flush, as the runner's bookkeeping does: a database crash
+# may forget a step's end, which `reconcile_workflows` then settles again.
+_NO_FSYNC = "settings AS (SELECT set_config('synchronous_commit', 'off', true))"
+
+# Locks the workflow (every change to its steps does), settles the step if it still runs that
+# job, and counts it done. `%(quiet)s` (a step without dependents that is not the last) lets
+# the statement stand alone as its own transaction: nothing else has to change with it.
 _SETTLE_SQL = f"""
-WITH locked AS (
-    SELECT id FROM {_WORKFLOW} WHERE id = %(workflow)s FOR UPDATE
+WITH {_NO_FSYNC}, locked AS (
+    SELECT id FROM {_WORKFLOW}
+    WHERE id = %(workflow)s AND (NOT %(quiet)s OR (status = 'running' AND done + 1 < total))
+    FOR UPDATE
 ), settled AS (
     UPDATE {_STEP} SET status = %(status)s, finished_at = %(now)s
     FROM locked
     WHERE workflow_id = locked.id AND name = %(name)s AND job_id = %(job)s
-        AND status = 'running'
+        AND status = 'running' AND (NOT %(quiet)s OR dependents = '[]'::jsonb)
     RETURNING {_STEP}.id, {_STEP}.dependents
 )
 UPDATE {_WORKFLOW} SET done = done + 1
-FROM settled
+FROM settled, settings
 WHERE {_WORKFLOW}.id = %(workflow)s
 RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total, settled.id, settled.dependents
 """
 
 
-@transaction.atomic
+def _json(value: Any) -> Any:
+    """A jsonb column read by a raw statement (Django's cursor hands it over as text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _settle_sql(params: dict[str, Any], *, quiet: bool) -> Any:
+    with connection.cursor() as cursor:
+        cursor.execute(_SETTLE_SQL, {**params, "quiet": quiet})
+        return cursor.fetchone()
+
+
 def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str) -> bool:
-    """Settle the step whose job ended and advance the workflow; False if already settled."""
+    """Settle the step whose job ended and advance the workflow; False if already settled.
+
+    Most ends (no dependents, not the last step) are one statement; the others lock the
+    workflow in a transaction that also decides the children and, at the last, ends it.
+    """
     status = STEP_STATUS.get(job_status)
     if status is None:
         return False
-    params = {
-        "workflow": workflow_id,
-        "name": name,
-        "job": job_id,
-        "status": status,
-        "now": timezone.now(),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_SETTLE_SQL, params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    workflow_status, done, total, step_id, dependents = row
-    if workflow_status != Workflow.Status.RUNNING or (not dependents and done < total):
+    params = {"workflow": workflow_id, "name": name, "job": job_id, "status": status}
+    params["now"] = timezone.now()
+    if _settle_sql(params, quiet=True) is not None:
         return True
-    workflow = Workflow.objects.select_related("tenant").get(pk=workflow_id)
-    if dependents:
+    with transaction.atomic():
+        row = _settle_sql(params, quiet=False)
+        if row is None:
+            return False
+        workflow_status, _, _, step_id, dependents = row
+        if workflow_status != Workflow.Status.RUNNING:
+            return True
+        workflow = Workflow.objects.select_related("tenant").get(pk=workflow_id)
         step = WorkflowStep(id=step_id, workflow=workflow, name=name, status=status)
-        step.dependents = json.loads(dependents) if isinstance(dependents, str) else dependents
+        step.dependents = _json(dependents)
         _advance(workflow, [step], None)
-    _finish_if_done(workflow)
+        _finish_if_done(workflow)
     return True
 
 
@@ -447,6 +486,8 @@ def retry_failed_steps(workflow: Workflow, *, by: Actor = None) -> Workflow:
         if step.job is not None and step.job.status in Job.RETRYABLE:
             retry_job(step.job, by=by)
             step.status = WorkflowStep.Status.RUNNING
+        elif step.job is not None and step.job.status in Job.ACTIVE:
+            step.status = WorkflowStep.Status.RUNNING  # its end is still to come
         else:
             step.status = WorkflowStep.Status.WAITING
     for step in reopened:
