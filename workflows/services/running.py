@@ -140,11 +140,15 @@ class _Pass:
     """One advance of a workflow: steps to run, steps that ended, what templates read."""
 
     def __init__(self, workflow: Workflow, by: Actor) -> None:
-        self.workflow = workflow
+        self._workflow = workflow
         self.by = by
         self.to_run: list[WorkflowStep] = []
         self.ended: list[WorkflowStep] = []
         self._data: dict[str, Any] | None = None
+
+    @property
+    def workflow(self) -> Workflow:
+        return _loaded(self._workflow)
 
     def data(self) -> dict[str, Any]:
         """`input` and each ended step's status and result (read once per pass)."""
@@ -195,7 +199,7 @@ RETURNING id, status, "join", needs, parents_left
 
 def _count_off(parent: WorkflowStep, ctx: _Pass) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(_COUNT_OFF_SQL, {"workflow": ctx.workflow.pk, "names": parent.dependents})
+        cursor.execute(_COUNT_OFF_SQL, {"workflow": parent.workflow_id, "names": parent.dependents})
         children = cursor.fetchall()
     verdicts: dict[int, bool | str] = {}
     for child_id, status, join, raw_needs, left in children:
@@ -370,10 +374,12 @@ def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str
         row = _settle_sql(params, quiet=False)
         if row is None:
             return False
-        workflow_status, _, _, step_id, dependents = row
+        workflow_status, done, total, step_id, dependents = row
         if workflow_status != Workflow.Status.RUNNING:
             return True
-        workflow = Workflow.objects.select_related("tenant").get(pk=workflow_id)
+        # Read in full only if a child is decided or the workflow ends (see _loaded).
+        workflow = Workflow(id=workflow_id, status=workflow_status, done=done, total=total)
+        workflow._state.adding = False
         step = WorkflowStep(id=step_id, workflow=workflow, name=name, status=status)
         step.dependents = _json(dependents)
         _advance(workflow, [step], None)
@@ -381,9 +387,17 @@ def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str
     return True
 
 
+def _loaded(workflow: Workflow) -> Workflow:
+    """`workflow` with every field: a stub of id and counts is read now."""
+    if workflow.tenant_id is None:
+        workflow.refresh_from_db()
+    return workflow
+
+
 def _finish_if_done(workflow: Workflow) -> None:
     if workflow.done < workflow.total:
         return
+    _loaded(workflow)
     _end(workflow, _outcome(WorkflowStep.objects.filter(workflow=workflow)))
 
 
@@ -420,7 +434,7 @@ def _end(workflow: Workflow, status: str) -> None:
             payload={**workflow.on_end_payload, "workflow_id": str(workflow.pk), "status": status},
             idempotency_key=f"workflow-end:{workflow.pk}",
         )
-        workflow.save(update_fields=["on_end_job"])
+        Workflow.objects.filter(pk=workflow.pk).update(on_end_job=workflow.on_end_job)
     publish_event(workflow.tenant, "workflow.finished", {"workflow": finished_data(workflow)})
     logger.info("workflow=%s tenant=%s %s", workflow.pk, workflow.tenant_id, status)
 
