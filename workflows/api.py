@@ -83,6 +83,9 @@ class WorkflowInput(serializers.Serializer):
 
 
 class StepOutput(serializers.ModelSerializer):
+    status = serializers.CharField(
+        help_text="waiting, running, succeeded, failed, canceled or skipped."
+    )
     job = serializers.UUIDField(source="job_id", allow_null=True)
     job_status = serializers.SerializerMethodField()
     attempt = serializers.SerializerMethodField()
@@ -127,6 +130,7 @@ class StepOutput(serializers.ModelSerializer):
 
 
 class WorkflowOutput(serializers.ModelSerializer):
+    status = serializers.CharField(help_text="running, succeeded, failed or canceled.")
     automation = serializers.UUIDField(source="automation_id", allow_null=True)
     on_end_job = serializers.UUIDField(source="on_end_job_id", allow_null=True)
     progress = serializers.SerializerMethodField(help_text="Steps ended, as a percentage.")
