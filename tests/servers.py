@@ -42,7 +42,8 @@ def redis_server(
     port: int, *, bind: str = "127.0.0.1", options: Sequence[str] = ()
 ) -> Iterator[subprocess.Popen]:
     """A throwaway, empty redis-server on `port`, stopped on leaving the block."""
-    command = ["redis-server", "--port", str(port), "--bind", bind, "--save", ""]
+    folder = tempfile.mkdtemp(prefix="conveyor-test-redis-")  # a replica's copy lands here
+    command = ["redis-server", "--port", str(port), "--bind", bind, "--save", "", "--dir", folder]
     command += ["--appendonly", "no", "--protected-mode", "no", *options]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -52,6 +53,7 @@ def redis_server(
         if server.poll() is None:
             server.terminate()
             server.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _postgres_bin() -> Path | None:
