@@ -57,6 +57,8 @@ RECENT_LOGS = 20
 MAX_DELAY = 366 * 24 * 3600
 MAX_BULK_IDS = 1000
 MAX_BULK_ENQUEUE = 1000
+MAX_WINDOW = 30 * 24 * 3600
+WINDOWS = ("unique_for", "debounce", "throttle")
 
 
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -283,6 +285,25 @@ class JobListView(generics.ListAPIView):
             default=list,
             help_text="Ids of this tenant's jobs that must succeed first.",
         )
+        unique_for = serializers.IntegerField(
+            min_value=1,
+            max_value=MAX_WINDOW,
+            required=False,
+            help_text="Seconds: the key's job created within them is returned, even finished.",
+        )
+        debounce = serializers.IntegerField(
+            min_value=1,
+            max_value=MAX_WINDOW,
+            required=False,
+            help_text="Seconds to wait; an enqueue with the key meanwhile replaces the payload "
+            "and starts the wait again.",
+        )
+        throttle = serializers.IntegerField(
+            min_value=1,
+            max_value=MAX_WINDOW,
+            required=False,
+            help_text="Seconds: one job with the key per window; later ones answer 429.",
+        )
 
         def validate_kind(self, name: str) -> JobKind:
             try:
@@ -309,6 +330,9 @@ class JobListView(generics.ListAPIView):
         def validate(self, data: dict[str, Any]) -> dict[str, Any]:
             if "delay" in data and "run_at" in data:
                 raise ValidationError({"run_at": ["Give either delay or run_at, not both."]})
+            for window in WINDOWS:
+                if window in data:
+                    data[window] = timedelta(seconds=data[window])
             data["idempotency_key"] = self._idempotency_key(data.get("idempotency_key", ""))
             data["payload"] = _validated_payload(data["kind"], data["payload"])
             return data
