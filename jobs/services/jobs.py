@@ -69,14 +69,18 @@ def _build_job(
         raise serializers.ValidationError(
             {"priority": [f"Choose one of {', '.join(Priority.values)}."]}
         )
+    queue = check_queue(queue or kind.queue)
+    # The call's own choice, else the tenant's for the queue, else the kind's, else the queue's.
     return Job(
         tenant=tenant,
         kind=kind.name,
-        queue=check_queue(queue or kind.queue),
+        queue=queue,
         priority=priority,
         payload=kind.validate(payload),
-        timeout=timeout or kind.default_timeout,
-        max_attempts=max_attempts or kind.default_max_attempts,
+        timeout=timeout or tenant.queue_default(queue, "timeout") or kind.default_timeout,
+        max_attempts=max_attempts
+        or tenant.queue_default(queue, "max_attempts")
+        or kind.default_max_attempts,
         idempotency_key=idempotency_key,
         scheduled_at=run_at,
         created_by=acting_user(by),

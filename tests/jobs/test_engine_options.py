@@ -5,7 +5,8 @@ import random
 from datetime import timedelta
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -14,6 +15,7 @@ from jobs.kinds import EXPONENTIAL, JITTERED, JobKind, job_kind
 from jobs.models import Job, JobLog
 from jobs.runtime.runner import backoff
 from jobs.services.jobs import enqueue_job
+from tenants.models import Tenant
 from tests.workers import status_of
 
 JOBS = "/api/v1/jobs/"
@@ -147,6 +149,8 @@ def test_debounce_keeps_one_waiting_job_with_the_last_payload_and_runs_it_once(t
     assert second.pk == first.pk
     waiting = Job.objects.get(pk=first.pk)
     assert (waiting.status, waiting.payload) == (Job.Status.SCHEDULED, {"n": 2})
+    assert due is not None
+    assert waiting.scheduled_at is not None
     assert waiting.scheduled_at > due
     work_until(lambda: status_of(first) == Job.Status.SUCCEEDED, timeout=20)
     assert Job.objects.count() == 1
@@ -189,3 +193,42 @@ def test_the_api_refuses_a_window_without_a_key(api_client, agent):
 
     assert response.status_code == 400
     assert "idempotency_key" in response.json()
+
+
+# --- A tenant's own queue defaults -------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_tenants_queue_defaults_beat_the_kind_and_queue_and_the_call_beats_both(tenant):
+    tenant.queue_defaults = {"default": {"timeout": 900, "max_attempts": 7}}
+    tenant.full_clean()
+    tenant.save()
+
+    own = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
+    chosen = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, timeout=5, max_attempts=1)
+    elsewhere = enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
+
+    assert (own.timeout, own.max_attempts) == (900, 7)
+    assert (chosen.timeout, chosen.max_attempts) == (5, 1)
+    email = settings.CONVEYOR_QUEUES["email"]
+    assert (elsewhere.timeout, elsewhere.max_attempts) == (email["timeout"], email["max_attempts"])
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("reports", "Queue defaults are an object"),
+        ({"nowhere": {"timeout": 5}}, "nowhere: there is no such queue"),
+        ({"default": {}}, "default: give timeout and/or max_attempts"),
+        ({"default": {"retries": 2}}, "'retries' is not timeout or max_attempts"),
+        ({"default": {"timeout": 0}}, "default.timeout: a whole number from 1 to 86400"),
+        ({"default": {"max_attempts": "3"}}, "default.max_attempts: a whole number from 1 to 100"),
+    ],
+)
+def test_bad_queue_defaults_are_refused_with_the_reason(value, message):
+    tenant = Tenant(name="Acme", slug="acme", queue_defaults=value)
+
+    with pytest.raises(ValidationError) as refused:
+        tenant.full_clean()
+
+    assert message in str(refused.value)
