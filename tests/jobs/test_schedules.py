@@ -14,6 +14,7 @@ from rest_framework.exceptions import ValidationError
 
 from jobs.models import Job, Priority, Schedule
 from jobs.services.schedules import (
+    SYSTEM_SCHEDULES,
     SYSTEM_TENANT_SLUG,
     ScheduleError,
     create_schedule,
@@ -451,4 +452,4 @@ def test_the_run_scheduler_command_runs_one_tick_with_once(tenant):
 
     assert out.getvalue().strip() == "enqueued 1 job(s)"
     assert Job.objects.get().schedule == schedule
-    assert Schedule.objects.filter(is_system=True).count() == 3
+    assert Schedule.objects.filter(is_system=True).count() == len(SYSTEM_SCHEDULES)

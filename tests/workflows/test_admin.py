@@ -172,3 +172,17 @@ def test_an_agent_cannot_define_automations(tenant, staff_agent):
 
     assert client.get(url("automation", "changelist")).status_code == 200
     assert client.get(url("automation", "add")).status_code == 403
+
+
+def test_the_job_list_filters_by_workflow(tenant, staff_agent):
+    mine = start_workflow(tenant=tenant, name="Mine", steps=STEPS)
+    start_workflow(tenant=tenant, name="Other", steps=STEPS)
+    lookup = mine.steps.get(name="lookup").job
+    client = client_for(staff_agent)
+
+    listed = client.get(reverse("admin:jobs_job_changelist"), {"workflow": str(mine.pk)})
+    bad = client.get(reverse("admin:jobs_job_changelist"), {"workflow": "nope"})
+
+    assert listed.status_code == 200
+    assert list(listed.context["cl"].result_list) == [lookup]
+    assert list(bad.context["cl"].result_list) == []
