@@ -13,6 +13,7 @@ signal) is found by `reconcile_workflows`.
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -346,6 +347,25 @@ RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total, settled.id, s
 """
 
 
+# Which steps of a workflow have dependents, per worker process: a graph never changes once
+# submitted, so one read per workflow spares every end of a parent the statement that would
+# find it cannot stand alone.
+_WITH_DEPENDENTS: OrderedDict[str, frozenset[str]] = OrderedDict()
+_WITH_DEPENDENTS_KEPT = 256
+
+
+def _steps_with_dependents(workflow_id: Any) -> frozenset[str]:
+    key = str(workflow_id)
+    found = _WITH_DEPENDENTS.get(key)
+    if found is None:
+        parents = WorkflowStep.objects.filter(workflow_id=workflow_id).exclude(dependents=[])
+        found = frozenset(parents.values_list("name", flat=True))
+        _WITH_DEPENDENTS[key] = found
+        if len(_WITH_DEPENDENTS) > _WITH_DEPENDENTS_KEPT:
+            _WITH_DEPENDENTS.popitem(last=False)
+    return found
+
+
 def _json(value: Any) -> Any:
     """A jsonb column read by a raw statement (Django's cursor hands it over as text)."""
     return json.loads(value) if isinstance(value, str) else value
@@ -368,7 +388,8 @@ def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str
         return False
     params = {"workflow": workflow_id, "name": name, "job": job_id, "status": status}
     params["now"] = timezone.now()
-    if _settle_sql(params, quiet=True) is not None:
+    quiet = name not in _steps_with_dependents(workflow_id)
+    if quiet and _settle_sql(params, quiet=True) is not None:
         return True
     with transaction.atomic():
         row = _settle_sql(params, quiet=False)
