@@ -94,9 +94,12 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
         grace: int = 10,
         heartbeat: int = 10,
         heartbeat_grace: int = 30,
+        concurrency: int | None = None,
+        scheduler: bool = True,
     ) -> subprocess.Popen:
         command = [sys.executable, "manage.py", "rqworker", *queues, "--worker-class", worker_class]
-        command += ["--with-scheduler"]
+        command += ["--with-scheduler"] if scheduler else []
+        command += ["--concurrency", str(concurrency)] if concurrency else []
         env = {
             **_worker_env(),
             "CONVEYOR_SHUTDOWN_GRACE": str(grace),
