@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import pytest
 from django.db import connection
 
 from jobs.models import Job, JobLog
@@ -178,19 +179,25 @@ def test_kill_9_of_a_process_running_several_jobs_ends_each_exactly_once(tenant,
     assert sorted(rescued_logs.values_list("job_id", flat=True)) == sorted(j.pk for j in jobs)
 
 
-def test_thousands_of_jobs_leak_no_database_connection(tenant, worker_process):
-    jobs = enqueue_jobs(tenant=tenant, kind="tests.wait", payloads=[{"seconds": 0}] * 3000)
-    process = worker_process("default", worker_class=CONCURRENT, concurrency=10)
+@pytest.mark.parametrize(
+    ("pool", "count", "most"),
+    [(0, 3000, 10 + 1), (4, 1000, 4)],
+    ids=["a connection per slot", "a pool of four"],
+)
+def test_thousands_of_jobs_leak_no_database_connection(tenant, worker_process, pool, count, most):
+    jobs = enqueue_jobs(tenant=tenant, kind="tests.wait", payloads=[{"seconds": 0}] * count)
+    environ = {"DATABASE_POOL_SIZE": str(pool)}
+    worker_process("default", worker_class=CONCURRENT, concurrency=10, env=environ)
     seen: list[int] = []
 
     def done() -> bool:
-        seen.append(_connections_of(process.pid))
+        seen.append(_worker_connections())
         return not Job.objects.filter(status__in=Job.ACTIVE).exists()
 
     wait_for(done, timeout=120, every=0.2)
 
     assert _all(jobs, Job.Status.SUCCEEDED)
-    assert 1 < max(seen) <= 10 + 1  # a connection per slot and one for the main thread
+    assert 1 < max(seen) <= most  # one per slot (and the main thread's), or the pool's
 
 
 def _rescued(jobs: list[Job]) -> bool:
@@ -200,7 +207,7 @@ def _rescued(jobs: list[Job]) -> bool:
     ).exists()
 
 
-def _connections_of(pid: int) -> int:
+def _worker_connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
