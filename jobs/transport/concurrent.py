@@ -143,6 +143,10 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
         self._finished: list[bookkeeping.Finished] = []
         self._changed = threading.Condition()
         self._rq_lock = threading.RLock()  # RQ's handlers change the worker's own state
+        # Without a pool each slot keeps its own connection, as FastWorker keeps its one.
+        self._pooled = any(
+            "pool" in db_settings.get("OPTIONS", {}) for db_settings in settings.DATABASES.values()
+        )
 
     def work(
         self,
@@ -348,7 +352,8 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
             return self._bookkeeper.finished(taken, result_ttl=ttl)
         finally:
             self.executions.pop(execution.id, None)
-            db.close_old_connections()  # back to the pool, or kept as CONN_MAX_AGE says
+            if self._pooled:
+                db.connections.close_all()  # back to the pool for another thread
 
     def _run_interruptibly(
         self, slot: Slot, args: tuple[Any, ...], kwargs: dict[str, Any]
