@@ -8,6 +8,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 
 from jobs.models import Job, JobLog
 from jobs.runtime.reconciler import reconcile
@@ -16,6 +17,7 @@ from jobs.services.queues import pause_queue, resume_queue
 from jobs.transport import queueing
 from jobs.transport.concurrent import queue_concurrency
 from tenants.models import Tenant
+from tests.factories import UserFactory
 from tests.jobs.conftest import status_of, wait_for
 
 CONCURRENT = "jobs.runtime.worker.ConcurrentWorker"
@@ -214,3 +216,26 @@ def _worker_connections() -> int:
             " AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0]
+
+
+def test_workers_queues_metrics_and_dashboard_show_slots_and_the_jobs_in_them(
+    tenant, worker_process, api_client, admin_client, client
+):
+    jobs = enqueue_jobs(tenant=tenant, kind="tests.wait", payloads=[{"seconds": 5}] * 3)
+    worker_process("default", worker_class=CONCURRENT, concurrency=4)
+    wait_for(lambda: _all(jobs, Job.Status.STARTED), timeout=20)
+    api_client.force_authenticate(UserFactory.create(is_superuser=True, is_staff=True))
+
+    (worker,) = api_client.get("/api/v1/workers/").json()
+    queues = {queue["name"]: queue for queue in api_client.get("/api/v1/queues/").json()}
+    metrics = client.get("/metrics").content.decode().splitlines()
+    dashboard = admin_client.get(reverse("queues-dashboard-fragment")).content.decode()
+
+    assert (worker["concurrency"], worker["busy_slots"]) == (4, 3)
+    assert sorted(worker["running_job_ids"]) == sorted(str(job.pk) for job in jobs)
+    assert (queues["default"]["slots"], queues["default"]["busy_slots"]) == (4, 3)
+    assert (queues["email"]["slots"], queues["email"]["busy_slots"]) == (0, 0)
+    assert 'conveyor_queue_slots{queue="default"} 4' in metrics
+    assert 'conveyor_queue_busy_slots{queue="default"} 3' in metrics
+    assert "3 / 4" in dashboard
+    assert all(str(job.pk)[:8] in dashboard for job in jobs)
