@@ -94,3 +94,23 @@ def swallow_everything(ctx: JobContext, *, seconds: float = 30) -> dict[str, Any
         except Exception:
             logger.info("swallowed")
     return {"start": started, "end": time.time()}
+
+
+@job_kind("tests.snooze_then_succeed", queue="default", max_attempts=1)
+def snooze_then_succeed(ctx: JobContext, *, times: int = 2) -> dict[str, Any]:
+    """Snooze for a second `times` times, then succeed."""
+    if ctx.job.snoozes < times:
+        ctx.snooze(1)
+    return {"attempt": ctx.attempt, "snoozes": ctx.job.snoozes}
+
+
+@job_kind("tests.always_snooze", queue="default", max_attempts=2, max_snoozes=1)
+def always_snooze(ctx: JobContext) -> None:
+    """Never ready: snoozes every time it runs."""
+    ctx.snooze(1)
+
+
+@job_kind("tests.fixed_backoff", queue="default", max_attempts=4, backoff=[1, 3])
+def fixed_backoff(ctx: JobContext) -> None:
+    """Fails every attempt; waits 1 s, then 3 s, then 3 s again."""
+    raise RetryableError("not yet")
