@@ -26,7 +26,7 @@ CONCURRENT = "jobs.runtime.worker.ConcurrentWorker"
 
 def _spans(jobs: list[Job]) -> list[tuple[float, float]]:
     found = Job.objects.filter(pk__in=[job.pk for job in jobs]).values_list("pk", "result")
-    results: dict[Any, dict[str, float]] = dict(found)
+    results: dict[Any, Any] = dict(found)
     return [(results[job.pk]["start"], results[job.pk]["end"]) for job in jobs]
 
 
