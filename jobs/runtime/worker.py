@@ -7,6 +7,7 @@ horse per job, for queues whose jobs need memory isolation and a hard stop (`imp
 `jobs.transport.concurrent`.
 """
 
+from datetime import datetime
 from typing import Any
 
 from jobs.runtime import runner
@@ -32,3 +33,6 @@ class FastWorker(_Runs, InProcessWorkerBase):
 
 class ConcurrentWorker(_Runs, ConcurrentWorkerBase):
     """Runs up to `concurrency` jobs at once in the worker process, one thread each."""
+
+    def record_successes(self, successes: list[tuple[Any, Any, datetime]]) -> None:
+        runner.record_successes(successes)

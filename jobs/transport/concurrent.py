@@ -19,11 +19,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import redis.exceptions
 from django import db
 from django.conf import settings
+from django.utils import timezone
 from rq import Queue, Retry
 from rq.command import parse_payload
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -37,6 +39,9 @@ from jobs.transport.workers import POLL_SECONDS, InProcessWorkerBase
 
 logger = logging.getLogger(__name__)
 
+# Successes that end within this many seconds of each other are recorded in one statement.
+COMPLETE_WITHIN = 0.005
+COMPLETE_MOST = 500
 # How often the monitor looks for jobs past their timeout.
 TICK_SECONDS = 0.1
 # While jobs run and the queues are empty, the main thread waits this long for a new job, so
@@ -165,6 +170,8 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
             self._start_scheduler(burst, logging_level, date_format, log_format)
         self._install_signal_handlers()
         self._bookkeeper = self._make_bookkeeper()
+        self._completer = _Completer(self)
+        self._completer.start()
         threads = [self._start_slot(slot) for slot in self.slots]
         monitor = _Monitor(self)
         monitor.start()
@@ -177,6 +184,7 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
                 slot.inbox.put(None)
             for thread in threads:
                 thread.join(timeout=10)
+            self._completer.stop()
             monitor.stop()
             with contextlib.suppress(redis.exceptions.RedisError):
                 self._bookkeeper.finish_many(self._take_finished())
@@ -340,6 +348,12 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
                 with self._rq_lock:
                     self._perform_with_rq(taken, queue, execution)
                 return None
+            succeeded: list[tuple[Any, Any, datetime]] = []
+
+            def record_success(job: Any, result: Any) -> None:
+                succeeded.append((job, result, timezone.now()))
+
+            kwargs = {**kwargs, "record_success": record_success}
             outcome, failure = self._run_interruptibly(slot, args, kwargs)
             if failure is not None:
                 self._after_failure(taken, queue, execution, failure)
@@ -349,7 +363,11 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
                     self._retry_with_rq(taken, queue, execution, outcome)
                 return None
             ttl = taken.result_ttl if taken.result_ttl is not None else self.default_result_ttl
-            return self._bookkeeper.finished(taken, result_ttl=ttl)
+            finished = self._bookkeeper.finished(taken, result_ttl=ttl)
+            if not succeeded:
+                return finished
+            self._completer.add(succeeded[0], finished)  # its Redis records follow its row
+            return None
         finally:
             self.executions.pop(execution.id, None)
             if self._pooled:
@@ -382,6 +400,15 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
                 self._fail_with_rq(taken, queue, execution, failure)
             finally:
                 self._stopped_job_id = None
+
+    def record_successes(self, successes: list[tuple[Any, Any, datetime]]) -> None:
+        """Record in PostgreSQL the jobs that succeeded (job, result, end), in one statement."""
+        raise NotImplementedError
+
+    def _finished_elsewhere(self, finished: list[bookkeeping.Finished]) -> None:
+        with self._changed:
+            self._finished += finished
+            self._changed.notify_all()
 
     # --- stopping jobs ----------------------------------------------------------------------
 
@@ -421,6 +448,67 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
     def _install_signal_handlers(self) -> None:
         # The grace period ends in the job threads (cut_off_current_job), not by a signal.
         super(InProcessWorkerBase, self)._install_signal_handlers()
+
+
+class _Completer:
+    """Records the successes that came within a few milliseconds of each other in one statement
+    (River's batch completer), then hands their Redis records to the main thread.
+
+    A slot is free again as soon as its job's code returns. A crash before the statement leaves
+    those rows `started`: the reconciler settles them (the jobs run again; none is lost).
+    """
+
+    def __init__(self, worker: ConcurrentWorkerBase) -> None:
+        self.worker = worker
+        self._waiting: list[tuple[tuple[Any, Any, datetime], bookkeeping.Finished]] = []
+        self._changed = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="completer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, success: tuple[Any, Any, datetime], finished: bookkeeping.Finished) -> None:
+        with self._changed:
+            self._waiting.append((success, finished))
+            self._changed.notify()
+
+    def stop(self) -> None:
+        """Record what is waiting, then end."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
+        self._thread.join(timeout=120)
+
+    def _run(self) -> None:
+        try:
+            while batch := self._next_batch():
+                self._record(batch)
+        finally:
+            db.connections.close_all()
+
+    def _next_batch(self) -> list[tuple[tuple[Any, Any, datetime], bookkeeping.Finished]]:
+        with self._changed:
+            while not self._waiting and not self._stopping:
+                self._changed.wait()
+            if not self._stopping:
+                self._changed.wait(COMPLETE_WITHIN)  # let the jobs ending together join
+            batch, self._waiting = self._waiting[:COMPLETE_MOST], self._waiting[COMPLETE_MOST:]
+            return batch
+
+    def _record(self, batch: list[tuple[tuple[Any, Any, datetime], bookkeeping.Finished]]) -> None:
+        try:
+            self.worker.record_successes([success for success, _ in batch])
+        except Exception:
+            # Left `started`; their Redis records expire and the reconciler settles them.
+            logger.exception(
+                "worker %s: could not record %s successes", self.worker.name, len(batch)
+            )
+            return
+        finally:
+            if self.worker._pooled:
+                db.connections.close_all()
+        self.worker._finished_elsewhere([finished for _, finished in batch])
 
 
 class _Monitor:

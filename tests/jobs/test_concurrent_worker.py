@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from jobs.models import Job, JobLog
+from jobs.runtime import runner
 from jobs.runtime.reconciler import reconcile
 from jobs.services.jobs import cancel_job, enqueue_job, enqueue_jobs
 from jobs.services.queues import pause_queue, resume_queue
@@ -242,3 +245,23 @@ def test_workers_queues_metrics_and_dashboard_show_slots_and_the_jobs_in_them(
     assert 'conveyor_queue_busy_slots{queue="default"} 3' in metrics
     assert "3 / 4" in dashboard
     assert all(str(job.pk)[:8] in dashboard for job in jobs)
+
+
+def test_successes_that_end_together_are_recorded_in_one_statement_once(tenant):
+    jobs = enqueue_jobs(tenant=tenant, kind="tests.wait", payloads=[{"seconds": 0}] * 3)
+    claimed = [found for job in jobs if (found := runner.claim(str(job.pk), tenant))]
+    Job.objects.filter(pk=jobs[2].pk).update(status=Job.Status.CANCELED)  # settled meanwhile
+    ended = timezone.now()
+    successes = [(job, {"n": n}, ended) for n, job in enumerate(claimed)]
+
+    with CaptureQueriesContext(connection) as queries:
+        runner.record_successes(successes)
+    runner.record_successes(successes)  # again, as after a retried connection
+
+    assert sum("UPDATE jobs_job" in query["sql"] for query in queries.captured_queries) == 1
+    rows = {job.pk: job for job in Job.objects.filter(pk__in=[job.pk for job in jobs])}
+    assert [rows[job.pk].status for job in jobs] == ["succeeded", "succeeded", "canceled"]
+    assert [rows[job.pk].result for job in jobs[:2]] == [{"n": 0}, {"n": 1}]
+    assert rows[jobs[0].pk].finished_at == ended
+    logged = JobLog.objects.filter(job__in=jobs, event=JobLog.Event.SUCCEEDED)
+    assert sorted(logged.values_list("job_id", flat=True)) == sorted(j.pk for j in jobs[:2])
