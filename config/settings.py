@@ -140,6 +140,13 @@ CONVEYOR_MESSAGING = {
     }
     for channel, prefix in (("sms", "SMS"), ("whatsapp", "WHATSAPP"))
 }
+# Keys that encrypt tenants' provider credentials (Fernet keys, comma-separated, newest first:
+# the first encrypts, every one decrypts, `rotate_sender_credentials` re-encrypts with the first).
+# Unset, one key is derived from SECRET_KEY: fine locally, set your own in production.
+CONVEYOR_SECRET_KEYS = env.list("CONVEYOR_SECRET_KEYS", default=[])
+# The address providers call back (delivery receipts), e.g. https://conveyor.example.com; unset,
+# receipts are not asked for and the sender's page shows the URLs relative.
+CONVEYOR_PUBLIC_URL = env.str("CONVEYOR_PUBLIC_URL", default="").rstrip("/")
 # Recipients per campaign batch job; batches run in parallel on the channel's queue.
 CONVEYOR_CAMPAIGN_BATCH_SIZE = env.int("CONVEYOR_CAMPAIGN_BATCH_SIZE", default=500)
 

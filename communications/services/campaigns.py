@@ -4,6 +4,7 @@ recipient once, cancel between recipients, and finish with totals and a notifica
 
 import logging
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -19,14 +20,16 @@ from communications.services.messages import (
     Delivery,
     contact_address,
     deliver,
+    due_time,
     mark_failed,
     mark_skipped,
     queue_for,
     wait_for_turn,
 )
 from communications.services.notifications import notify_user
+from communications.services.senders import Route
 from communications.services.templates import render_template
-from jobs.errors import InvalidTransition
+from jobs.errors import InvalidTransition, PermanentError
 from jobs.models import Job
 from jobs.services.jobs import cancel_jobs, create_batch, enqueue_job, enqueue_jobs
 from tenants.models import Tenant
@@ -41,6 +44,7 @@ LAUNCH_KIND = "communications.launch_campaign"
 BATCH_KIND = "communications.send_campaign_batch"
 FINISH_KIND = "communications.finish_campaign"
 FINISHED_EMAIL_TEMPLATE = "report-ready"
+LAUNCHABLE = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED, Campaign.Status.RUNNING)
 
 
 def check_audience(tenant: Tenant, *, contact_ids: list[int], tags: list[str]) -> None:
@@ -81,8 +85,11 @@ def create_campaign(
     variables: dict[str, Any] | None = None,
     by: Actor = None,
     start: bool = True,
+    send_at: datetime | None = None,
+    time_zone: str = "",
 ) -> Campaign:
-    """Save a campaign (a draft unless `start`, which also starts it)."""
+    """Save a campaign (a draft unless `start`, which also starts it, at `send_at` if given)."""
+    due = due_time(tenant, send_at, time_zone=time_zone)
     contact_ids, tags = sorted(set(contact_ids)), sorted(set(tags))
     check_audience(tenant, contact_ids=contact_ids, tags=tags)
     check_template(tenant, template=template, channel=channel)
@@ -94,30 +101,38 @@ def create_campaign(
         variables=variables or {},
         contact_ids=contact_ids,
         tags=tags,
+        send_at=due,
         created_by=acting_user(by),
     )
     if start:
-        start_campaign(campaign, by=by)
+        start_campaign(campaign, by=by, send_at=due)
     return campaign
 
 
 @transaction.atomic
-def start_campaign(campaign: Campaign, *, by: Actor = None) -> Campaign:
-    """Mark a draft running and enqueue its launch job (which snapshots the audience)."""
+def start_campaign(
+    campaign: Campaign, *, by: Actor = None, send_at: datetime | None = None
+) -> Campaign:
+    """Start a draft now (running), or at `send_at` (scheduled): its launch job snapshots the
+    audience when it runs, once (the job's idempotency key is the campaign)."""
     locked = Campaign.objects.select_for_update(of=("self",)).get(pk=campaign.pk)
     if locked.status != Campaign.Status.DRAFT:
         raise InvalidTransition(f"Campaign {campaign.pk} is {locked.status}: only drafts start.")
-    locked.status, locked.started_at = Campaign.Status.RUNNING, timezone.now()
+    if send_at is not None:
+        locked.status, locked.send_at = Campaign.Status.SCHEDULED, send_at
+    else:
+        locked.status, locked.started_at = Campaign.Status.RUNNING, timezone.now()
     locked.job = enqueue_job(
         tenant=locked.tenant,
         kind=LAUNCH_KIND,
         payload={"campaign_id": locked.pk},
         by=by,
         queue=queue_for(locked.channel),
+        run_at=send_at,
         idempotency_key=f"campaign:{locked.pk}",
     )
-    locked.save(update_fields=["status", "started_at", "job"])
-    _copy(locked, campaign, "status", "started_at", "job", "job_id")
+    locked.save(update_fields=["status", "started_at", "send_at", "job"])
+    _copy(locked, campaign, "status", "started_at", "send_at", "job", "job_id")
     return campaign
 
 
@@ -180,16 +195,27 @@ def _batch_payloads(campaign: Campaign, size: int) -> list[dict[str, Any]]:
 def launch_campaign(campaign: Campaign, *, job: Job | None = None) -> int:
     """Snapshot the recipients and enqueue their batch jobs, once; returns how many batches.
 
-    Runs in the campaign's launch job. The campaign row is locked, so a cancel waits for this
-    to commit (and then cancels the batches), or wins and nothing is snapshotted.
+    Runs in the campaign's launch job: one it enqueued (running, or scheduled and now due) or
+    one a schedule started (a draft starts then). The campaign row is locked, so a cancel waits
+    for this to commit (and then cancels the batches), or wins and nothing is snapshotted. A
+    campaign that cannot start raises PermanentError saying why.
     """
     campaign = (
         Campaign.objects.select_for_update(of=("self",))
         .select_related("tenant")
         .get(pk=campaign.pk)
     )
-    if campaign.status != Campaign.Status.RUNNING or campaign.batch_id:
-        return 0
+    if campaign.status == Campaign.Status.RUNNING and campaign.batch_id:
+        return 0  # launched already: this is a repeat delivery
+    if campaign.status not in LAUNCHABLE:
+        raise PermanentError(
+            f"Campaign {campaign.pk} is {campaign.status}: it cannot start (again). "
+            "Create a new campaign, or start a draft."
+        )
+    if campaign.status != Campaign.Status.RUNNING:
+        campaign.status, campaign.started_at = Campaign.Status.RUNNING, timezone.now()
+        campaign.job = campaign.job or job
+        campaign.save(update_fields=["status", "started_at", "job"])
     campaign.recipients = snapshot_recipients(campaign)
     payloads = _batch_payloads(campaign, settings.CONVEYOR_CAMPAIGN_BATCH_SIZE)
     if not payloads:
@@ -243,6 +269,7 @@ def send_to_recipient(
     job: Job | None,
     rate: str | None,
     final: bool,
+    route: Route | None = None,
 ) -> Delivery:
     """Render the campaign's template for one recipient, wait for the rate limit, send once."""
     contact = message.contact
@@ -266,7 +293,7 @@ def send_to_recipient(
             rendered.text,
         )
         wait_for_turn(campaign.tenant, campaign.channel, rate)
-    return deliver(message, job=job, final=final)
+    return deliver(message, job=job, final=final, route=route)
 
 
 @transaction.atomic

@@ -1,3 +1,3 @@
 """Job kinds of the communications app, one module per area that has kinds."""
 
-from communications.tasks import campaigns, imports, messages, webhooks  # noqa: F401
+from communications.tasks import campaigns, imports, messages, receipts, webhooks  # noqa: F401

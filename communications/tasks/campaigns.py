@@ -8,8 +8,10 @@ from typing import Any
 from rest_framework import serializers
 
 from communications.models import Campaign
+from communications.secrets import UnreadableSecret
 from communications.services import campaigns
 from communications.services.messages import channel_rate, relaxed_commits
+from communications.services.senders import Route, route_for
 from jobs.errors import RetryableError
 from jobs.kinds import job_kind
 from jobs.runtime.context import JobContext
@@ -54,6 +56,7 @@ def send_campaign_batch(
     messages = campaigns.batch_messages(campaign, first_id=first_id, last_id=last_id)
     template = campaigns.campaign_template(campaign)
     rate = channel_rate(ctx.tenant, campaign.channel)
+    route = batch_route(campaign)
     final = ctx.attempt >= ctx.job.max_attempts
     tally: Counter[str] = Counter()
     to_retry = 0
@@ -62,7 +65,13 @@ def send_campaign_batch(
         for done, message in enumerate(messages, start=1):
             ctx.stop_if_canceled()
             outcome = campaigns.send_to_recipient(
-                campaign, message, template=template, job=ctx.job, rate=rate, final=final
+                campaign,
+                message,
+                template=template,
+                job=ctx.job,
+                rate=rate,
+                final=final,
+                route=route,
             )
             tally[outcome.status] += 1
             if outcome.to_retry:
@@ -74,6 +83,14 @@ def send_campaign_batch(
         delay = max(delays) if delays else None  # None: the kind's backoff with jitter
         raise RetryableError(f"{to_retry} recipient(s) to try again", delay=delay)
     return dict(tally)
+
+
+def batch_route(campaign: Campaign) -> Route | None:
+    """The batch's sender, looked up once; None lets each message record why it cannot send."""
+    try:
+        return route_for(campaign.tenant, campaign.channel)
+    except UnreadableSecret:
+        return None
 
 
 @job_kind(
