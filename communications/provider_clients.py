@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import urllib3
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
@@ -33,7 +34,6 @@ from communications.providers import (
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT = 10.0
 REDACTED = "[redacted]"
 ANYMAIL_BACKENDS = {
     "sendgrid": ("anymail.backends.sendgrid.EmailBackend", "api_key"),
@@ -44,6 +44,11 @@ ANYMAIL_BACKENDS = {
 }
 TWILIO_API = "https://api.twilio.com"
 META_API = "https://graph.facebook.com/v21.0"
+
+
+def timeout() -> float:
+    """Seconds one provider call may take (CONVEYOR_SENDER_TIMEOUT)."""
+    return float(settings.CONVEYOR_SENDER_TIMEOUT)
 
 
 def scrub(text: str, secrets: Mapping[str, Any]) -> str:
@@ -80,7 +85,7 @@ class AnymailProvider:
         self, *, esp: str, secrets: Mapping[str, Any], options: Mapping[str, Any], sender: str
     ) -> None:
         path, key_option = ANYMAIL_BACKENDS[esp]
-        kwargs = {key_option: secrets.get("api_key", ""), "requests_timeout": TIMEOUT}
+        kwargs = {key_option: secrets.get("api_key", ""), "requests_timeout": timeout()}
         kwargs |= {k: v for k, v in options.items() if k in ("api_url", "sender_domain") and v}
         self.backend = import_string(path)(fail_silently=False, **kwargs)
         self.sender = sender
@@ -141,7 +146,7 @@ class TwilioProvider:
         self.prefix = "whatsapp:" if whatsapp else ""
         self.sender, self.status_callback = sender, status_callback
         self.pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(total=TIMEOUT), retries=False, maxsize=4
+            timeout=urllib3.Timeout(total=timeout()), retries=False, maxsize=4
         )
 
     def send(self, message: Outgoing) -> str:
@@ -175,7 +180,7 @@ class MetaWhatsAppProvider:
             "Content-Type": "application/json",
         }
         self.pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(total=TIMEOUT), retries=False, maxsize=4
+            timeout=urllib3.Timeout(total=timeout()), retries=False, maxsize=4
         )
 
     def send(self, message: Outgoing) -> str:
@@ -257,5 +262,5 @@ def _client(account: SenderAccount) -> Provider:
         url=str(options.get("url", "")),
         auth_header=str(secrets.get("auth_header", "")),
         sender=account.from_address,
-        timeout=TIMEOUT,
+        timeout=timeout(),
     )

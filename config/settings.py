@@ -147,6 +147,8 @@ CONVEYOR_SECRET_KEYS = env.list("CONVEYOR_SECRET_KEYS", default=[])
 # The address providers call back (delivery receipts), e.g. https://conveyor.example.com; unset,
 # receipts are not asked for and the sender's page shows the URLs relative.
 CONVEYOR_PUBLIC_URL = env.str("CONVEYOR_PUBLIC_URL", default="").rstrip("/")
+# Seconds a tenant's provider (Twilio, Meta, an email API) may take to answer one send.
+CONVEYOR_SENDER_TIMEOUT = env.float("CONVEYOR_SENDER_TIMEOUT", default=10.0)
 # Recipients per campaign batch job; batches run in parallel on the channel's queue.
 CONVEYOR_CAMPAIGN_BATCH_SIZE = env.int("CONVEYOR_CAMPAIGN_BATCH_SIZE", default=500)
 

@@ -1,0 +1,259 @@
+"""Tenants' own senders: each provider's real client against a local fake of its API, the
+senders API and admin, and credentials that never come back out."""
+
+import logging
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.exceptions import ValidationError
+
+from communications import secrets
+from communications.models import Channel, Message, Sender
+from communications.providers import Outgoing, PermanentSendError, RetryableSendError
+from communications.services.messages import send_message
+from communications.services.senders import (
+    rotate_sender_credentials,
+    save_sender,
+    sender_client,
+)
+from jobs.models import Job
+from tests.communications.provider_fakes import Answer, FakeProvider, fake_provider  # noqa: F401
+from tests.factories import make_api_key
+
+TOKEN = "tok_5ecret_never_shown_0042"
+
+
+def make_sender(tenant, provider: str, url: str) -> Sender:
+    if provider == "twilio":
+        return save_sender(
+            tenant=tenant,
+            channel=Channel.SMS,
+            provider="twilio",
+            from_address="+14155550100",
+            options={"account_sid": "AC123", "api_url": url},
+            credentials={"auth_token": TOKEN},
+        )
+    if provider == "meta":
+        return save_sender(
+            tenant=tenant,
+            channel=Channel.WHATSAPP,
+            provider="meta",
+            from_address="+14155550100",
+            options={"phone_number_id": "1055", "api_url": url},
+            credentials={"access_token": TOKEN, "app_secret": "app-s3cret", "verify_token": "vt"},
+        )
+    return save_sender(
+        tenant=tenant,
+        channel=Channel.EMAIL,
+        provider="postmark",
+        from_address="news@acme.example.com",
+        from_name="Acme",
+        options={"api_url": url + "/"},
+        credentials={"api_key": TOKEN, "webhook_secret": "hook:s3cret"},
+    )
+
+
+def outgoing(sender: Sender) -> Outgoing:
+    to = "ada@example.com" if sender.channel == Channel.EMAIL else "+14155550123"
+    return Outgoing(channel=sender.channel, to=to, text="Hi", subject="Hello", reference="7")
+
+
+PROVIDERS = ["twilio", "meta", "postmark"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_provider_client_speaks_its_api_and_classifies_every_answer(
+    tenant, fake_provider, settings, provider
+):
+    settings.CONVEYOR_SENDER_TIMEOUT = 0.5
+    client = sender_client(make_sender(tenant, provider, fake_provider.url))
+    fake_provider.script = [
+        Answer(200),
+        Answer(422),
+        Answer(429, {"Retry-After": "7"}),
+        Answer(503),
+        Answer(200, delay=1.5),
+    ]
+
+    provider_id = client.send(outgoing(client_sender := Sender.objects.get(tenant=tenant)))
+    with pytest.raises(PermanentSendError) as refused:
+        client.send(outgoing(client_sender))
+    with pytest.raises(RetryableSendError) as limited:
+        client.send(outgoing(client_sender))
+    with pytest.raises(RetryableSendError) as down:
+        client.send(outgoing(client_sender))
+    with pytest.raises(RetryableSendError):
+        client.send(outgoing(client_sender))
+
+    assert provider_id in ("SM" + "0" * 31 + "1", "wamid.1", "pm-1")
+    assert limited.value.delay == 7.0
+    assert down.value.delay is None
+    assert "422" in str(refused.value)
+    assert TOKEN not in str(refused.value)  # the fake echoed it: it is scrubbed
+    first = fake_provider.calls[0]
+    if provider == "twilio":
+        assert first.path == "/2010-04-01/Accounts/AC123/Messages.json"
+        assert first.body == {"To": "+14155550123", "From": "+14155550100", "Body": "Hi"}
+    elif provider == "meta":
+        assert first.path == "/1055/messages"
+        assert first.body["to"] == "14155550123"
+        assert first.body["text"] == {"body": "Hi"}
+    else:
+        assert first.path == "/email"
+        assert first.body["From"] == "Acme <news@acme.example.com>"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tenants_twilio_sender_carries_its_sms_and_a_429_is_retried_by_the_worker(
+    tenant, fake_provider, work_until
+):
+    sender = make_sender(tenant, "twilio", fake_provider.url)
+    fake_provider.script = [Answer(429, {"Retry-After": "0"})]
+
+    message = send_message(tenant=tenant, channel=Channel.SMS, recipient="+14155550123", text="Hi")
+    work_until(lambda: Message.objects.get(pk=message.pk).status == Message.Status.SENT)
+
+    message.refresh_from_db()
+    assert (message.sender_id, message.attempts) == (sender.pk, 2)
+    assert message.provider_message_id.startswith("SM")
+    assert len(fake_provider.calls) == 2
+
+
+@pytest.mark.django_db
+def test_meta_sends_an_approved_template_with_its_variables(tenant, fake_provider):
+    client = sender_client(make_sender(tenant, "meta", fake_provider.url))
+    template = {"name": "order_ready", "language": "fr", "parameters": ["Ada", "42"]}
+
+    client.send(
+        Outgoing(channel="whatsapp", to="+33612345678", text="", reference="1", template=template)
+    )
+
+    sent = fake_provider.calls[0].body
+    assert sent["type"] == "template"
+    assert sent["template"] == {
+        "name": "order_ready",
+        "language": {"code": "fr"},
+        "components": [
+            {
+                "type": "body",
+                "parameters": [{"type": "text", "text": "Ada"}, {"type": "text", "text": "42"}],
+            }
+        ],
+    }
+
+
+@pytest.mark.django_db
+def test_a_sender_without_what_its_provider_needs_is_refused_per_field(tenant):
+    with pytest.raises(ValidationError) as refused:
+        save_sender(
+            tenant=tenant,
+            channel=Channel.SMS,
+            provider="meta",
+            from_address="not a number",
+        )
+    assert set(refused.value.message_dict) == {"provider"}
+    with pytest.raises(ValidationError) as missing:
+        save_sender(tenant=tenant, channel=Channel.SMS, provider="twilio", from_address="nope")
+    assert set(missing.value.message_dict) == {"from_address", "settings", "credentials"}
+
+
+@pytest.mark.django_db
+def test_credentials_are_encrypted_kept_when_not_resent_and_survive_a_key_rotation(
+    tenant, settings
+):
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.CONVEYOR_SECRET_KEYS = [old]
+    sender = make_sender(tenant, "twilio", "http://127.0.0.1:9")
+    assert TOKEN not in sender.credentials
+
+    save_sender(
+        tenant=tenant,
+        channel=Channel.SMS,
+        provider="twilio",
+        from_address="+14155550199",
+        options={"account_sid": "AC123"},
+    )
+    settings.CONVEYOR_SECRET_KEYS = [new, old]
+    assert rotate_sender_credentials() == 1
+    settings.CONVEYOR_SECRET_KEYS = [new]
+
+    stored = Sender.objects.get(pk=sender.pk)
+    assert stored.from_address == "+14155550199"
+    assert secrets.decrypt(stored.credentials) == {"auth_token": TOKEN}
+
+
+# --- API, admin, and where a credential must never appear --------------------------------------
+
+
+@pytest.fixture
+def admin_api(api_client, tenant_admin, tenant):
+    _, raw = make_api_key(tenant_admin, tenant=tenant)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}", HTTP_X_TENANT=tenant.slug)
+    return api_client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_credential_never_appears_in_answers_pages_logs_payloads_or_errors(
+    admin_api, client, tenant_admin, tenant, fake_provider, run_worker, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    body = {
+        "provider": "twilio",
+        "from_address": "+1 415 555 0100",
+        "settings": {"account_sid": "AC123", "api_url": fake_provider.url},
+        "credentials": {"auth_token": TOKEN},
+    }
+    saved = admin_api.put("/api/v1/senders/sms/", body, format="json")
+    fake_provider.script = [Answer(401), Answer(401)]  # refused, echoing the token
+    tested = admin_api.post("/api/v1/senders/sms/test/", {"to": "+14155550123"}, format="json")
+    message = send_message(tenant=tenant, channel=Channel.SMS, recipient="+14155550123", text="x")
+    run_worker()
+    client.force_login(tenant_admin)
+    sender = Sender.objects.get(tenant=tenant)
+    pages = [
+        client.get("/admin/communications/sender/").content.decode(),
+        client.get(f"/admin/communications/sender/{sender.pk}/change/").content.decode(),
+        client.get(f"/admin/communications/message/{message.pk}/change/").content.decode(),
+    ]
+    answers = [
+        saved.content.decode(),
+        tested.content.decode(),
+        admin_api.get("/api/v1/senders/").content.decode(),
+        admin_api.get(f"/api/v1/messages/{message.pk}/").content.decode(),
+    ]
+
+    assert saved.status_code == 200, saved.json()
+    assert saved.json()["credentials_stored"] == ["auth_token"]
+    assert tested.json()["result"].startswith("Failed: 401")
+    message.refresh_from_db()
+    assert message.status == Message.Status.FAILED
+    payloads = [str(job.payload) + job.error_message for job in Job.objects.all()]
+    everything = [*pages, *answers, *payloads, message.error, sender.last_test_result, caplog.text]
+    assert all(TOKEN not in text for text in everything)
+    assert "[redacted]" in message.error
+
+
+@pytest.mark.django_db
+def test_only_admins_and_owners_manage_senders(api_client, agent, tenant):
+    _, raw = make_api_key(agent, tenant=tenant)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+    assert api_client.get("/api/v1/senders/").status_code == 403
+    assert api_client.put("/api/v1/senders/sms/", {}, format="json").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_bad_sender_answers_400_per_field_and_another_tenants_is_404(admin_api, other_tenant):
+    make_sender(other_tenant, "twilio", "http://127.0.0.1:9")
+
+    bad = admin_api.put(
+        "/api/v1/senders/sms/",
+        {"provider": "twilio", "from_address": "+14155550100", "settings": {}},
+        format="json",
+    )
+
+    assert bad.status_code == 400
+    assert set(bad.json()) >= {"settings", "credentials"}
+    assert admin_api.get("/api/v1/senders/sms/").status_code == 404
+    assert admin_api.get("/api/v1/senders/fax/").status_code == 404
