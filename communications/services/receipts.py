@@ -61,7 +61,7 @@ def record_receipt(sender: Sender, receipt: Receipt) -> bool:
     """One step of a message's delivery; False when no message of the sender has that id."""
     message = (
         Message.objects.for_tenant(sender.tenant)
-        .select_for_update()
+        .select_for_update(of=("self",))
         .filter(provider_message_id=receipt["provider_message_id"])
         .filter(Q(sender=sender) | Q(sender__isnull=True, channel=sender.channel))
         .select_related("contact")

@@ -73,6 +73,11 @@ def test_a_signed_twilio_status_callback_is_recorded_by_a_job(client, tenant, ru
     run_worker()
 
     assert answer.status_code == 200
+    job = Job.objects.get(kind="communications.record_receipts")
+    assert job.result == {"recorded": 1, "unknown": 0, "opted_out": 0}, (
+        job.status,
+        job.error_message,
+    )
     message.refresh_from_db()
     assert message.delivery_status == "delivered"
     assert list(message.deliveries.values_list("status", flat=True)) == ["delivered"]
@@ -116,11 +121,15 @@ def test_meta_statuses_build_the_timeline_and_a_stop_text_opts_out(client, tenan
     body = json.dumps({"entry": [{"changes": [{"value": value}]}]}).encode()
 
     forged = client.post(
-        receipt_url(sender), body, content_type="application/json",
+        receipt_url(sender),
+        body,
+        content_type="application/json",
         HTTP_X_HUB_SIGNATURE_256=meta_signature("wrong", body),
     )
     signed = client.post(
-        receipt_url(sender), body, content_type="application/json",
+        receipt_url(sender),
+        body,
+        content_type="application/json",
         HTTP_X_HUB_SIGNATURE_256=meta_signature("app-secret", body),
     )
     run_worker()
@@ -136,8 +145,12 @@ def test_the_meta_handshake_echoes_the_challenge_only_for_the_right_token(client
     sender = meta_sender(tenant)
     url = receipt_url(sender)
 
-    right = client.get(url, {"hub.mode": "subscribe", "hub.verify_token": "vt-1", "hub.challenge": "42"})
-    wrong = client.get(url, {"hub.mode": "subscribe", "hub.verify_token": "x", "hub.challenge": "42"})
+    right = client.get(
+        url, {"hub.mode": "subscribe", "hub.verify_token": "vt-1", "hub.challenge": "42"}
+    )
+    wrong = client.get(
+        url, {"hub.mode": "subscribe", "hub.verify_token": "x", "hub.challenge": "42"}
+    )
 
     assert (right.status_code, right.content) == (200, b"42")
     assert wrong.status_code == 403
