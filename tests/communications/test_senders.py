@@ -17,7 +17,7 @@ from communications.services.senders import (
     sender_client,
 )
 from jobs.models import Job
-from tests.communications.provider_fakes import Answer, FakeProvider, fake_provider  # noqa: F401
+from tests.communications.provider_fakes import Answer
 from tests.factories import make_api_key
 
 TOKEN = "tok_5ecret_never_shown_0042"
