@@ -36,6 +36,10 @@ class TotalsOutput(serializers.Serializer):
     skipped = serializers.IntegerField(help_text="Opted out or without an address.")
     canceled = serializers.IntegerField(help_text="Not sent because the campaign was canceled.")
     pending = serializers.IntegerField(help_text="Still to send.")
+    delivered = serializers.IntegerField(help_text="Receipts: delivered (read ones included).")
+    read = serializers.IntegerField(help_text="Receipts: read or opened.")
+    bounced = serializers.IntegerField(help_text="Receipts: bounced (the contact opted out).")
+    complained = serializers.IntegerField(help_text="Receipts: marked as spam (opted out).")
 
 
 class CampaignOutput(serializers.ModelSerializer):
