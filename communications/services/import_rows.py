@@ -148,7 +148,8 @@ def match_columns(headers: list[str], mapping: dict[str, str]) -> dict[int, str]
             target = mapped[index]
         else:
             target = _recognise(header)
-            if target in taken and target in REPEATABLE:
+            # A field the mapping gives a column keeps only that column.
+            if target in taken and target in REPEATABLE and target not in mapped.values():
                 target = f"{target}{ALTERNATE}{header}"
             elif target in taken:
                 continue
