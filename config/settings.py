@@ -144,11 +144,16 @@ CONVEYOR_MESSAGING = {
 # the first encrypts, every one decrypts, `rotate_sender_credentials` re-encrypts with the first).
 # Unset, one key is derived from SECRET_KEY: fine locally, set your own in production.
 CONVEYOR_SECRET_KEYS = env.list("CONVEYOR_SECRET_KEYS", default=[])
-# The address providers call back (delivery receipts), e.g. https://conveyor.example.com; unset,
-# receipts are not asked for and the sender's page shows the URLs relative.
-CONVEYOR_PUBLIC_URL = env.str("CONVEYOR_PUBLIC_URL", default="").rstrip("/")
+# Where this deployment is reached, e.g. https://conveyor.example.com: links in emails are made
+# absolute with it, and providers call back there (delivery receipts). Unset in production,
+# receipts are not asked for and links stay relative.
+CONVEYOR_PUBLIC_URL = env.str(
+    "CONVEYOR_PUBLIC_URL", default="http://127.0.0.1:8000" if _local else ""
+).rstrip("/")
 # Seconds a tenant's provider (Twilio, Meta, an email API) may take to answer one send.
 CONVEYOR_SENDER_TIMEOUT = env.float("CONVEYOR_SENDER_TIMEOUT", default=10.0)
+# Members a notifications job writes per transaction when it notifies a tenant's members.
+CONVEYOR_NOTIFY_BATCH_SIZE = env.int("CONVEYOR_NOTIFY_BATCH_SIZE", default=500)
 # Recipients per campaign batch job; batches run in parallel on the channel's queue.
 CONVEYOR_CAMPAIGN_BATCH_SIZE = env.int("CONVEYOR_CAMPAIGN_BATCH_SIZE", default=500)
 

@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from communications.models import Campaign, Channel, Contact, Message, MessageTemplate
@@ -26,7 +27,7 @@ from communications.services.messages import (
     queue_for,
     wait_for_turn,
 )
-from communications.services.notifications import notify_user
+from communications.services.notifications import absolute_url, notify_user
 from communications.services.senders import Route
 from communications.services.templates import render_template
 from jobs.errors import InvalidTransition, PermanentError
@@ -43,7 +44,7 @@ SNAPSHOT_CHUNK = 2000
 LAUNCH_KIND = "communications.launch_campaign"
 BATCH_KIND = "communications.send_campaign_batch"
 FINISH_KIND = "communications.finish_campaign"
-FINISHED_EMAIL_TEMPLATE = "report-ready"
+FINISHED_EMAIL_TEMPLATE = "campaign-finished"
 LAUNCHABLE = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED, Campaign.Status.RUNNING)
 
 
@@ -398,15 +399,23 @@ def _announce(campaign: Campaign, totals: dict[str, int]) -> None:
         tenant=campaign.tenant,
         title=f"Campaign {campaign.name!r} {campaign.status}"[:200],
         body=summary,
-        link=f"/admin/communications/campaign/{campaign.pk}/change/",
+        link=absolute_url(reverse("admin:communications_campaign_change", args=[campaign.pk])),
         email_template=FINISHED_EMAIL_TEMPLATE,
-        context=finished_email_context(campaign, summary),
+        context=finished_email_context(campaign, totals),
     )
 
 
-def finished_email_context(campaign: Campaign, summary: str) -> dict[str, Any]:
-    """What the creator's email (the report-ready template) says about the campaign."""
-    return {"report": {"name": f"Campaign {campaign.name} ({campaign.status}): {summary}"}}
+def finished_email_context(campaign: Campaign, totals: dict[str, int]) -> dict[str, Any]:
+    """The `campaign-finished` email's variables: the campaign, its totals, absolute links."""
+    admin = reverse("admin:communications_campaign_change", args=[campaign.pk])
+    failed = reverse("admin:communications_message_changelist")
+    return {
+        "campaign": {"name": campaign.name, "status": campaign.status, **totals},
+        "campaign_url": absolute_url(admin),
+        "failed_url": absolute_url(
+            f"{failed}?campaign__id__exact={campaign.pk}&status__exact=failed"
+        ),
+    }
 
 
 def _copy(source: Campaign, target: Campaign, *fields: str) -> None:
