@@ -28,6 +28,7 @@ from communications.providers import (
     Provider,
     RetryableSendError,
     SendError,
+    pool_size,
     read_answer,
     retry_after,
 )
@@ -146,7 +147,7 @@ class TwilioProvider:
         self.prefix = "whatsapp:" if whatsapp else ""
         self.sender, self.status_callback = sender, status_callback
         self.pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(total=timeout()), retries=False, maxsize=4
+            timeout=urllib3.Timeout(total=timeout()), retries=False, maxsize=pool_size()
         )
 
     def send(self, message: Outgoing) -> str:
@@ -180,7 +181,7 @@ class MetaWhatsAppProvider:
             "Content-Type": "application/json",
         }
         self.pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(total=timeout()), retries=False, maxsize=4
+            timeout=urllib3.Timeout(total=timeout()), retries=False, maxsize=pool_size()
         )
 
     def send(self, message: Outgoing) -> str:

@@ -165,7 +165,7 @@ class HttpProvider:
             raise ImproperlyConfigured("The http messaging provider needs a URL.")
         self.url, self.auth_header, self.sender = url, auth_header, sender
         self.pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(total=timeout), retries=False, maxsize=4
+            timeout=urllib3.Timeout(total=timeout), retries=False, maxsize=pool_size()
         )
 
     def send(self, message: Outgoing) -> str:
@@ -211,6 +211,11 @@ def read_answer(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
     except ValueError:
         answer = {}
     return answer if isinstance(answer, dict) else {}
+
+
+def pool_size() -> int:
+    """Connections a client keeps: one per provider call a campaign batch makes at once."""
+    return max(4, int(settings.CONVEYOR_CAMPAIGN_SEND_CONCURRENCY))
 
 
 def retry_after(value: str | None) -> float | None:

@@ -156,6 +156,10 @@ CONVEYOR_SENDER_TIMEOUT = env.float("CONVEYOR_SENDER_TIMEOUT", default=10.0)
 CONVEYOR_NOTIFY_BATCH_SIZE = env.int("CONVEYOR_NOTIFY_BATCH_SIZE", default=500)
 # Recipients per campaign batch job; batches run in parallel on the channel's queue.
 CONVEYOR_CAMPAIGN_BATCH_SIZE = env.int("CONVEYOR_CAMPAIGN_BATCH_SIZE", default=500)
+# Provider calls a campaign batch job makes at once (threads; claims and marks stay in order in
+# the job's own thread): a provider that answers in 100 ms then costs 100 ms per window, not per
+# send. Cancels are noticed between windows.
+CONVEYOR_CAMPAIGN_SEND_CONCURRENCY = env.int("CONVEYOR_CAMPAIGN_SEND_CONCURRENCY", default=20)
 
 # --- Queues -----------------------------------------------------------------------------------
 

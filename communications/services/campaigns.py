@@ -20,7 +20,7 @@ from communications.services.events import publish_event
 from communications.services.messages import (
     Delivery,
     contact_address,
-    deliver,
+    deliver_many,
     due_time,
     mark_failed,
     mark_skipped,
@@ -262,39 +262,64 @@ def campaign_template(campaign: Campaign) -> MessageTemplate | BuiltinTemplate |
         return campaign.template
 
 
-def send_to_recipient(
+def send_to_recipients(
     campaign: Campaign,
-    message: Message,
+    messages: list[Message],
     *,
     template: MessageTemplate | BuiltinTemplate | str,
     job: Job | None,
     rate: str | None,
     final: bool,
     route: Route | None = None,
-) -> Delivery:
-    """Render the campaign's template for one recipient, wait for the rate limit, send once."""
+    concurrency: int = 1,
+) -> list[Delivery]:
+    """Render the campaign's template for each recipient, wait for the rate limit for each,
+    then send them once, `concurrency` provider calls at a time."""
+    outcomes: dict[int, Delivery] = {}
+    ready = []
+    for message in messages:
+        skipped = _prepare(campaign, message, template=template, rate=rate)
+        if skipped is not None:
+            outcomes[message.pk] = skipped
+        else:
+            ready.append(message)
+    if ready:
+        sent = deliver_many(ready, job=job, final=final, route=route, concurrency=concurrency)
+        outcomes.update(zip((m.pk for m in ready), sent, strict=True))
+    return [outcomes[message.pk] for message in messages]
+
+
+def _prepare(
+    campaign: Campaign,
+    message: Message,
+    *,
+    template: MessageTemplate | BuiltinTemplate | str,
+    rate: str | None,
+) -> Delivery | None:
+    """None when `message` is ready to send (rendered, its rate token taken), else why not."""
+    if message.status != Message.Status.QUEUED:
+        return None  # `sending`: deliver settles it (outcome unknown)
     contact = message.contact
-    if message.status == Message.Status.QUEUED:
-        if contact is None:
-            return mark_skipped(message, "The contact was deleted.")
-        if contact.opted_out:
-            return mark_skipped(message, "The contact opted out.")
-        try:
-            rendered = render_template(
-                template,
-                tenant=campaign.tenant,
-                channel=campaign.channel,
-                context={**campaign.variables, "contact": contact},
-            )
-        except ValidationError as error:
-            return mark_failed(message, "; ".join(error.messages))
-        message.subject, message.html, message.text = (
-            rendered.subject[:500],
-            rendered.html,
-            rendered.text,
+    if contact is None:
+        return mark_skipped(message, "The contact was deleted.")
+    if contact.opted_out:
+        return mark_skipped(message, "The contact opted out.")
+    try:
+        rendered = render_template(
+            template,
+            tenant=campaign.tenant,
+            channel=campaign.channel,
+            context={**campaign.variables, "contact": contact},
         )
-        wait_for_turn(campaign.tenant, campaign.channel, rate)
-    return deliver(message, job=job, final=final, route=route)
+    except ValidationError as error:
+        return mark_failed(message, "; ".join(error.messages))
+    message.subject, message.html, message.text = (
+        rendered.subject[:500],
+        rendered.html,
+        rendered.text,
+    )
+    wait_for_turn(campaign.tenant, campaign.channel, rate)
+    return None
 
 
 @transaction.atomic

@@ -67,6 +67,7 @@ def test_each_provider_client_speaks_its_api_and_classifies_every_answer(
     tenant, fake_provider, settings, provider
 ):
     settings.CONVEYOR_SENDER_TIMEOUT = 0.5
+    settings.CONVEYOR_PUBLIC_URL = "http://127.0.0.1:8000"
     client = sender_client(make_sender(tenant, provider, fake_provider.url))
     fake_provider.script = [
         Answer(200),
@@ -94,7 +95,13 @@ def test_each_provider_client_speaks_its_api_and_classifies_every_answer(
     first = fake_provider.calls[0]
     if provider == "twilio":
         assert first.path == "/2010-04-01/Accounts/AC123/Messages.json"
-        assert first.body == {"To": "+14155550123", "From": "+14155550100", "Body": "Hi"}
+        sender = Sender.objects.get(tenant=tenant)
+        assert first.body == {
+            "To": "+14155550123",
+            "From": "+14155550100",
+            "Body": "Hi",
+            "StatusCallback": f"http://127.0.0.1:8000/api/v1/receipts/twilio/{sender.pk}/",
+        }
     elif provider == "meta":
         assert first.path == "/1055/messages"
         assert first.body["to"] == "14155550123"
