@@ -34,6 +34,9 @@ class FakeProvider:
     def __init__(self) -> None:
         self.script: list[Answer] = []
         self.calls: list[Call] = []
+        self.delay = 0.0  # for every unscripted answer
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,9 +57,14 @@ class FakeProvider:
             body: Any = json.loads(raw)
         else:
             body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-        self.calls.append(Call(handler.path, dict(handler.headers), body))
-        answer = self.script.pop(0) if self.script else Answer()
+        with self.lock:
+            self.calls.append(Call(handler.path, dict(handler.headers), body))
+            answer = self.script.pop(0) if self.script else Answer(delay=self.delay)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         time.sleep(answer.delay)
+        with self.lock:
+            self.in_flight -= 1
         document = (
             self._success(handler.path, body) if answer.status < 300 else self._error(handler)
         )

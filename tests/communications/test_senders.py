@@ -8,8 +8,9 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ValidationError
 
 from communications import secrets
-from communications.models import Channel, Message, Sender
+from communications.models import Campaign, Channel, Contact, Message, Sender
 from communications.providers import Outgoing, PermanentSendError, RetryableSendError
+from communications.services.campaigns import create_campaign
 from communications.services.messages import send_message
 from communications.services.senders import (
     rotate_sender_credentials,
@@ -125,6 +126,34 @@ def test_a_tenants_twilio_sender_carries_its_sms_and_a_429_is_retried_by_the_wor
     assert (message.sender_id, message.attempts) == (sender.pk, 2)
     assert message.provider_message_id.startswith("SM")
     assert len(fake_provider.calls) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_campaign_batch_calls_a_slow_provider_a_window_at_a_time(
+    tenant, agent, fake_provider, work_until, settings
+):
+    settings.CONVEYOR_CAMPAIGN_SEND_CONCURRENCY = 5
+    fake_provider.delay = 0.1
+    make_sender(tenant, "twilio", fake_provider.url)
+    contacts = [
+        Contact.objects.create(tenant=tenant, name=f"C{n}", phone=f"+1415555{n:04d}")
+        for n in range(10)
+    ]
+
+    campaign = create_campaign(
+        tenant=tenant,
+        name="Slow provider",
+        channel=Channel.SMS,
+        template="welcome",
+        contact_ids=[c.pk for c in contacts],
+        by=agent,
+    )
+    work_until(lambda: Campaign.objects.get(pk=campaign.pk).finished_at is not None)
+
+    campaign.refresh_from_db()
+    assert (campaign.sent, len(fake_provider.calls)) == (10, 10)
+    assert fake_provider.max_in_flight > 1  # the calls overlapped
+    assert fake_provider.max_in_flight <= 5
 
 
 @pytest.mark.django_db
