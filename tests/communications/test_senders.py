@@ -1,22 +1,20 @@
 """Tenants' own senders: each provider's real client against a local fake of its API, the
 senders API and admin, and credentials that never come back out."""
 
+import io
 import logging
 
 import pytest
 from cryptography.fernet import Fernet
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 
 from communications import secrets
 from communications.models import Campaign, Channel, Contact, Message, Sender
 from communications.providers import Outgoing, PermanentSendError, RetryableSendError
 from communications.services.campaigns import create_campaign
 from communications.services.messages import send_message
-from communications.services.senders import (
-    rotate_sender_credentials,
-    save_sender,
-    sender_client,
-)
+from communications.services.senders import save_sender, sender_client
 from jobs.models import Job
 from tests.communications.provider_fakes import Answer
 from tests.factories import make_api_key
@@ -210,13 +208,18 @@ def test_credentials_are_encrypted_kept_when_not_resent_and_survive_a_key_rotati
         from_address="+14155550199",
         options={"account_sid": "AC123"},
     )
+    settings.CONVEYOR_SECRET_KEYS = [new]
+    with pytest.raises(CommandError):  # the old key was removed too early
+        call_command("rotate_sender_credentials")
     settings.CONVEYOR_SECRET_KEYS = [new, old]
-    assert rotate_sender_credentials() == 1
+    out = io.StringIO()
+    call_command("rotate_sender_credentials", stdout=out)
     settings.CONVEYOR_SECRET_KEYS = [new]
 
     stored = Sender.objects.get(pk=sender.pk)
     assert stored.from_address == "+14155550199"
     assert secrets.decrypt(stored.credentials) == {"auth_token": TOKEN}
+    assert out.getvalue() == "re-encrypted the credentials of 1 sender(s)\n"
 
 
 # --- API, admin, and where a credential must never appear --------------------------------------
