@@ -328,6 +328,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.Job.Status",
         "MessageStatusEnum": "communications.models.Message.Status",
+        "MessageDeliveryStatusEnum": "communications.models.Message.Delivery",
         "CampaignStatusEnum": "communications.models.Campaign.Status",
         "HealthStatusEnum": ["healthy", "degraded", "error"],
         "TransferStatusEnum": "communications.models.imports.TransferStatus",
