@@ -19,6 +19,7 @@ from communications.models import Channel, Provider, Sender
 from communications.provider_clients import SenderAccount, build_client
 from communications.providers import EmailProvider, Outgoing, SendError, get_provider
 from communications.providers import Provider as Client
+from communications.ssrf import UnsafeURL, check_url
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ def check_sender(tenant: Tenant, *, channel: str, provider: str, **values: Any) 
     if unknown or missing:
         errors["settings"] = [f"Unknown setting {name!r} for {provider}." for name in unknown]
         errors["settings"] += [f"{provider} needs {name!r}." for name in missing]
+    if unsafe := _unsafe_urls(options):
+        errors.setdefault("settings", []).extend(unsafe)
     names = secret_names(provider)
     credentials = {k: v for k, v in values["credentials"].items() if k in names and v}
     if sorted(set(values["credentials"]) - set(names)):
@@ -149,6 +152,18 @@ def check_sender(tenant: Tenant, *, channel: str, provider: str, **values: Any) 
     if errors:
         raise ValidationError(errors)
     return {**values, "options": options, "credentials": credentials}
+
+
+def _unsafe_urls(options: dict[str, str]) -> list[str]:
+    """A provider URL a tenant gives must be public, as a webhook URL must (no SSRF)."""
+    problems = []
+    for name in ("api_url", "url"):
+        if options.get(name):
+            try:
+                check_url(options[name])
+            except UnsafeURL as error:
+                problems.append(f"{name}: {str(error).replace('webhooks', 'providers')}")
+    return problems
 
 
 def _address(tenant: Tenant, channel: str, value: str, errors: dict[str, list[str]]) -> str:

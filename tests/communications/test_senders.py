@@ -17,9 +17,15 @@ from communications.services.messages import send_message
 from communications.services.senders import save_sender, sender_client
 from jobs.models import Job
 from tests.communications.provider_fakes import Answer
-from tests.factories import make_api_key
+from tests.factories import make_api_key, make_member
 
 TOKEN = "tok_5ecret_never_shown_0042"
+
+
+@pytest.fixture(autouse=True)
+def local_providers(settings) -> None:
+    """The fake providers listen on 127.0.0.1, which a real sender may not name."""
+    settings.CONVEYOR_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
 
 
 def make_sender(tenant, provider: str, url: str) -> Sender:
@@ -178,7 +184,7 @@ def test_meta_sends_an_approved_template_with_its_variables(tenant, fake_provide
 
 
 @pytest.mark.django_db
-def test_a_sender_without_what_its_provider_needs_is_refused_per_field(tenant):
+def test_a_sender_without_what_its_provider_needs_is_refused_per_field(tenant, settings):
     with pytest.raises(ValidationError) as refused:
         save_sender(
             tenant=tenant,
@@ -190,6 +196,16 @@ def test_a_sender_without_what_its_provider_needs_is_refused_per_field(tenant):
     with pytest.raises(ValidationError) as missing:
         save_sender(tenant=tenant, channel=Channel.SMS, provider="twilio", from_address="nope")
     assert set(missing.value.message_dict) == {"from_address", "settings", "credentials"}
+    settings.CONVEYOR_WEBHOOK_ALLOWED_NETWORKS = []
+    with pytest.raises(ValidationError) as internal:
+        save_sender(
+            tenant=tenant,
+            channel=Channel.SMS,
+            provider="http",
+            from_address="+14155550100",
+            options={"url": "http://10.0.0.5/send"},
+        )
+    assert "private" in internal.value.message_dict["settings"][0]
 
 
 @pytest.mark.django_db
@@ -274,12 +290,26 @@ def test_a_credential_never_appears_in_answers_pages_logs_payloads_or_errors(
 
 
 @pytest.mark.django_db
-def test_only_admins_and_owners_manage_senders(api_client, agent, tenant):
-    _, raw = make_api_key(agent, tenant=tenant)
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [("viewer", False), ("agent", False), ("admin", True), ("owner", True)],
+)
+def test_only_admins_and_owners_manage_senders_in_the_api_and_the_admin(
+    api_client, client, tenant, role, allowed
+):
+    user = make_member(tenant, role, is_staff=True)
+    make_sender(tenant, "twilio", "http://127.0.0.1:9")
+    _, raw = make_api_key(user, tenant=tenant)
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client.force_login(user)
 
-    assert api_client.get("/api/v1/senders/").status_code == 403
-    assert api_client.put("/api/v1/senders/sms/", {}, format="json").status_code == 403
+    listed = api_client.get("/api/v1/senders/")
+    tested = api_client.post("/api/v1/senders/sms/test/", {"to": "+14155550123"}, format="json")
+    page = client.get("/admin/communications/sender/")
+
+    assert listed.status_code == (200 if allowed else 403)
+    assert tested.status_code == (200 if allowed else 403)
+    assert page.status_code == (200 if allowed else 403)
 
 
 @pytest.mark.django_db
