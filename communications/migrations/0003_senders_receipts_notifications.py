@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='campaign',
             name='send_at',
-            field=models.DateTimeField(blank=True, help_text='When a scheduled campaign starts.', null=True),
+            field=models.DateTimeField(blank=True, help_text="When a scheduled campaign starts (in the admin: the tenant's time zone).", null=True),
         ),
         migrations.AddField(
             model_name='message',

@@ -76,7 +76,9 @@ class Campaign(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     send_at = models.DateTimeField(
-        null=True, blank=True, help_text="When a scheduled campaign starts."
+        null=True,
+        blank=True,
+        help_text="When a scheduled campaign starts (in the admin: the tenant's time zone).",
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -202,3 +202,30 @@ def test_a_schedule_starts_a_draft_and_says_why_it_cannot_start_an_ended_one(
     assert first.status == Job.Status.SUCCEEDED
     assert second.status == Job.Status.FAILED
     assert "finished: it cannot start" in second.error_message
+
+
+def test_the_admin_schedules_a_campaign_at_a_wall_clock_time_of_the_tenant(admin_client, tenant):
+    tenant.time_zone = "Europe/Paris"
+    tenant.save()
+    ada = contacts(tenant, "+14155550101")[0]
+
+    answer = admin_client.post(
+        "/admin/communications/campaign/add/",
+        {
+            "tenant": tenant.pk,
+            "name": "Summer",
+            "channel": "sms",
+            "template": "welcome",
+            "contact_ids": str(ada.pk),
+            "tags": "",
+            "variables": "{}",
+            "send_at_0": "2027-07-05",
+            "send_at_1": "09:00:00",
+        },
+    )
+
+    assert answer.status_code == 302
+    campaign = Campaign.objects.get()
+    assert campaign.status == Campaign.Status.SCHEDULED
+    assert campaign.send_at == datetime(2027, 7, 5, 7, 0, tzinfo=UTC)
+    assert Job.objects.get(pk=str(campaign.job_id)).status == Job.Status.SCHEDULED
