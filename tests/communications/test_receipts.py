@@ -59,10 +59,16 @@ def meta_sender(tenant) -> Sender:
     )
 
 
+@pytest.fixture(autouse=True)
+def public_url(settings) -> None:
+    """Providers call the receipt URL as this deployment's public address makes it."""
+    settings.CONVEYOR_PUBLIC_URL = "http://testserver"
+
+
 def post_twilio(client: Client, sender: Sender, params: dict, *, token: str = "twilio-token"):
-    url = f"http://testserver{receipt_url(sender)}"
+    url = receipt_url(sender)  # what Twilio signs: the URL it calls
     return client.post(
-        receipt_url(sender),
+        url,
         urlencode(params),
         content_type="application/x-www-form-urlencoded",
         HTTP_X_TWILIO_SIGNATURE=twilio_signature(token, url, params),
