@@ -52,12 +52,12 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_rq",
     "import_export",
     "tenants",
     "jobs",
     "communications",
     "reports",
+    "django_rq",  # after jobs, whose `rqworker` command extends django-rq's
 ]
 
 MIDDLEWARE = [
@@ -98,6 +98,16 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# DATABASE_POOL_SIZE > 0: each process shares at most that many connections among its threads
+# (psycopg's pool; a job thread borrows one for the job). 0: each thread keeps its own.
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=0)
+if DATABASE_POOL_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": 60,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -168,25 +178,36 @@ REDIS_CONNECTION = redis_connection(REDIS_URL)
 
 # The queue table (PRODUCT.md §4): defaults per queue that kinds and tenants override.
 # timeout in seconds; workers is how many worker processes production should run for it;
-# rate_limits are per tenant, keyed by the limit name kinds refer to; tenant_concurrency caps
-# how many jobs of one tenant run at once on this queue; worker_class is what its workers run
-# (default CONVEYOR_WORKER_CLASS: in-process and fast; the forking Worker isolates heavy jobs);
+# concurrency is how many of its jobs one worker process runs at once (threads of the default
+# ConcurrentWorker; for a forking Worker, which runs one at a time, how many processes `make run`
+# starts); rate_limits are per tenant, keyed by the limit name kinds refer to;
+# tenant_concurrency caps how many jobs of one tenant run at once on this queue; worker_class is
+# what its workers run (default CONVEYOR_WORKER_CLASS: many jobs at once in one process; the
+# forking Worker isolates heavy jobs);
 # preload lists modules its workers import once at start (with CONVEYOR_PRELOAD's).
 CONVEYOR_QUEUES: dict[str, dict] = {
-    "notifications": {"timeout": 30, "max_attempts": 3, "workers": 4},
-    "email": {"timeout": 60, "max_attempts": 5, "workers": 4, "rate_limits": {"email": "10/s"}},
+    "notifications": {"timeout": 30, "max_attempts": 3, "workers": 4, "concurrency": 20},
+    "email": {
+        "timeout": 60,
+        "max_attempts": 5,
+        "workers": 4,
+        "concurrency": 10,
+        "rate_limits": {"email": "10/s"},
+    },
     "messaging": {
         "timeout": 600,
         "max_attempts": 3,
         "workers": 2,
+        "concurrency": 5,
         "rate_limits": {"whatsapp": "12/s", "sms": "10/s"},
     },
-    "webhooks": {"timeout": 30, "max_attempts": 10, "workers": 2},
-    "default": {"timeout": 180, "max_attempts": 3, "workers": 2},
+    "webhooks": {"timeout": 30, "max_attempts": 10, "workers": 2, "concurrency": 10},
+    "default": {"timeout": 180, "max_attempts": 3, "workers": 2, "concurrency": 10},
     "imports": {
         "timeout": 1800,
         "max_attempts": 2,
         "workers": 1,
+        "concurrency": 3,
         "tenant_concurrency": 2,
         "worker_class": "jobs.runtime.worker.Worker",
     },
@@ -194,6 +215,7 @@ CONVEYOR_QUEUES: dict[str, dict] = {
         "timeout": 600,
         "max_attempts": 3,
         "workers": 1,
+        "concurrency": 2,
         "tenant_concurrency": 2,
         "worker_class": "jobs.runtime.worker.Worker",
         "preload": ["weasyprint"],
@@ -202,11 +224,12 @@ CONVEYOR_QUEUES: dict[str, dict] = {
         "timeout": 1800,
         "max_attempts": 1,
         "workers": 1,
+        "concurrency": 1,
         "worker_class": "jobs.runtime.worker.Worker",
     },
 }
 
-CONVEYOR_WORKER_CLASS = "jobs.runtime.worker.FastWorker"
+CONVEYOR_WORKER_CLASS = "jobs.runtime.worker.ConcurrentWorker"
 
 # Each queue is served as RQ sub-queues, one per priority, listened to in this order.
 CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
