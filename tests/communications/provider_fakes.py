@@ -82,8 +82,16 @@ class FakeProvider:
         n = len(self.calls)
         if path.endswith("/Messages.json"):
             return {"sid": f"SM{n:032d}", "status": "queued"}
-        if path.endswith("/messages"):
+        if path.endswith("/1055/messages"):
             return {"messaging_product": "whatsapp", "messages": [{"id": f"wamid.{n}"}]}
+        if path.endswith("/messages"):  # Mailgun: /<domain>/messages
+            return {"id": f"<mg-{n}@mg.example.com>", "message": "Queued. Thank you."}
+        if path.endswith("/emails"):  # Resend
+            return {"id": f"re-{n}"}
+        if path.endswith("/smtp/email"):  # Brevo
+            return {"messageId": f"<brevo-{n}@smtp-relay.example.com>"}
+        if path.endswith("/mail/send"):  # SendGrid answers 202 without a body
+            return {}
         return {"To": body["To"], "MessageID": f"pm-{n}", "ErrorCode": 0, "Message": "OK"}
 
     def _error(self, handler: BaseHTTPRequestHandler) -> dict[str, Any]:

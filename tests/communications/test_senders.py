@@ -161,6 +161,38 @@ def test_a_campaign_batch_calls_a_slow_provider_a_window_at_a_time(
 
 
 @pytest.mark.django_db
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+@pytest.mark.parametrize(
+    ("esp", "options", "provider_id"),
+    [
+        ("mailgun", {"sender_domain": "mg.example.com"}, "<mg-1@mg.example.com>"),
+        ("resend", {}, "re-1"),
+        ("brevo", {}, "<brevo-1@smtp-relay.example.com>"),
+    ],
+)
+def test_the_other_email_apis_send_through_anymail_and_refuse_on_4xx(
+    tenant, fake_provider, esp, options, provider_id
+):
+    sender = save_sender(
+        tenant=tenant,
+        channel=Channel.EMAIL,
+        provider=esp,
+        from_address="news@acme.example.com",
+        options={**options, "api_url": fake_provider.url + "/"},
+        credentials={"api_key": TOKEN},
+    )
+    client = sender_client(sender)
+    fake_provider.script = [Answer(200), Answer(400)]
+
+    sent = client.send(outgoing(sender))
+    with pytest.raises(PermanentSendError) as refused:
+        client.send(outgoing(sender))
+
+    assert sent == provider_id
+    assert TOKEN not in str(refused.value)
+
+
+@pytest.mark.django_db
 def test_meta_sends_an_approved_template_with_its_variables(tenant, fake_provider):
     client = sender_client(make_sender(tenant, "meta", fake_provider.url))
     template = {"name": "order_ready", "language": "fr", "parameters": ["Ada", "42"]}
