@@ -151,8 +151,26 @@ CONVEYOR_MESSAGING = {
     }
     for channel, prefix in (("sms", "SMS"), ("whatsapp", "WHATSAPP"))
 }
+# Keys that encrypt tenants' provider credentials (Fernet keys, comma-separated, newest first:
+# the first encrypts, every one decrypts, `rotate_sender_credentials` re-encrypts with the first).
+# Unset, one key is derived from SECRET_KEY: fine locally, set your own in production.
+CONVEYOR_SECRET_KEYS = env.list("CONVEYOR_SECRET_KEYS", default=[])
+# Where this deployment is reached, e.g. https://conveyor.example.com: links in emails are made
+# absolute with it, and providers call back there (delivery receipts). Unset in production,
+# receipts are not asked for and links stay relative.
+CONVEYOR_PUBLIC_URL = env.str(
+    "CONVEYOR_PUBLIC_URL", default="http://127.0.0.1:8000" if _local else ""
+).rstrip("/")
+# Seconds a tenant's provider (Twilio, Meta, an email API) may take to answer one send.
+CONVEYOR_SENDER_TIMEOUT = env.float("CONVEYOR_SENDER_TIMEOUT", default=10.0)
+# Members a notifications job writes per transaction when it notifies a tenant's members.
+CONVEYOR_NOTIFY_BATCH_SIZE = env.int("CONVEYOR_NOTIFY_BATCH_SIZE", default=500)
 # Recipients per campaign batch job; batches run in parallel on the channel's queue.
 CONVEYOR_CAMPAIGN_BATCH_SIZE = env.int("CONVEYOR_CAMPAIGN_BATCH_SIZE", default=500)
+# Provider calls a campaign batch job makes at once (threads; claims and marks stay in order in
+# the job's own thread): a provider that answers in 100 ms then costs 100 ms per window, not per
+# send. Cancels are noticed between windows.
+CONVEYOR_CAMPAIGN_SEND_CONCURRENCY = env.int("CONVEYOR_CAMPAIGN_SEND_CONCURRENCY", default=20)
 
 # --- Queues -----------------------------------------------------------------------------------
 
@@ -336,6 +354,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.Job.Status",
         "MessageStatusEnum": "communications.models.Message.Status",
+        "MessageDeliveryStatusEnum": "communications.models.Message.Delivery",
         "CampaignStatusEnum": "communications.models.Campaign.Status",
         "HealthStatusEnum": ["healthy", "degraded", "error"],
         # Imports, exports and reports share the engine's words: one enum for the three.

@@ -122,9 +122,9 @@ class NotifyMembersPayload(serializers.Serializer):
 def notify_members(
     ctx: JobContext, *, title: str, body: str, link: str, min_role: str
 ) -> dict[str, Any]:
-    """Notify the tenant's members of `min_role` and above, in the app."""
-    notified = notify(ctx.tenant, min_role=min_role, title=title, body=body, link=link)
-    return {"notified": len(notified)}
+    """Notify the tenant's members of `min_role` and above, in the app (by the job it queues)."""
+    job = notify(ctx.tenant, min_role=min_role, title=title, body=body, link=link)
+    return {"notify_job": str(job.pk)}
 
 
 class StartWorkflowPayload(serializers.Serializer):

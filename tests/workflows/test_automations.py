@@ -115,7 +115,7 @@ def test_a_step_never_reaches_another_tenants_contact(tenant, other_tenant, star
     assert mail.outbox == []
 
 
-def test_tags_and_member_notifications_as_steps(tenant, start, run_workflow):
+def test_tags_and_member_notifications_as_steps(tenant, start, run_workflow, run_worker):
     contact = create_contact(tenant=tenant, name="Ann", email="ann@example.com", tags=["lead"])
     make_member(tenant, "admin")
     make_member(tenant, "viewer")
@@ -136,6 +136,7 @@ def test_tags_and_member_notifications_as_steps(tenant, start, run_workflow):
     )
 
     run_workflow(workflow)
+    run_worker()  # the notifications' own job
 
     contact.refresh_from_db()
     assert contact.tags == ["vip"]
