@@ -91,7 +91,31 @@ def send_delivery(delivery: WebhookDelivery, *, attempt: int) -> Outcome:
     except UnsafeURL as error:
         outcome.error, outcome.refused = f"Refused: {error}", True
     else:
-        _post(target, delivery, attempt=attempt, outcome=outcome)
+        body = encode_body(delivery)
+        _post(target, body, _headers(delivery, target, body, attempt), outcome=outcome)
+    outcome.duration_ms = int((time.monotonic() - clock) * 1000)
+    return outcome
+
+
+def post_json(url: str, data: dict) -> Outcome:
+    """POST `data` as JSON to `url` (a Slack-compatible incoming webhook), unsigned, with the
+    same SSRF check, pinned address, timeout and read limit as a webhook delivery."""
+    outcome = Outcome()
+    clock = time.monotonic()
+    try:
+        target = check_url(url)
+    except Unresolvable as error:
+        outcome.error = str(error)
+    except UnsafeURL as error:
+        outcome.error, outcome.refused = f"Refused: {error}", True
+    else:
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        _post(target, body, headers, outcome=outcome)
     outcome.duration_ms = int((time.monotonic() - clock) * 1000)
     return outcome
 
@@ -112,9 +136,7 @@ def _headers(delivery: WebhookDelivery, target: Target, body: bytes, attempt: in
     }
 
 
-def _post(target: Target, delivery: WebhookDelivery, *, attempt: int, outcome: Outcome) -> None:
-    body = encode_body(delivery)
-    headers = _headers(delivery, target, body, attempt)
+def _post(target: Target, body: bytes, headers: dict, *, outcome: Outcome) -> None:
     for address in target.addresses:
         outcome.address = str(address)
         pool = _pool(target, str(address))

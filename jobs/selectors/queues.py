@@ -67,11 +67,12 @@ HEALTHY, DEGRADED, ERROR = "healthy", "degraded", "error"
 _RANK = {HEALTHY: 0, DEGRADED: 1, ERROR: 2}
 
 
-def _component(name: str, status: str, reason: str) -> dict[str, str]:
-    return {"name": name, "status": status, "reason": reason}
+def _component(name: str, status: str, reason: str, **figures: Any) -> dict[str, Any]:
+    """One component's verdict; `figures` are the numbers behind it, kept with each check."""
+    return {"name": name, "status": status, "reason": reason, "figures": figures}
 
 
-def _check_database() -> dict[str, str]:
+def _check_database() -> dict[str, Any]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -80,7 +81,7 @@ def _check_database() -> dict[str, str]:
     return _component("database", HEALTHY, "PostgreSQL answers.")
 
 
-def _check_redis() -> dict[str, str]:
+def _check_redis() -> dict[str, Any]:
     try:
         queueing.ping()
     except RedisError as error:
@@ -88,24 +89,31 @@ def _check_redis() -> dict[str, str]:
     return _component("redis", HEALTHY, "Redis answers.")
 
 
-def _check_queues(stats: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _check_queues(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
     limits = settings.CONVEYOR_HEALTH
     checks = []
     for queue in stats:
         name, waiting = queue["name"], queue["waiting"]
         max_wait = settings.CONVEYOR_QUEUES[name].get("max_wait", limits["max_wait_seconds"])
         oldest = queue["oldest_waiting_seconds"]
+        figures = {
+            "waiting": waiting,
+            "workers": queue["workers"],
+            "paused": queue["paused"],
+            "oldest_waiting_seconds": oldest,
+        }
         if waiting and not queue["workers"] and not queue["paused"]:
-            checks.append(_component(f"queue:{name}", ERROR, f"{waiting} waiting, no live worker."))
+            reason = f"{waiting} waiting, no live worker."
+            checks.append(_component(f"queue:{name}", ERROR, reason, **figures))
         elif oldest is not None and oldest > max_wait and not queue["paused"]:
             reason = f"Oldest waiting job is {oldest:.0f} s old (threshold {max_wait} s)."
-            checks.append(_component(f"queue:{name}", DEGRADED, reason))
+            checks.append(_component(f"queue:{name}", DEGRADED, reason, **figures))
         else:
-            checks.append(_component(f"queue:{name}", HEALTHY, f"{waiting} waiting."))
+            checks.append(_component(f"queue:{name}", HEALTHY, f"{waiting} waiting.", **figures))
     return checks
 
 
-def _check_failure_rate() -> dict[str, str]:
+def _check_failure_rate() -> dict[str, Any]:
     limits = settings.CONVEYOR_HEALTH
     since = timezone.now() - timedelta(minutes=15)
     counts = Job.objects.filter(finished_at__gte=since).aggregate(
@@ -115,13 +123,14 @@ def _check_failure_rate() -> dict[str, str]:
     ended = counts["succeeded"] + counts["failed"]
     rate = counts["failed"] / ended if ended else 0.0
     reason = f"{rate:.0%} of {ended} jobs failed in the last 15 minutes."
+    figures = {"ended": ended, "failed": counts["failed"], "rate": round(rate, 4)}
     if ended < limits["min_jobs_for_failure_rate"]:
-        return _component("failure_rate", HEALTHY, reason + " Too few to judge.")
+        return _component("failure_rate", HEALTHY, reason + " Too few to judge.", **figures)
     if rate >= limits["failure_rate_error"]:
-        return _component("failure_rate", ERROR, reason)
+        return _component("failure_rate", ERROR, reason, **figures)
     if rate >= limits["failure_rate_degraded"]:
-        return _component("failure_rate", DEGRADED, reason)
-    return _component("failure_rate", HEALTHY, reason)
+        return _component("failure_rate", DEGRADED, reason, **figures)
+    return _component("failure_rate", HEALTHY, reason, **figures)
 
 
 def health_report() -> dict[str, Any]:

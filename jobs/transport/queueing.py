@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import json
 import logging
 import math
 import pickle
@@ -446,8 +447,13 @@ def workers() -> list[dict[str, Any]]:
     current = {
         as_text(owner): job_id for job_id, owner in zip(running, owners, strict=True) if owner
     }
+    known = RQWorker.all(connection=redis)
+    with redis.pipeline(transaction=False) as pipe:
+        for worker in known:
+            pipe.hget(worker.key, FIGURES_FIELD)
+        figures = pipe.execute()
     found = []
-    for worker in RQWorker.all(connection=redis):
+    for worker, measured in zip(known, figures, strict=True):
         found.append(
             {
                 "name": worker.name,
@@ -459,9 +465,18 @@ def workers() -> list[dict[str, Any]]:
                 "last_heartbeat": worker.last_heartbeat,
                 "successful_jobs": worker.successful_job_count,
                 "failed_jobs": worker.failed_job_count,
+                "figures": json.loads(measured) if measured else {},
             }
         )
     return found
+
+
+FIGURES_FIELD = "conveyor_figures"
+
+
+def store_worker_figures(key: str, figures: dict[str, Any], redis: Redis | None = None) -> None:
+    """Keep a worker's own figures in its RQ hash: they expire with it."""
+    (redis or connection()).hset(key, FIGURES_FIELD, json.dumps(figures))
 
 
 def oldest_waiting_since(queue: str) -> datetime | None:

@@ -200,4 +200,4 @@ def test_two_scheduler_processes_enqueue_each_run_once_and_stop_cleanly_on_sigte
     assert all("SIGTERM: stopping" in output for output in outputs), outputs
     assert len(keys) == len(set(keys)) == schedule.run_count
     assert Tenant.objects.filter(slug="system").count() == 1
-    assert Schedule.objects.filter(is_system=True).count() == 3
+    assert Schedule.objects.filter(is_system=True).count() == 4
