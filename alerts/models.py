@@ -130,9 +130,8 @@ class AlertRecipient(models.Model):
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="recipients")
     level = models.PositiveSmallIntegerField(default=0)
-    channel = models.CharField(
-        max_length=10, choices=[c for c in Channel.choices if c[0] != Channel.WEBHOOK]
-    )
+    # Not `webhook`: the rule's publish_webhooks flag stands for the tenant's endpoints.
+    channel = models.CharField(max_length=10, choices=Channel.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )

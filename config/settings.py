@@ -330,6 +330,10 @@ SPECTACULAR_SETTINGS = {
         "ReportStatusEnum": "reports.models.Report.Status",
         "ReportFormatEnum": "reports.models.ReportFormat",
         "ReportTypeEnum": "reports.models.ReportType",
+        "ChannelEnum": "communications.models.Channel",
+        "AlertChannelEnum": "alerts.models.Channel",
+        "AlertConditionEnum": "alerts.models.Condition",
+        "IncidentStatusEnum": "alerts.models.Incident.Status",
     },
 }
 

@@ -120,6 +120,10 @@ def check_rule(rule: AlertRule) -> None:
 
 def check_recipient(rule: AlertRule, recipient: AlertRecipient) -> None:
     """A user must be one the rule may tell; a Slack URL must be a public http(s) URL."""
+    if recipient.channel == Channel.WEBHOOK:
+        raise ValidationError(
+            {"channel": ["Webhook events go to the tenant's endpoints: set publish_webhooks."]}
+        )
     if recipient.channel == Channel.SLACK:
         if not recipient.url:
             raise ValidationError({"url": ["A Slack recipient needs its incoming-webhook URL."]})
