@@ -46,7 +46,9 @@ def evaluate_rules(check: HealthCheck) -> Evaluation:
         try:
             with transaction.atomic():
                 locked = (
-                    AlertRule.objects.select_for_update().select_related("tenant").get(pk=rule.pk)
+                    AlertRule.objects.select_for_update(of=("self",))
+                    .select_related("tenant")
+                    .get(pk=rule.pk)
                 )
                 _apply(locked, find(locked, check), now=check.checked_at, outcome=outcome)
         except Exception:
