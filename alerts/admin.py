@@ -219,6 +219,12 @@ class IncidentAdmin(AdminsOnlyMixin, admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Changing is acknowledging and silencing, by the tenant's admins or operators.
+        if obj is None:
+            return request.user.is_superuser or bool(self.editable_tenant_ids(request))
+        return self.can_edit_in(request, obj.tenant_id)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
