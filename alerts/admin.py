@@ -29,7 +29,6 @@ from alerts.services.rules import (
 )
 from communications.admin.webhooks import AdminsOnlyMixin
 from jobs.admin.display import job_link, pretty_json, short_time, status_badge
-from tenants.admin import TenantScopedAdminMixin
 
 RULE_FIELDS = ("tenant", *EDITABLE)
 
@@ -258,7 +257,7 @@ class IncidentAdmin(AdminsOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(DigestSubscription)
-class DigestSubscriptionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+class DigestSubscriptionAdmin(AdminsOnlyMixin, admin.ModelAdmin):
     """Who gets a tenant's daily digest email; admins and owners opt members in or out."""
 
     list_display = ("user", "tenant", "created_at")

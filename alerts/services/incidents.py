@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from alerts.models import AlertNotice, AlertRule, Incident
@@ -42,7 +43,9 @@ def evaluate_rules(check: HealthCheck) -> Evaluation:
     """Evaluate every enabled rule against `check`; returns what changed."""
     ensure_builtin_rules()
     outcome = Evaluation()
-    for rule in AlertRule.objects.filter(enabled=True).select_related("tenant").order_by("pk"):
+    # An inactive tenant's rules rest: its jobs cannot run and its notices could not be sent.
+    live = Q(tenant__isnull=True) | Q(tenant__is_active=True)
+    for rule in AlertRule.objects.filter(live, enabled=True).order_by("pk"):
         try:
             with transaction.atomic():
                 locked = (

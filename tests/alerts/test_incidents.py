@@ -26,6 +26,14 @@ pytestmark = pytest.mark.django_db
 OPENED, ESCALATED, RESOLVED = "opened", "escalated", "resolved"
 
 
+def escalating_to(user) -> dict:
+    """Escalate after 5 minutes unacknowledged, to `user` in-app."""
+    return {
+        "escalate_after_minutes": 5,
+        "recipients": [{"level": 1, "channel": "in_app", "user": user}],
+    }
+
+
 def no_worker_rule(**fields) -> AlertRule:
     return create_rule(
         tenant=None,
@@ -178,11 +186,15 @@ def test_the_scheduled_check_tells_superusers_through_a_built_in_rule(
 
 
 def test_a_tenants_backlog_rule_sees_only_its_own_jobs_and_tells_only_its_members(
-    tenant, other_tenant, tenant_admin, check, django_capture_on_commit_callbacks
+    tenant, other_tenant, tenant_admin, agent, check, run_worker, django_capture_on_commit_callbacks
 ):
     globex_admin = make_member(other_tenant, Role.ADMIN, username="globex-admin")
     acme = create_rule(
-        tenant=tenant, name="Acme backlog", condition=Condition.OLDEST_WAITING, threshold=60
+        tenant=tenant,
+        name="Acme backlog",
+        condition=Condition.OLDEST_WAITING,
+        threshold=60,
+        **escalating_to(agent),
     )
     globex = create_rule(
         tenant=other_tenant, name="Globex backlog", condition=Condition.OLDEST_WAITING, threshold=60
@@ -192,30 +204,49 @@ def test_a_tenants_backlog_rule_sees_only_its_own_jobs_and_tells_only_its_member
     Job.objects.filter(pk=job.pk).update(enqueued_at=timezone.now() - timedelta(minutes=2))
 
     check()
+    figures = only_incident(acme).figures
+    check(minutes=6)
+    run_worker()
+    check(minutes=7)
 
     incident = only_incident(acme)
     assert not Incident.objects.filter(rule=globex).exists()
-    assert incident.figures["waiting"] == 1
-    assert incident.figures["oldest_waiting_seconds"] > 60
+    assert figures["waiting"] == 1
+    assert figures["oldest_waiting_seconds"] > 60
     assert notices(incident) == [
         (OPENED, "webhook", ""),
         (OPENED, "email", "adam-admin"),
         (OPENED, "in_app", "adam-admin"),
+        (ESCALATED, "webhook", ""),
+        (ESCALATED, "in_app", "agnes-agent"),
+        (RESOLVED, "webhook", ""),
+        (RESOLVED, "email", "adam-admin"),
+        (RESOLVED, "in_app", "adam-admin"),
+        (RESOLVED, "in_app", "agnes-agent"),
     ]
-    assert titles(tenant_admin) == ["Alert: Acme backlog (Acme)"]
+    assert titles(tenant_admin) == ["Alert: Acme backlog (Acme)", "Resolved: Acme backlog (Acme)"]
     assert titles(globex_admin) == []
     assert not AlertNotice.objects.filter(tenant=other_tenant).exists()
 
 
 def test_injected_failures_open_a_tenants_failure_rate_and_dead_letter_incidents_only(
-    tenant, other_tenant, tenant_admin, check, run_worker, django_capture_on_commit_callbacks
+    tenant, other_tenant, tenant_admin, agent, check, run_worker, django_capture_on_commit_callbacks
 ):
     globex_admin = make_member(other_tenant, Role.ADMIN, username="globex-admin")
     rate = create_rule(
-        tenant=tenant, name="Failing", condition=Condition.FAILURE_RATE, threshold=0.5, min_jobs=3
+        tenant=tenant,
+        name="Failing",
+        condition=Condition.FAILURE_RATE,
+        threshold=0.5,
+        min_jobs=3,
+        **escalating_to(agent),
     )
     dead = create_rule(
-        tenant=tenant, name="Dead letters", condition=Condition.DEAD_LETTERS, threshold=3
+        tenant=tenant,
+        name="Dead letters",
+        condition=Condition.DEAD_LETTERS,
+        threshold=3,
+        **escalating_to(agent),
     )
     theirs = create_rule(
         tenant=other_tenant,
@@ -230,21 +261,39 @@ def test_injected_failures_open_a_tenants_failure_rate_and_dead_letter_incidents
         enqueue_job(tenant=other_tenant, kind="jobs.noop", payload={})
     run_worker(["default"])
 
-    outcome = check()
+    opened = check()
+    figures = (only_incident(rate).figures, only_incident(dead).figures)
+    escalated = check(minutes=6)
+    resolved = check(minutes=30)  # the failures have left the 15-minute window
 
-    assert outcome.opened == 2
-    assert only_incident(rate).figures == {"ended": 3, "failed": 3, "rate": 1.0}
-    assert only_incident(dead).figures == {"dead_letters": 3}
+    assert (opened.opened, escalated.escalated, resolved.resolved) == (2, 2, 2)
+    assert figures == ({"ended": 3, "failed": 3, "rate": 1.0}, {"dead_letters": 3})
     assert not Incident.objects.filter(rule=theirs).exists()
-    assert titles(tenant_admin) == ["Alert: Failing (Acme)", "Alert: Dead letters (Acme)"]
+    assert titles(tenant_admin) == [
+        "Alert: Failing (Acme)",
+        "Alert: Dead letters (Acme)",
+        "Resolved: Failing (Acme)",
+        "Resolved: Dead letters (Acme)",
+    ]
+    assert titles(agent) == [
+        "Alert escalated: Failing (Acme)",
+        "Alert escalated: Dead letters (Acme)",
+        "Resolved: Failing (Acme)",
+        "Resolved: Dead letters (Acme)",
+    ]
     assert titles(globex_admin) == []
 
 
 def test_a_tenant_whose_jobs_waited_long_opens_the_wait_p95_incident(
-    tenant, other_tenant, check, run_worker, django_capture_on_commit_callbacks
+    tenant, other_tenant, on_call, check, run_worker, django_capture_on_commit_callbacks
 ):
     rule = create_rule(
-        tenant=None, name="Slow waits", condition=Condition.TENANT_WAIT_P95, threshold=300
+        tenant=None,
+        name="Slow waits",
+        condition=Condition.TENANT_WAIT_P95,
+        threshold=300,
+        notify_admins=False,
+        **escalating_to(on_call),
     )
     with django_capture_on_commit_callbacks(execute=True):
         slow = enqueue_job(tenant=tenant, kind="jobs.noop", payload={})
@@ -253,29 +302,50 @@ def test_a_tenant_whose_jobs_waited_long_opens_the_wait_p95_incident(
     run_worker(["default"])
 
     check()
-
     incident = only_incident(rule)
+    check(minutes=6)
+    check(minutes=30)  # the slow job has left the 15-minute window
+
     assert list(incident.figures["p95"]) == ["acme"]
     assert incident.figures["p95"]["acme"] >= 600
     assert "acme" in incident.summary
     assert "globex" not in incident.summary
+    assert titles(on_call) == [
+        "Alert escalated: Slow waits (platform)",
+        "Resolved: Slow waits (platform)",
+    ]
 
 
-def test_a_workers_own_memory_and_its_hosts_disk_open_incidents_until_it_is_gone(check, settings):
+def test_a_workers_own_memory_and_its_hosts_disk_open_incidents_until_it_is_gone(
+    on_call, check, settings
+):
     settings.CONVEYOR_FIGURES_SECONDS = 0
-    memory = create_rule(tenant=None, name="Memory", condition=Condition.WORKER_MEMORY, threshold=1)
-    disk = create_rule(tenant=None, name="Disk", condition=Condition.DISK_FREE, threshold=10**6)
+    memory = create_rule(
+        tenant=None,
+        name="Memory",
+        condition=Condition.WORKER_MEMORY,
+        threshold=1,
+        **escalating_to(on_call),
+    )
+    disk = create_rule(
+        tenant=None,
+        name="Disk",
+        condition=Condition.DISK_FREE,
+        threshold=10**6,
+        **escalating_to(on_call),
+    )
     worker = FastWorker(["default"], connection=queueing.connection())
     worker.register_birth()
     worker.heartbeat()
     worker.report_figures()
 
     opened = check()
+    escalated = check(minutes=6)
     worker.register_death()
     queueing.connection().delete(worker.key)
-    resolved = check(minutes=1)
+    resolved = check(minutes=7)
 
-    assert (opened.opened, resolved.resolved) == (2, 2)
+    assert (opened.opened, escalated.escalated, resolved.resolved) == (2, 2, 2)
     assert worker.name in only_incident(memory).figures["rss_mb"]
     assert only_incident(disk).status == Incident.Status.RESOLVED
     [stored] = HealthCheck.objects.filter(workers__has_key=worker.name)
@@ -283,7 +353,7 @@ def test_a_workers_own_memory_and_its_hosts_disk_open_incidents_until_it_is_gone
 
 
 def test_redis_down_opens_the_component_incident_and_redis_back_resolves_it(
-    operator, check, settings
+    operator, on_call, check, settings
 ):
     rule = create_rule(
         tenant=None,
@@ -291,6 +361,7 @@ def test_redis_down_opens_the_component_incident_and_redis_back_resolves_it(
         condition=Condition.COMPONENT_DOWN,
         component="redis",
         publish_webhooks=False,
+        **escalating_to(on_call),
     )
     unreachable = {
         name: {**config, "URL": "redis://127.0.0.1:1/0"}
@@ -298,11 +369,17 @@ def test_redis_down_opens_the_component_incident_and_redis_back_resolves_it(
     }
     with override_settings(RQ_QUEUES=unreachable):
         down = check()
-    back = check(minutes=1)
+        still_down = check(minutes=6)
+    back = check(minutes=7)
 
     incident = only_incident(rule)
-    assert (down.opened, back.resolved) == (1, 1)
+    assert (down.opened, still_down.escalated, back.resolved) == (1, 1, 1)
     assert incident.figures == {"down": ["redis"]}
     assert titles(operator) == ["Alert: Redis (platform)", "Resolved: Redis (platform)"]
+    assert titles(on_call) == [
+        "Alert: Redis (platform)",
+        "Alert escalated: Redis (platform)",
+        "Resolved: Redis (platform)",
+    ]
     # The emails were recorded while Redis was down and wait, pending, for the reconciler.
     assert Message.objects.filter(recipient=operator.email).count() == 2
