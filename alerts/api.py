@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -25,6 +25,8 @@ from tenants.models import Role, Tenant
 from tenants.permissions import HasTenantRole, IsSuperuser, TenantRequest
 
 TAGS = ["alerts"]
+PAGE = OpenApiParameter("page", int)
+WEEK_MINUTES = 7 * 24 * 60
 OPERATOR_ERRORS = (400, 401, 403, 404, 409, 429)
 
 
@@ -76,16 +78,18 @@ class RuleInput(serializers.Serializer):
     )
     name = serializers.CharField(max_length=200)
     condition = serializers.ChoiceField(choices=Condition.choices)
-    threshold = serializers.FloatField(min_value=0, default=0)
-    window_minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60, default=15)
+    threshold = serializers.FloatField(min_value=0, max_value=1e12, default=0)
+    window_minutes = serializers.IntegerField(min_value=1, max_value=WEEK_MINUTES, default=15)
     queue = serializers.CharField(max_length=50, required=False, allow_blank=True, default="")
     kind = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     component = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
-    min_jobs = serializers.IntegerField(min_value=0, default=5)
+    min_jobs = serializers.IntegerField(min_value=0, max_value=1_000_000, default=5)
     notify_admins = serializers.BooleanField(default=True)
     publish_webhooks = serializers.BooleanField(default=True)
-    escalate_after_minutes = serializers.IntegerField(min_value=1, required=False, allow_null=True)
-    cooldown_minutes = serializers.IntegerField(min_value=0, default=10)
+    escalate_after_minutes = serializers.IntegerField(
+        min_value=1, max_value=WEEK_MINUTES, required=False, allow_null=True
+    )
+    cooldown_minutes = serializers.IntegerField(min_value=0, max_value=WEEK_MINUTES, default=10)
     enabled = serializers.BooleanField(default=True)
     silenced_until = serializers.DateTimeField(required=False, allow_null=True)
     recipients = RecipientField(many=True, required=False)
@@ -121,6 +125,20 @@ class IncidentQuery(serializers.Serializer):
     status = serializers.ChoiceField(choices=Incident.Status.choices, required=False, default="")
 
 
+class RulePageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = RuleOutput(many=True)
+
+
+class IncidentPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = IncidentOutput(many=True)
+
+
 class DigestOutput(serializers.Serializer):
     subscribed = serializers.BooleanField()
 
@@ -138,7 +156,12 @@ def _recipients(data: dict[str, Any]) -> list[dict[str, Any]] | None:
 class AlertRuleListView(APIView):
     permission_classes = [IsSuperuser]
 
-    @extend_schema(tags=TAGS, responses={200: RuleOutput(many=True), **errors(401, 403, 429)})
+    @extend_schema(
+        operation_id="alerts_rules_list",
+        tags=TAGS,
+        parameters=[PAGE],
+        responses={200: RulePageOutput, **errors(401, 403, 404, 429)},
+    )
     def get(self, request: Request) -> Response:
         """Every alert rule, platform-wide and tenants', with its recipients."""
         paginator = PageNumberPagination()
@@ -204,8 +227,9 @@ class IncidentListView(APIView):
 
     @extend_schema(
         tags=TAGS,
-        parameters=[TENANT_PARAMETER, IncidentQuery],
-        responses={200: IncidentOutput(many=True), **errors(*TENANT_ERRORS)},
+        operation_id="alerts_incidents_list",
+        parameters=[TENANT_PARAMETER, IncidentQuery, PAGE],
+        responses={200: IncidentPageOutput, **errors(*TENANT_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         """Incidents, newest first: every one for operators, a tenant's own rules' for its

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.urls import URLPattern, path
 from drf_spectacular.utils import (
     OpenApiExample,
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
@@ -79,6 +80,13 @@ class HealthCheckOutput(serializers.Serializer):
     )
     workers = serializers.DictField(help_text="Worker → the figures it last reported.")
     duration_ms = serializers.IntegerField(help_text="How long the check took.")
+
+
+class HealthCheckPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = HealthCheckOutput(many=True)
 
 
 class HealthHistoryQuery(serializers.Serializer):
@@ -326,8 +334,9 @@ class HealthHistoryView(APIView):
     required_role = Role.ADMIN
 
     @extend_schema(
-        parameters=[TENANT_PARAMETER, HealthHistoryQuery],
-        responses={200: HealthCheckOutput(many=True), **errors(400, *TENANT_ERRORS)},
+        operation_id="health_history_list",
+        parameters=[TENANT_PARAMETER, HealthHistoryQuery, OpenApiParameter("page", int)],
+        responses={200: HealthCheckPageOutput, **errors(*TENANT_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         """The scheduled health checks kept (newest first, paginated): status, each
