@@ -9,8 +9,9 @@
    rule has recipients there;
 3. a rule no longer firing resolves its open incident and tells everyone who was told.
 
-Nothing else is sent while an incident stays open. Each rule is evaluated in its own savepoint
-under its row lock: a broken rule is logged and the others go on.
+Nothing else is sent while an incident stays open. The check's advisory lock makes one
+evaluation at a time; each rule is evaluated in its own savepoint, so a broken rule is logged
+and the others go on.
 """
 
 import logging
@@ -45,15 +46,11 @@ def evaluate_rules(check: HealthCheck) -> Evaluation:
     outcome = Evaluation()
     # An inactive tenant's rules rest: its jobs cannot run and its notices could not be sent.
     live = Q(tenant__isnull=True) | Q(tenant__is_active=True)
-    for rule in AlertRule.objects.filter(live, enabled=True).order_by("pk"):
+    rules = AlertRule.objects.filter(live, enabled=True).select_related("tenant").order_by("pk")
+    for rule in rules:
         try:
             with transaction.atomic():
-                locked = (
-                    AlertRule.objects.select_for_update(of=("self",))
-                    .select_related("tenant")
-                    .get(pk=rule.pk)
-                )
-                _apply(locked, find(locked, check), now=check.checked_at, outcome=outcome)
+                _apply(rule, find(rule, check), now=check.checked_at, outcome=outcome)
         except Exception:
             outcome.failed += 1
             logger.exception("alert rule %s could not be evaluated", rule.pk)

@@ -16,12 +16,16 @@ from jobs.transport import queueing
 logger = logging.getLogger(__name__)
 
 
-def _throughput(queue: str, *, minutes: int = 5) -> float:
+def _throughputs(*, minutes: int = 5) -> dict[str, float]:
+    """Jobs succeeded per minute over the last `minutes`, per queue, in one query."""
     since = timezone.now() - timedelta(minutes=minutes)
-    done = Job.objects.filter(
-        finished_at__gte=since, queue=queue, status=Job.Status.SUCCEEDED
-    ).count()
-    return round(done / minutes, 2)
+    done = (
+        Job.objects.filter(finished_at__gte=since, status=Job.Status.SUCCEEDED)
+        .order_by()
+        .values_list("queue")
+        .annotate(n=Count("pk"))
+    )
+    return {queue: round(n / minutes, 2) for queue, n in done}
 
 
 def queue_stats() -> list[dict[str, Any]]:
@@ -32,6 +36,7 @@ def queue_stats() -> list[dict[str, Any]]:
         for name in worker["queues"]:
             listening[name] = listening.get(name, 0) + 1
     now = timezone.now()
+    throughputs = _throughputs()
     stats = []
     for name in settings.CONVEYOR_QUEUES:
         oldest = queueing.oldest_waiting_since(name)
@@ -45,7 +50,7 @@ def queue_stats() -> list[dict[str, Any]]:
                 "oldest_waiting_seconds": round((now - oldest).total_seconds(), 1)
                 if oldest
                 else None,
-                "throughput_per_minute": _throughput(name),
+                "throughput_per_minute": throughputs.get(name, 0.0),
             }
         )
     return stats
