@@ -137,7 +137,14 @@ def _tenant_wait_p95(rule: AlertRule, check: HealthCheck) -> Finding:
     return Finding(True, f"Wait p95 over {rule.threshold:g} s: {said}.", {"p95": slow})
 
 
+def _redis_down(check: HealthCheck) -> bool:
+    # The workers' figures live in Redis: without it, no worker is known, and none is well.
+    return check.components.get("redis", ["error"])[0] != "healthy"
+
+
 def _worker_memory(rule: AlertRule, check: HealthCheck) -> Finding:
+    if _redis_down(check):
+        return UNKNOWN
     big = {
         name: f["rss_mb"]
         for name, f in check.workers.items()
@@ -150,6 +157,8 @@ def _worker_memory(rule: AlertRule, check: HealthCheck) -> Finding:
 
 
 def _disk_free(rule: AlertRule, check: HealthCheck) -> Finding:
+    if _redis_down(check):
+        return UNKNOWN
     low: dict[str, float] = {}
     for figures in check.workers.values():
         free = figures.get("disk_free_gb")

@@ -60,7 +60,7 @@ def record_health_check() -> HealthCheck:
             c["name"]: [c["status"], c["reason"], c.get("figures", {})]
             for c in report["components"]
         },
-        workers=_worker_figures() if report["status"] != "error" else {},
+        workers=_worker_figures(),
         duration_ms=int((time.monotonic() - clock) * 1000),
     )
     delete_old_health_checks()
