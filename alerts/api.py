@@ -18,7 +18,7 @@ from alerts.models import AlertRecipient, AlertRule, Condition, Incident
 from alerts.selectors import list_incidents, list_rules
 from alerts.services.digests import subscribe, unsubscribe
 from alerts.services.incidents import acknowledge_incident
-from alerts.services.rules import create_rule, delete_rule, update_rule
+from alerts.services.rules import EDITABLE, create_rule, delete_rule, update_rule
 from jobs.api.common import TENANT_ERRORS, errors
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role, Tenant
@@ -43,28 +43,7 @@ class RuleOutput(serializers.ModelSerializer):
 
     class Meta:
         model = AlertRule
-        fields = (
-            "id",
-            "tenant",
-            "name",
-            "condition",
-            "threshold",
-            "window_minutes",
-            "queue",
-            "kind",
-            "component",
-            "min_jobs",
-            "notify_admins",
-            "publish_webhooks",
-            "escalate_after_minutes",
-            "cooldown_minutes",
-            "enabled",
-            "silenced_until",
-            "builtin",
-            "recipients",
-            "created_at",
-            "updated_at",
-        )
+        fields = ("id", "tenant", *EDITABLE, "builtin", "recipients", "created_at", "updated_at")
         read_only_fields = fields
 
 
