@@ -2,10 +2,10 @@
 
 Every notice is a row first (`AlertNotice`, unique per incident, event and recipient), so a
 recipient hears of each event of an incident once however often it is evaluated. What the row
-sends goes through the existing paths, each a job: an email on the email queue, a Slack post on
-the webhooks queue, signed webhook events to the tenant's subscribed endpoints; the in-app
-notification is stored at once. A tenant rule's notices go only to that tenant's current
-members and endpoints; a platform rule's to superusers and the system tenant's endpoints.
+sends goes through the existing paths, each a job: an email on the email queue, an in-app
+notification on the notifications queue, a Slack post on the webhooks queue, signed webhook
+events to the tenant's subscribed endpoints. A tenant rule's notices go only to that tenant's
+current members and endpoints; a platform rule's to superusers and the system tenant's.
 """
 
 import logging
@@ -132,7 +132,8 @@ def _dispatch(notice: AlertNotice, *, incident: Incident, tenant: Tenant) -> Non
         publish_event(tenant, f"alert.{notice.event}", event_data(incident))
     elif notice.channel == Channel.IN_APP and notice.user is not None:
         link = incident_link(incident)
-        notify_user(notice.user, tenant=tenant, title=title, body=body, link=link)
+        notice.job = notify_user(notice.user, tenant=tenant, title=title, body=body, link=link)
+        notice.save(update_fields=["job"])
     elif notice.channel == Channel.EMAIL:
         _email(notice, tenant=tenant, title=title, body=body)
     elif notice.channel == Channel.SLACK:
