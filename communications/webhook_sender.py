@@ -93,7 +93,34 @@ def send_delivery(delivery: WebhookDelivery, *, attempt: int) -> Outcome:
     except UnsafeURL as error:
         outcome.error, outcome.refused = f"Refused: {error}", True
     else:
-        _post(target, delivery, attempt=attempt, outcome=outcome)
+        body = encode_body(delivery)
+        _post(target, body, _headers(delivery, target, body, attempt), outcome=outcome)
+    outcome.duration_ms = int((time.monotonic() - clock) * 1000)
+    return outcome
+
+
+def post_json(url: str, data: Any) -> Outcome:
+    """POST `data` as JSON to `url` (a Slack-compatible incoming webhook, a workflow's webhook
+    step), unsigned, with the same SSRF check (a private address is `refused`), pinned address,
+    timeout and read limit as a webhook delivery."""
+    outcome = Outcome()
+    clock = time.monotonic()
+    try:
+        target = check_url(url)
+    except Unresolvable as error:
+        outcome.error = str(error)
+    except UnsafeURL as error:
+        outcome.error, outcome.refused = f"Refused: {error}", True
+    else:
+        body = json.dumps(
+            data, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder
+        ).encode()
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        _post(target, body, headers, outcome=outcome)
     outcome.duration_ms = int((time.monotonic() - clock) * 1000)
     return outcome
 
@@ -114,9 +141,7 @@ def _headers(delivery: WebhookDelivery, target: Target, body: bytes, attempt: in
     }
 
 
-def _post(target: Target, delivery: WebhookDelivery, *, attempt: int, outcome: Outcome) -> None:
-    body = encode_body(delivery)
-    headers = _headers(delivery, target, body, attempt)
+def _post(target: Target, body: bytes, headers: dict, *, outcome: Outcome) -> None:
     for address in target.addresses:
         outcome.address = str(address)
         pool = _pool(target, str(address))
@@ -175,42 +200,6 @@ def _read(response: urllib3.BaseHTTPResponse, outcome: Outcome) -> None:
     finally:
         response.close()
     outcome.excerpt = raw.decode("utf-8", errors="replace")[:EXCERPT_LENGTH]
-
-
-def post_json(url: str, body: Any) -> Outcome:
-    """POST `body` as JSON to a public `url` (a workflow's webhook step): unsigned, no redirects.
-
-    A URL that resolves to a private address is refused (UnsafeURL), as endpoints' are.
-    """
-    target = check_url(url)
-    outcome = Outcome()
-    data = json.dumps(body, cls=DjangoJSONEncoder).encode()
-    headers = {"Host": target.host_header, "Content-Type": "application/json"}
-    headers["User-Agent"] = USER_AGENT
-    for address in target.addresses:
-        outcome.address = str(address)
-        pool = _pool(target, str(address))
-        try:
-            response = pool.urlopen(
-                "POST",
-                target.path,
-                body=data,
-                headers=headers,
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                assert_same_host=False,
-            )
-            _read(response, outcome)
-            return outcome
-        except NewConnectionError as error:
-            outcome.error = _describe(error)
-        except (HTTPError, OSError) as error:
-            outcome.error = _describe(error)
-            return outcome
-        finally:
-            pool.close()
-    return outcome
 
 
 def _describe(error: BaseException) -> str:

@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("communications.urls")),
     path("", include("reports.urls")),
     path("", include("workflows.urls")),
+    path("", include("alerts.urls")),
 ]

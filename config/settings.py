@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "communications",
     "reports",
     "workflows",
+    "alerts",
     "django_rq",  # after jobs, whose `rqworker` command extends django-rq's
 ]
 
@@ -256,6 +257,15 @@ CONVEYOR_HEALTH = {
     "failure_rate_error": env.float("HEALTH_FAILURE_RATE_ERROR", default=0.25),
     "min_jobs_for_failure_rate": env.int("HEALTH_MIN_JOBS", default=5),
 }
+# Alerts (docs/alerts.md): the scheduler checks health every check_seconds (0: never) and keeps
+# the checks history_days. Workers measure their memory and CPU, their host's load and the free
+# space of CONVEYOR_DISK_PATH every CONVEYOR_FIGURES_SECONDS, with their heartbeat.
+CONVEYOR_ALERTS = {
+    "check_seconds": env.int("ALERTS_CHECK_SECONDS", default=30),
+    "history_days": env.int("ALERTS_HISTORY_DAYS", default=7),
+}
+CONVEYOR_DISK_PATH = env.str("CONVEYOR_DISK_PATH", default="/")
+CONVEYOR_FIGURES_SECONDS = env.int("CONVEYOR_FIGURES_SECONDS", default=10)
 # Finished jobs and their logs are deleted after this many days (a tenant may override).
 CONVEYOR_RETENTION_DAYS = env.int("CONVEYOR_RETENTION_DAYS", default=90)
 # cleanup_jobs deletes this many jobs per transaction; it also deletes stored files under these
@@ -365,6 +375,10 @@ SPECTACULAR_SETTINGS = {
         "WebhookEventTypeEnum": "communications.models.EventType",
         "ReportFormatEnum": "reports.models.ReportFormat",
         "ReportTypeEnum": "reports.models.ReportType",
+        "ChannelEnum": "communications.models.Channel",
+        "AlertChannelEnum": "alerts.models.Channel",
+        "AlertConditionEnum": "alerts.models.Condition",
+        "IncidentStatusEnum": "alerts.models.Incident.Status",
     },
 }
 

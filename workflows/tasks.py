@@ -14,7 +14,6 @@ from communications.models import Channel, Contact, Message
 from communications.services.contacts import update_contact
 from communications.services.messages import compose_message, deliver
 from communications.services.notifications import notify_members as notify
-from communications.ssrf import UnsafeURL
 from communications.webhook_sender import post_json
 from jobs.errors import PermanentError, RetryableError
 from jobs.kinds import job_kind
@@ -99,10 +98,9 @@ class CallWebhookPayload(serializers.Serializer):
 @job_kind("workflows.call_webhook", queue="webhooks", max_attempts=5, payload=CallWebhookPayload)
 def call_webhook(ctx: JobContext, *, url: str, body: Any) -> dict[str, Any]:
     """POST `body` as JSON to a public URL; 2xx succeeds, 5xx and 429 retry, other codes fail."""
-    try:
-        outcome = post_json(url, body)
-    except UnsafeURL as error:
-        raise PermanentError(str(error)) from None
+    outcome = post_json(url, body)
+    if outcome.refused:
+        raise PermanentError(outcome.error)
     result = {"status_code": outcome.status_code, "body": outcome.excerpt}
     if outcome.succeeded:
         return result

@@ -27,6 +27,7 @@ from jobs.admin.display import human_duration
 from jobs.admin.jobs import may_see_dashboard
 from jobs.errors import UnknownQueue
 from jobs.models import Job
+from jobs.selectors.health import health_timeline
 from jobs.selectors.queues import health_report, job_counts_by_queue, list_workers, queue_stats
 from jobs.selectors.stats import hourly_activity
 from jobs.services.jobs import check_queue
@@ -88,6 +89,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "operator": operator,
         "health": health_report(),
+        "timeline": health_timeline(hours=CHART_HOURS) if operator else [],
         "queues": queue_rows(tenant_ids),
         "workers": list_workers() if operator else [],
         "charts": activity_charts(tenant_ids),

@@ -1,6 +1,7 @@
 """A Prometheus endpoint: queue, worker and health gauges, job counters and timing histograms.
 
-Gauges (waiting by priority, started, scheduled, …, workers) are read live from Redis; the job
+Gauges (waiting by priority, started, scheduled, …, workers, each worker's memory, CPU and its
+host's load and free disk) are read live from Redis; the job
 counters and histograms are totals kept in Redis (`jobs.selectors.metrics`). No tenant data is
 exposed.
 """
@@ -60,6 +61,28 @@ def _queue_lines() -> list[str]:
     workers = list_workers()
     lines.append(f"conveyor_workers {len(workers)}")
     lines.append(f"conveyor_workers_stale {sum(1 for w in workers if w['stale'])}")
+    return lines + _worker_figure_lines(workers)
+
+
+# What each worker reports of itself and its host with its heartbeat (jobs.host_figures).
+_WORKER_FIGURES = {
+    "rss_mb": "conveyor_worker_memory_bytes",
+    "cpu_percent": "conveyor_worker_cpu_percent",
+    "load_1m": "conveyor_worker_host_load1",
+    "disk_free_gb": "conveyor_worker_host_disk_free_bytes",
+}
+_TO_BYTES = {"rss_mb": 2**20, "disk_free_gb": 2**30}
+
+
+def _worker_figure_lines(workers: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for figure, name in _WORKER_FIGURES.items():
+        for worker in workers:
+            value = worker.get("figures", {}).get(figure)
+            if value is None:
+                continue
+            labels = _labels(worker=worker["name"], host=worker["hostname"])
+            lines.append(f"{name}{{{labels}}} {round(value * _TO_BYTES.get(figure, 1), 2)}")
     return lines
 
 

@@ -6,18 +6,21 @@ from django.conf import settings
 from django.urls import URLPattern, path
 from drf_spectacular.utils import (
     OpenApiExample,
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.common import TENANT_ERRORS, errors, require_redis
+from jobs.selectors.health import list_health_checks
 from jobs.selectors.queues import health_report, list_workers, queue_stats, readiness
 from jobs.services.queues import clean_queue, empty_queue, pause_queue, resume_queue
 from tenants.api import TENANT_PARAMETER
@@ -67,12 +70,47 @@ class WorkerOutput(serializers.Serializer):
     successful_jobs = serializers.IntegerField()
     failed_jobs = serializers.IntegerField()
     stale = serializers.BooleanField(help_text="No heartbeat within the worker TTL.")
+    figures = serializers.DictField(
+        help_text="What the worker last measured of itself: rss_mb, cpu_percent, and of its "
+        "host: load_1m, disk_free_gb, disk_free_percent (every CONVEYOR_FIGURES_SECONDS)."
+    )
 
 
 class ComponentOutput(serializers.Serializer):
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=["healthy", "degraded", "error"])
     reason = serializers.CharField()
+    figures = serializers.DictField(help_text="The numbers behind the verdict.")
+
+
+class HealthCheckOutput(serializers.Serializer):
+    checked_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=["healthy", "degraded", "error"])
+    components = serializers.DictField(
+        help_text="Component → [status, reason, figures], as checked then."
+    )
+    workers = serializers.DictField(help_text="Worker → the figures it last reported.")
+    duration_ms = serializers.IntegerField(help_text="How long the check took.")
+
+
+class HealthCheckPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = HealthCheckOutput(many=True)
+
+
+class HealthHistoryQuery(serializers.Serializer):
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    status = serializers.ChoiceField(
+        choices=["healthy", "degraded", "error"], required=False, default=""
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": ["Must be later than since."]})
+        return attrs
 
 
 class HealthOutput(serializers.Serializer):
@@ -305,6 +343,26 @@ class HealthView(APIView):
         return Response(HealthOutput(health_report()).data)
 
 
+class HealthHistoryView(APIView):
+    permission_classes = [IsSuperuser | HasTenantRole]
+    required_role = Role.ADMIN
+
+    @extend_schema(
+        operation_id="health_history_list",
+        parameters=[TENANT_PARAMETER, HealthHistoryQuery, OpenApiParameter("page", int)],
+        responses={200: HealthCheckPageOutput, **errors(*TENANT_ERRORS)},
+    )
+    def get(self, request: Request) -> Response:
+        """The scheduled health checks kept (newest first, paginated): status, each
+        component's status, reason and figures, each worker's figures."""
+        query = HealthHistoryQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        checks = list_health_checks(**query.validated_data)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(checks, request, view=self)
+        return paginator.get_paginated_response(HealthCheckOutput(page, many=True).data)
+
+
 class HealthLiveView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
@@ -365,6 +423,7 @@ urlpatterns: list[URLPattern] = [
     path("queues/<str:name>/clean/", QueueCleanView.as_view(), name="queue-clean"),
     path("workers/", WorkerListView.as_view(), name="worker-list"),
     path("health/", HealthView.as_view(), name="health"),
+    path("health/history/", HealthHistoryView.as_view(), name="health-history"),
     path("health/live", HealthLiveView.as_view(), name="health-live"),
     path("health/ready", HealthReadyView.as_view(), name="health-ready"),
 ]

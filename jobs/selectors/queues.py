@@ -16,12 +16,16 @@ from jobs.transport import queueing
 logger = logging.getLogger(__name__)
 
 
-def _throughput(queue: str, *, minutes: int = 5) -> float:
+def _throughputs(*, minutes: int = 5) -> dict[str, float]:
+    """Jobs succeeded per minute over the last `minutes`, per queue, in one query."""
     since = timezone.now() - timedelta(minutes=minutes)
-    done = Job.objects.filter(
-        finished_at__gte=since, queue=queue, status=Job.Status.SUCCEEDED
-    ).count()
-    return round(done / minutes, 2)
+    done = (
+        Job.objects.filter(finished_at__gte=since, status=Job.Status.SUCCEEDED)
+        .order_by()
+        .values_list("queue")
+        .annotate(n=Count("pk"))
+    )
+    return {queue: round(n / minutes, 2) for queue, n in done}
 
 
 def queue_stats() -> list[dict[str, Any]]:
@@ -36,6 +40,7 @@ def queue_stats() -> list[dict[str, Any]]:
             slots[name] = slots.get(name, 0) + worker["concurrency"]
     running = queueing.running_by_queue()
     now = timezone.now()
+    throughputs = _throughputs()
     stats = []
     for name in settings.CONVEYOR_QUEUES:
         oldest = queueing.oldest_waiting_since(name)
@@ -51,7 +56,7 @@ def queue_stats() -> list[dict[str, Any]]:
                 "oldest_waiting_seconds": round((now - oldest).total_seconds(), 1)
                 if oldest
                 else None,
-                "throughput_per_minute": _throughput(name),
+                "throughput_per_minute": throughputs.get(name, 0.0),
             }
         )
     return stats
@@ -73,11 +78,12 @@ HEALTHY, DEGRADED, ERROR = "healthy", "degraded", "error"
 _RANK = {HEALTHY: 0, DEGRADED: 1, ERROR: 2}
 
 
-def _component(name: str, status: str, reason: str) -> dict[str, str]:
-    return {"name": name, "status": status, "reason": reason}
+def _component(name: str, status: str, reason: str, **figures: Any) -> dict[str, Any]:
+    """One component's verdict; `figures` are the numbers behind it, kept with each check."""
+    return {"name": name, "status": status, "reason": reason, "figures": figures}
 
 
-def _check_database() -> dict[str, str]:
+def _check_database() -> dict[str, Any]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -86,7 +92,7 @@ def _check_database() -> dict[str, str]:
     return _component("database", HEALTHY, "PostgreSQL answers.")
 
 
-def _check_redis() -> dict[str, str]:
+def _check_redis() -> dict[str, Any]:
     try:
         queueing.ping()
     except RedisError as error:
@@ -94,24 +100,31 @@ def _check_redis() -> dict[str, str]:
     return _component("redis", HEALTHY, "Redis answers.")
 
 
-def _check_queues(stats: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _check_queues(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
     limits = settings.CONVEYOR_HEALTH
     checks = []
     for queue in stats:
         name, waiting = queue["name"], queue["waiting"]
         max_wait = settings.CONVEYOR_QUEUES[name].get("max_wait", limits["max_wait_seconds"])
         oldest = queue["oldest_waiting_seconds"]
+        figures = {
+            "waiting": waiting,
+            "workers": queue["workers"],
+            "paused": queue["paused"],
+            "oldest_waiting_seconds": oldest,
+        }
         if waiting and not queue["workers"] and not queue["paused"]:
-            checks.append(_component(f"queue:{name}", ERROR, f"{waiting} waiting, no live worker."))
+            reason = f"{waiting} waiting, no live worker."
+            checks.append(_component(f"queue:{name}", ERROR, reason, **figures))
         elif oldest is not None and oldest > max_wait and not queue["paused"]:
             reason = f"Oldest waiting job is {oldest:.0f} s old (threshold {max_wait} s)."
-            checks.append(_component(f"queue:{name}", DEGRADED, reason))
+            checks.append(_component(f"queue:{name}", DEGRADED, reason, **figures))
         else:
-            checks.append(_component(f"queue:{name}", HEALTHY, f"{waiting} waiting."))
+            checks.append(_component(f"queue:{name}", HEALTHY, f"{waiting} waiting.", **figures))
     return checks
 
 
-def _check_failure_rate() -> dict[str, str]:
+def _check_failure_rate() -> dict[str, Any]:
     limits = settings.CONVEYOR_HEALTH
     since = timezone.now() - timedelta(minutes=15)
     counts = Job.objects.filter(finished_at__gte=since).aggregate(
@@ -121,13 +134,14 @@ def _check_failure_rate() -> dict[str, str]:
     ended = counts["succeeded"] + counts["failed"]
     rate = counts["failed"] / ended if ended else 0.0
     reason = f"{rate:.0%} of {ended} jobs failed in the last 15 minutes."
+    figures = {"ended": ended, "failed": counts["failed"], "rate": round(rate, 4)}
     if ended < limits["min_jobs_for_failure_rate"]:
-        return _component("failure_rate", HEALTHY, reason + " Too few to judge.")
+        return _component("failure_rate", HEALTHY, reason + " Too few to judge.", **figures)
     if rate >= limits["failure_rate_error"]:
-        return _component("failure_rate", ERROR, reason)
+        return _component("failure_rate", ERROR, reason, **figures)
     if rate >= limits["failure_rate_degraded"]:
-        return _component("failure_rate", DEGRADED, reason)
-    return _component("failure_rate", HEALTHY, reason)
+        return _component("failure_rate", DEGRADED, reason, **figures)
+    return _component("failure_rate", HEALTHY, reason, **figures)
 
 
 def health_report() -> dict[str, Any]:

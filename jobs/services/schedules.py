@@ -5,8 +5,8 @@ each under the idempotency key `schedule:<id>:<planned time>`, and moves `next_r
 in one transaction: however many schedulers tick at once, each planned run is enqueued once.
 Every edit recomputes `next_run_at` at once, so the next tick already follows it.
 
-Built-in schedules (reconcile, clean up, roll up) belong to the `system` tenant, which
-`ensure_system_schedules` creates; they may be edited or disabled, never deleted.
+Built-in schedules (reconcile, clean up, roll up, daily digests) belong to the `system` tenant,
+which `ensure_system_schedules` creates; they may be edited or disabled, never deleted.
 The reads the API and admin need are in `jobs.selectors.schedules`.
 """
 
@@ -84,6 +84,9 @@ SYSTEM_SCHEDULES = (
         "workflows.reconcile_workflows",
         "* * * * *",
         Schedule.MissedRunPolicy.SKIP,
+    ),
+    BuiltIn(
+        "Send daily digests", "alerts.send_digests", "0 7 * * *", Schedule.MissedRunPolicy.SKIP
     ),
 )
 

@@ -37,6 +37,7 @@ from rq.utils import as_text
 from rq.utils import now as utcnow
 from rq.worker import DequeueStrategy, WorkerStatus
 
+from jobs import host_figures
 from jobs.transport import bookkeeping, queueing
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class ConveyorWorkerMixin(_WorkerBase):
         self.queues = listening_order(self.queues)
         self._ordered_queues = self.queues[:]
         self._grace_timer: threading.Timer | None = None
+        self._figures_at = 0.0
         preload_modules([queue.name for queue in self.queues])
 
     def _heartbeat_now_and_then(self) -> None:
@@ -117,6 +119,18 @@ class ConveyorWorkerMixin(_WorkerBase):
         last = self.last_heartbeat
         if last is None or (utcnow() - last).total_seconds() >= 1:
             self.heartbeat()
+            self.report_figures()
+
+    def report_figures(self) -> None:
+        """Store this process's memory and CPU and its host's load and free disk in the
+        worker's Redis hash, every CONVEYOR_FIGURES_SECONDS at most (psutil reads /proc)."""
+        if time.monotonic() - self._figures_at < settings.CONVEYOR_FIGURES_SECONDS:
+            return
+        self._figures_at = time.monotonic()
+        try:
+            queueing.store_worker_figures(self.key, host_figures.measure(), self.connection)
+        except (OSError, redis.exceptions.RedisError) as error:
+            logger.warning("worker %s: figures not stored: %s", self.name, error)
 
     def _listening_queues(self) -> list[Queue]:
         paused = queueing.paused_queues(self.connection)
@@ -492,6 +506,7 @@ class _Heartbeat:
                 continue
             try:
                 self.worker.beat_running_job()
+                self.worker.report_figures()
                 beaten = (taken.execution_id, time.monotonic())
             except redis.exceptions.RedisError as error:
                 logger.warning("worker %s: heartbeat failed: %s", self.worker.name, error)

@@ -130,11 +130,13 @@ def test_the_full_health_report_names_each_component(as_admin, tenant):
 
     components = {component["name"]: component for component in body["components"]}
     assert body["status"] == "error"
+    figures = components["queue:email"].pop("figures")
     assert components["queue:email"] == {
         "name": "queue:email",
         "status": "error",
         "reason": "1 waiting, no live worker.",
     }
+    assert (figures["waiting"], figures["workers"], figures["paused"]) == (1, 0, False)
     assert (components["database"]["status"], components["redis"]["status"]) == (
         "healthy",
         "healthy",

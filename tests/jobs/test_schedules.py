@@ -426,6 +426,7 @@ def test_built_in_schedules_are_created_once_in_an_active_system_tenant():
         ("jobs.clean_up_jobs", "0 3 * * *", "UTC"),
         ("reports.roll_up_analytics", "0 * * * *", "UTC"),
         ("workflows.reconcile_workflows", "* * * * *", "UTC"),
+        ("alerts.send_digests", "0 7 * * *", "UTC"),
     }
     assert all(s.is_system and s.tenant == system and s.next_run_at for s in first)
 
