@@ -222,6 +222,15 @@ CONVEYOR_STORED_FILE_PREFIXES = env.list(
 )
 CONVEYOR_STORED_FILE_MIN_AGE = env.int("CONVEYOR_STORED_FILE_MIN_AGE", default=3600)
 # When set, /metrics answers only requests with `Authorization: Bearer <token>`.
+# What may be chosen through the API and the admin when enqueueing or scheduling: the queues
+# here take only the platform's own kinds; the others are shared by every tenant. Operators use
+# `manage.py enqueue` for anything else.
+CONVEYOR_TENANT_LIMITS = {
+    "operator_queues": ["maintenance"],
+    "priorities": ["high", "normal", "low"],
+    "max_timeout": env.int("CONVEYOR_TENANT_MAX_TIMEOUT", default=3600),
+    "max_attempts": env.int("CONVEYOR_TENANT_MAX_ATTEMPTS", default=10),
+}
 CONVEYOR_METRICS_TOKEN = env.str("CONVEYOR_METRICS_TOKEN", default="")
 # Reports: the longest period one report covers, and how many days reports and files are kept.
 REPORTS_MAX_SPAN_DAYS = env.int("REPORTS_MAX_SPAN_DAYS", default=366)
@@ -312,12 +321,13 @@ SPECTACULAR_SETTINGS = {
         "MessageStatusEnum": "communications.models.Message.Status",
         "CampaignStatusEnum": "communications.models.Campaign.Status",
         "HealthStatusEnum": ["healthy", "degraded", "error"],
+        "PriorityEnum": "jobs.models.Priority",
+        "TenantPriorityEnum": [(p, p.capitalize()) for p in CONVEYOR_TENANT_LIMITS["priorities"]],
         "TransferStatusEnum": "communications.models.imports.TransferStatus",
         "ImportFormatEnum": "communications.models.imports.ContactImport.Format",
         "ExportFormatEnum": "communications.models.imports.ContactExport.Format",
         "WebhookDeliveryStatusEnum": "communications.models.WebhookDelivery.Status",
         "WebhookEventTypeEnum": "communications.models.EventType",
-        "ReportStatusEnum": "reports.models.Report.Status",
         "ReportFormatEnum": "reports.models.ReportFormat",
         "ReportTypeEnum": "reports.models.ReportType",
     },

@@ -16,6 +16,7 @@ from django.tasks import task_backends
 from rest_framework import serializers
 
 from jobs.errors import UnknownKind
+from tenants.models import Role
 
 if TYPE_CHECKING:
     from jobs.models import Job
@@ -47,6 +48,10 @@ class JobKind:
     on_end: "Callable[[Job], None] | None" = None
     # Earlier names of the kind: jobs recorded under them still run as this kind.
     aliases: tuple[str, ...] = ()
+    # Whether tenants may enqueue and schedule it themselves (API and admin), and the lowest
+    # role that may; internal kinds are started only by the product's own services.
+    public: bool = False
+    role: str = Role.AGENT
 
     @property
     def queue_spec(self) -> dict[str, Any]:
@@ -113,14 +118,22 @@ def job_kind(
     payload: type[serializers.Serializer] | None = None,
     on_end: "Callable[[Job], None] | None" = None,
     aliases: tuple[str, ...] = (),
+    public: bool = False,
+    role: str = Role.AGENT,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated `func(ctx, **payload)` as the kind `name`.
 
     `on_end(job)` is called once a job of the kind has ended, however it ended (its body's
-    outcome, a cancel while it waited, a rescue after its worker died).
+    outcome, a cancel while it waited, a rescue after its worker died). `public=True` lets
+    tenants' members with `role` or higher enqueue and schedule it; a kind is internal by
+    default, and a kind on an operator-only queue (`maintenance`) is never public.
     """
     if queue not in settings.CONVEYOR_QUEUES:
         raise ImproperlyConfigured(f"Kind {name!r} names an unknown queue {queue!r}.")
+    if public and queue in settings.CONVEYOR_TENANT_LIMITS["operator_queues"]:
+        raise ImproperlyConfigured(f"Kind {name!r} runs on {queue!r}: it cannot be public.")
+    if role not in Role.values:
+        raise ImproperlyConfigured(f"Kind {name!r} names an unknown role {role!r}.")
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         existing = _KINDS.get(name)
@@ -140,6 +153,8 @@ def job_kind(
             description=(func.__doc__ or "").strip().split("\n")[0],
             on_end=on_end,
             aliases=aliases,
+            public=public,
+            role=role,
         )
         for alias in aliases:
             _ALIASES[alias] = name
@@ -180,3 +195,48 @@ def _task_resolvers() -> list[Callable[[str], JobKind | None]]:
 
 def all_kinds() -> list[JobKind]:
     return sorted(_KINDS.values(), key=lambda kind: kind.name)
+
+
+def public_kinds(role: str | None = None) -> list[JobKind]:
+    """The kinds tenants may enqueue and schedule (those `role` may, when given)."""
+    return [
+        kind
+        for kind in all_kinds()
+        if kind.public and (role is None or Role.rank(role) >= Role.rank(kind.role))
+    ]
+
+
+def tenant_option_errors(
+    kind: JobKind,
+    *,
+    role: str | None,
+    queue: str | None = None,
+    priority: str | None = None,
+    timeout: int | None = None,
+    max_attempts: int | None = None,
+) -> dict[str, list[str]]:
+    """Why a tenant may not run `kind` with these options, by field ({} when it may).
+
+    `role` is the member's role (None: the tenant itself, as a schedule runs); queues, priorities,
+    timeouts and attempts are shared by every tenant, so settings bound what one may choose.
+    """
+    limits = settings.CONVEYOR_TENANT_LIMITS
+    errors: dict[str, list[str]] = {}
+    if not kind.public:
+        errors["kind"] = [
+            f"{kind.name!r} is internal: the product starts it itself. See GET /api/v1/kinds/."
+        ]
+    elif role is not None and Role.rank(role) < Role.rank(kind.role):
+        errors["kind"] = [f"{kind.name!r} needs the {kind.role} role or higher; yours is {role}."]
+    if queue and queue != kind.queue and queue in limits["operator_queues"]:
+        errors["queue"] = [f"The {queue!r} queue is for the platform's own work."]
+    if priority and priority not in limits["priorities"]:
+        allowed = ", ".join(limits["priorities"])
+        errors["priority"] = [f"Choose one of {allowed}: {priority!r} is for operators."]
+    if timeout is not None and timeout > limits["max_timeout"]:
+        errors["timeout"] = [f"Ensure this value is less than or equal to {limits['max_timeout']}."]
+    if max_attempts is not None and max_attempts > limits["max_attempts"]:
+        errors["max_attempts"] = [
+            f"Ensure this value is less than or equal to {limits['max_attempts']}."
+        ]
+    return errors

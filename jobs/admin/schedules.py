@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString
 from rest_framework import serializers
 
 from config.exceptions import DomainError
-from jobs.kinds import all_kinds
+from jobs.kinds import all_kinds, public_kinds
 from jobs.models import Schedule
 from jobs.redaction import redact
 from jobs.services.schedules import (
@@ -52,11 +52,16 @@ RUNS = (
 )
 
 
+def registered() -> set[str]:
+    return {kind.name for kind in all_kinds()}
+
+
 def kind_choices(current: str = "") -> list[tuple[str, str]]:
-    """Registered kinds, and the current one even if it is not (yet) registered."""
-    choices = [(kind.name, f"{kind.name} — {kind.description}") for kind in all_kinds()]
+    """The public kinds, and the current one (a built-in schedule's, or one not registered)."""
+    choices = [(kind.name, f"{kind.name} — {kind.description}") for kind in public_kinds()]
     if current and current not in {name for name, _ in choices}:
-        choices.insert(0, (current, f"{current} (not registered)"))
+        label = current if current in registered() else f"{current} (not registered)"
+        choices.insert(0, (current, label))
     return [("", "---------"), *choices]
 
 

@@ -6,6 +6,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -15,6 +16,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
+from jobs.models import Priority
 from jobs.transport import queueing
 from tenants.permissions import TenantRequest
 
@@ -54,6 +56,12 @@ ERRORS = {
     ),
 }
 TENANT_ERRORS = (400, 401, 403, 404, 429)
+
+# What a member may choose when enqueueing or scheduling (settings.CONVEYOR_TENANT_LIMITS).
+TENANT_LIMITS = settings.CONVEYOR_TENANT_LIMITS
+TENANT_PRIORITIES = [
+    (value, label) for value, label in Priority.choices if value in TENANT_LIMITS["priorities"]
+]
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:

@@ -25,15 +25,16 @@ from rest_framework.views import APIView
 
 from jobs.api.common import (
     TENANT_ERRORS,
+    TENANT_LIMITS,
+    TENANT_PRIORITIES,
     CreatedAtCursorPagination,
     errors,
     require_redis,
     tenant_request,
 )
 from jobs.api.filters import JobFilter, JobOrdering
-from jobs.api.kinds import INTERNAL_QUEUES
 from jobs.errors import UnknownKind
-from jobs.kinds import JobKind, get_kind
+from jobs.kinds import JobKind, get_kind, tenant_option_errors
 from jobs.models import Job, JobLog, Priority
 from jobs.redaction import redact
 from jobs.selectors.jobs import get_job, job_logs, list_jobs
@@ -239,15 +240,20 @@ class JobListView(generics.ListAPIView):
     class Input(serializers.Serializer):
         kind = serializers.CharField(max_length=100, help_text="A registered kind: see `kinds/`.")
         payload = serializers.DictField(default=dict, help_text="Checked by the kind.")
-        priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+        priority = serializers.ChoiceField(choices=TENANT_PRIORITIES, default=Priority.NORMAL)
         delay = serializers.IntegerField(
             min_value=0, max_value=MAX_DELAY, required=False, help_text="Seconds to wait first."
         )
         run_at = serializers.DateTimeField(required=False, help_text="When to run; not with delay.")
         timeout = serializers.IntegerField(
-            min_value=1, max_value=24 * 3600, required=False, help_text="Seconds per attempt."
+            min_value=1,
+            max_value=TENANT_LIMITS["max_timeout"],
+            required=False,
+            help_text="Seconds per attempt.",
         )
-        max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
+        max_attempts = serializers.IntegerField(
+            min_value=1, max_value=TENANT_LIMITS["max_attempts"], required=False
+        )
         idempotency_key = serializers.CharField(
             max_length=200,
             required=False,
@@ -266,8 +272,6 @@ class JobListView(generics.ListAPIView):
                 kind = get_kind(name)
             except UnknownKind as error:
                 raise ValidationError(f"{error} See GET /api/v1/kinds/.") from None
-            if kind.queue in INTERNAL_QUEUES:
-                raise ValidationError(f"{name!r} is internal housekeeping: it runs on schedule.")
             return kind
 
         def validate_run_at(self, run_at: datetime) -> datetime:
@@ -286,6 +290,15 @@ class JobListView(generics.ListAPIView):
         def validate(self, data: dict[str, Any]) -> dict[str, Any]:
             if "delay" in data and "run_at" in data:
                 raise ValidationError({"run_at": ["Give either delay or run_at, not both."]})
+            refused = tenant_option_errors(
+                data["kind"],
+                role=self.context["request"].role,
+                priority=data.get("priority"),
+                timeout=data.get("timeout"),
+                max_attempts=data.get("max_attempts"),
+            )
+            if refused:
+                raise ValidationError(refused)
             data["idempotency_key"] = self._idempotency_key(data.get("idempotency_key", ""))
             data["payload"] = _validated_payload(data["kind"], data["payload"])
             return data

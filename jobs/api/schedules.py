@@ -17,7 +17,8 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.models import Job, Priority, Schedule
+from jobs.api.common import TENANT_PRIORITIES
+from jobs.models import Job, Schedule
 from jobs.redaction import redact
 from jobs.selectors.schedules import get_schedule, list_schedules
 from jobs.services.schedules import (
@@ -70,7 +71,7 @@ class ScheduleInput(serializers.Serializer):
     run_at = serializers.DateTimeField(allow_null=True, default=None, help_text="Run once then.")
     enabled = serializers.BooleanField(default=True)
     queue = serializers.CharField(max_length=50, allow_blank=True, default="")
-    priority = serializers.ChoiceField(choices=Priority.choices, allow_blank=True, default="")
+    priority = serializers.ChoiceField(choices=TENANT_PRIORITIES, allow_blank=True, default="")
     overlap_policy = serializers.ChoiceField(
         choices=Schedule.OverlapPolicy.choices, default=Schedule.OverlapPolicy.SKIP
     )

@@ -31,7 +31,7 @@ def two_at_once(ctx: JobContext, *, seconds: float = 0.3) -> dict[str, Any]:
     return _span(seconds)
 
 
-@job_kind("tests.email_noop", queue="email")
+@job_kind("tests.email_noop", queue="email", public=True)
 def email_noop(ctx: JobContext, **payload: Any) -> None:
     """A no-op on the email queue."""
 
