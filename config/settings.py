@@ -26,7 +26,11 @@ ALLOWED_HOSTS = env.list(
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 _problems = check_deployment(
-    environment=CONVEYOR_ENV, debug=DEBUG, secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS
+    environment=CONVEYOR_ENV,
+    debug=DEBUG,
+    secret_key=SECRET_KEY,
+    allowed_hosts=ALLOWED_HOSTS,
+    metrics_token=env.str("CONVEYOR_METRICS_TOKEN", default=""),
 )
 if _problems:
     raise ImproperlyConfigured("Conveyor cannot start:\n  - " + "\n  - ".join(_problems))
@@ -62,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ApiErrorsAsJson",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -282,9 +287,28 @@ CONTACT_EXPORT_PDF_MAX_ROWS = env.int("CONTACT_EXPORT_PDF_MAX_ROWS", default=500
 
 # --- API --------------------------------------------------------------------------------------
 
+# Failed sign-ins (API keys and admin passwords) a client may make in the window: in all, and
+# per account; past either it gets 429 with Retry-After until the window ends. Counted per
+# client, so a stranger cannot lock an account's owner out.
+CONVEYOR_FAILED_LOGINS = {
+    "per_client": env.int("FAILED_LOGINS_PER_CLIENT", default=50),
+    "per_account": env.int("FAILED_LOGINS_PER_ACCOUNT", default=10),
+    "window_seconds": env.int("FAILED_LOGINS_WINDOW", default=900),
+}
+
+# What rendering one part of a message template may cost: loop passes in all (nested loops
+# multiply) and characters of output. Past either the render fails with a 400 naming the limit.
+TEMPLATE_RENDER_BUDGET = {
+    "iterations": env.int("TEMPLATE_RENDER_MAX_ITERATIONS", default=10_000),
+    "chars": env.int("TEMPLATE_RENDER_MAX_CHARS", default=1_000_000),
+}
+
+# JSON request bodies nested deeper than this are refused with 400 (config.parsers).
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=64)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tenants.authentication.ApiKeyAuthentication",
+        "jobs.api.throttles.ThrottledApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -296,6 +320,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.handle_api_exception",
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Per user (this process's memory) and per tenant (counted in Redis, across processes).
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",

@@ -4,10 +4,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from jobs.admin.login import throttled_login
 from jobs.api.metrics import metrics
 
 urlpatterns = [
     path("admin/queues/", include("jobs.admin.dashboard")),  # before admin/: its catch-all
+    path("admin/login/", throttled_login, name="admin-login"),  # before admin/: the same page
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -25,7 +25,6 @@ from jobs.api.common import CreatedAtCursorPagination, errors, tenant_request
 from jobs.api.filters import TimeFilter
 from jobs.models import Job
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TENANT_ERRORS = (400, 401, 403, 404, 429)
@@ -161,9 +160,7 @@ class MessageListView(generics.ListAPIView):
                 )
             return data
 
-    @property
-    def required_role(self) -> str:
-        return Role.AGENT if self.request.method == "POST" else Role.VIEWER
+    access_area = "messages"
 
     def get_queryset(self) -> QuerySet[Message]:
         return list_messages(tenant=tenant_request(self.request).tenant)
@@ -209,7 +206,7 @@ class MessageListView(generics.ListAPIView):
 
 class MessageDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "messages"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],

@@ -21,7 +21,7 @@ from rest_framework import serializers
 from config.exceptions import DomainError
 from jobs.kinds import all_kinds, public_kinds
 from jobs.models import Schedule
-from jobs.redaction import redact
+from jobs.redaction import redact, restore_redacted
 from jobs.services.schedules import (
     EDITABLE,
     check_schedule,
@@ -88,10 +88,15 @@ class ScheduleForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["kind"] = forms.ChoiceField(choices=kind_choices(self.instance.kind))
+        if "payload" in self.fields and not self.instance._state.adding:
+            # Secrets are shown masked; a mask left as it was keeps the stored value.
+            self.initial["payload"] = redact(self.instance.payload)
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
+        if "payload" in data and not self.instance._state.adding:
+            data["payload"] = restore_redacted(data["payload"], self.instance.payload)
         candidate = copy.copy(self.instance)
         for name, value in data.items():
             setattr(candidate, name, value)
@@ -114,6 +119,8 @@ class ScheduleForm(forms.ModelForm):
 @admin.register(Schedule)
 class ScheduleAdmin(TenantScopedAdminMixin):
     """Tenant admins and owners edit their tenants' schedules; members may look at them."""
+
+    access_area = "schedules"
 
     form = ScheduleForm
     list_display = (

@@ -10,13 +10,14 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
 from jobs.models import Priority
+from jobs.redaction import redact
 from jobs.transport import queueing
 from tenants.permissions import TenantRequest
 
@@ -162,3 +163,15 @@ class StatusField(serializers.ChoiceField):
 
     def to_internal_value(self, data: Any) -> Any:
         return super().to_internal_value(self.words.read(data) if isinstance(data, str) else data)
+
+
+class RedactedJSONField(serializers.JSONField):
+    """JSON shown only through `redact()`: values under secret-looking keys are masked."""
+
+    def to_representation(self, value: Any) -> Any:
+        return redact(value)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class RedactedObjectField(RedactedJSONField):
+    """A redacted JSON object (payloads, variables, custom fields, event bodies, log data)."""

@@ -1,5 +1,6 @@
 """API views: jobs — list, enqueue, detail, cancel, retry, bulk operations, logs."""
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
@@ -28,6 +29,8 @@ from jobs.api.common import (
     TENANT_LIMITS,
     TENANT_PRIORITIES,
     CreatedAtCursorPagination,
+    RedactedJSONField,
+    RedactedObjectField,
     errors,
     require_redis,
     tenant_request,
@@ -36,11 +39,11 @@ from jobs.api.filters import JobFilter, JobOrdering
 from jobs.errors import UnknownKind
 from jobs.kinds import JobKind, get_kind, tenant_option_errors
 from jobs.models import Job, JobLog, Priority
-from jobs.redaction import redact
+from jobs.redaction import redact, trim_traceback
 from jobs.selectors.jobs import get_job, job_logs, list_jobs
 from jobs.services.jobs import cancel_job, cancel_jobs, enqueue_job, retry_job, retry_jobs
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role, Tenant
+from tenants.models import Tenant
 from tenants.permissions import HasTenantRole, TenantRequest
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -64,18 +67,6 @@ def find_job(request: TenantRequest, job_id: str) -> Job:
 # --- Output ------------------------------------------------------------------------------------
 
 
-class RedactedJSONField(serializers.JSONField):
-    """JSON shown only through `redact()`: values under secret-looking keys are masked."""
-
-    def to_representation(self, value: Any) -> Any:
-        return redact(value)
-
-
-@extend_schema_field(OpenApiTypes.OBJECT)
-class RedactedObjectField(RedactedJSONField):
-    """A redacted JSON object (payloads, log data)."""
-
-
 class JobLogOutput(serializers.ModelSerializer):
     class Meta:
         model = JobLog
@@ -85,7 +76,15 @@ class JobLogOutput(serializers.ModelSerializer):
     def to_representation(self, log: JobLog) -> dict[str, Any]:
         row = super().to_representation(log)
         row["data"] = redact(row["data"])
+        if isinstance(row["data"].get("traceback"), str) and not for_operator(self.context):
+            row["data"]["traceback"] = trim_traceback(row["data"]["traceback"])
         return row
+
+
+def for_operator(context: Mapping[str, Any]) -> bool:
+    """Whether the answer goes to a superuser, who sees tracebacks with the server's paths."""
+    request = context.get("request")
+    return bool(request is not None and request.user.is_superuser)
 
 
 class JobOutput(serializers.ModelSerializer):
@@ -143,7 +142,15 @@ class JobDetailOutput(JobOutput):
     @extend_schema_field(JobLogOutput(many=True))
     def get_logs(self, job: Job) -> list[dict[str, Any]]:
         recent = list(job_logs(job).reverse()[:RECENT_LOGS])[::-1]
-        return cast(list[dict[str, Any]], JobLogOutput(recent, many=True).data)
+        return cast(
+            list[dict[str, Any]], JobLogOutput(recent, many=True, context=self.context).data
+        )
+
+    def to_representation(self, job: Job) -> dict[str, Any]:
+        row = super().to_representation(job)
+        if row["error_traceback"] and not for_operator(self.context):
+            row["error_traceback"] = trim_traceback(row["error_traceback"])
+        return row
 
 
 class BulkCancelOutput(serializers.Serializer):
@@ -314,9 +321,7 @@ class JobListView(generics.ListAPIView):
                 raise ValidationError({"idempotency_key": ["Keep the key to 200 characters."]})
             return key
 
-    @property
-    def required_role(self) -> str:
-        return Role.AGENT if self.request.method == "POST" else Role.VIEWER
+    access_area = "jobs"
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return self.Input if self.request.method == "POST" else JobOutput
@@ -388,7 +393,7 @@ def _has_nul(value: Any) -> bool:
 
 class JobDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER, JOB_ID],
@@ -409,12 +414,12 @@ class JobDetailView(APIView):
     def get(self, request: TenantRequest, job_id: str) -> Response:
         """The job with its progress, result, error and last log lines."""
         job = find_job(request, job_id)
-        return Response(JobDetailOutput(job).data)
+        return Response(JobDetailOutput(job, context={"request": request}).data)
 
 
 class JobCancelView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER, JOB_ID],
@@ -439,7 +444,7 @@ class JobCancelView(APIView):
 
 class JobRetryView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER, JOB_ID],
@@ -483,7 +488,7 @@ class JobBulkView(generics.GenericAPIView):
     """The jobs a bulk operation means: `ids` in the body and/or the list's filters in the query."""
 
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "jobs"
     queryset = Job.objects.none()  # the model, for the schema
     filterset_class = JobFilter
     filter_backends = [DjangoFilterBackend]
@@ -544,7 +549,7 @@ class JobBulkRetryView(JobBulkView):
 
 class JobLogListView(generics.ListAPIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "jobs"
     queryset = JobLog.objects.none()  # the model, for the schema
     serializer_class = JobLogOutput
     filter_backends: list[Any] = []

@@ -17,7 +17,6 @@ from jobs.api.common import TENANT_ERRORS, errors
 from jobs.kinds import JobKind, public_kinds
 from jobs.transport.limits import concurrency_for, rate_for
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 
@@ -56,7 +55,7 @@ class KindOutput(serializers.Serializer):
 
 class KindListView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
