@@ -144,6 +144,11 @@ class MessageListView(generics.ListAPIView):
         )
         variables = serializers.DictField(required=False, default=dict)
 
+        def validate_subject(self, subject: str) -> str:
+            if "\r" in subject or "\n" in subject:
+                raise serializers.ValidationError("A subject is one line: no line breaks.")
+            return subject
+
         def validate_contact(self, contact_id: int) -> Contact:
             tenant = self.context["request"].tenant
             contact = Contact.objects.for_tenant(tenant).filter(pk=contact_id).first()

@@ -64,6 +64,21 @@ def test_nul_in_a_jsonb_field_of_any_endpoint_is_a_400(agent_api):
     assert not Contact.objects.exists()
 
 
+def test_an_email_subject_with_a_line_break_is_a_400_not_a_failed_send_later(agent_api):
+    body = {
+        "channel": "email",
+        "recipient": "a@example.com",
+        "subject": "Hi\r\nBcc: everyone@example.com",
+        "text": "Hello",
+    }
+
+    response = agent_api.post("/api/v1/messages/", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"subject": ["A subject is one line: no line breaks."]}
+    assert not Job.objects.exists()
+
+
 @pytest.mark.parametrize(
     "path",
     ["/api/v1/messages/?status=%00", "/api/v1/messages/?channel=a%00", "/api/v1/jobs/?type=%00"],
