@@ -9,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import ForeignKey, Q, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
@@ -64,6 +64,10 @@ class TenantScopedAdminMixin(_ModelAdmin):
 
     @property
     def access_rule(self) -> access.Rule:
+        if not self.access_area:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} names no access_area of tenants.access.MATRIX."
+            )
         return access.rule(self.access_area)
 
     @property

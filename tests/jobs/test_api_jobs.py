@@ -187,7 +187,7 @@ def test_a_job_depending_on_another_of_the_tenant_waits_deferred(as_agent, tenan
         ),
         (
             {"kind": "jobs.noop", "payload": {"text": "a\u0000b"}},
-            {"payload": ["Text in the payload may not contain NUL characters."]},
+            {"detail": "Text in the body may not contain NUL (\\u0000) characters."},
         ),
         (
             {"kind": "jobs.noop", "priority": "urgent"},

@@ -28,7 +28,7 @@ from communications.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from jobs.models import Job, JobLog, Schedule
+from jobs.models import Batch, Job, JobLog, Schedule
 from reports.models import Report
 from tenants import access
 from tenants.admin import TenantScopedAdminMixin
@@ -126,6 +126,7 @@ ROWS: dict[type[models.Model], Callable[[Tenant, User], models.Model]] = {
     Membership: lambda tenant, owner: Membership.objects.get(tenant=tenant, user=owner),
     ApiKey: lambda tenant, owner: make_api_key(owner, tenant=tenant)[0],
     Job: _job,
+    Batch: lambda tenant, owner: Batch.objects.create(tenant=tenant, total=1),
     JobLog: lambda tenant, owner: JobLog.objects.create(
         job=_job(tenant, owner), tenant=tenant, event="enqueued"
     ),
