@@ -32,6 +32,7 @@ MATRIX: dict[str, Rule] = {
     "template_previews": Rule(read=Role.VIEWER, write=Role.VIEWER),
     "schedules": Rule(read=Role.VIEWER, write=Role.ADMIN),
     "webhooks": Rule(read=Role.ADMIN, write=Role.ADMIN),
+    "senders": Rule(read=Role.ADMIN, write=Role.ADMIN),  # a tenant's own provider accounts
     "reports": Rule(read=Role.VIEWER, write=Role.ADMIN),
     "statistics": Rule(read=Role.ADMIN, write=Role.ADMIN),  # queues, workers, health, stats
     "notifications": Rule(read=Role.VIEWER, write=Role.VIEWER, own_rows_only=True),

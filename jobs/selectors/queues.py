@@ -26,12 +26,16 @@ def _throughput(queue: str, *, minutes: int = 5, tenant: Tenant | None = None) -
 
 
 def queue_stats() -> list[dict[str, Any]]:
-    """Per queue: live counts from Redis, workers listening, paused flag, oldest wait, rate."""
+    """Per queue: live counts from Redis, workers listening and their slots, paused flag,
+    oldest wait, rate. A worker serving several queues counts its slots for each of them."""
     paused = queueing.paused_queues()
     listening: dict[str, int] = {}
+    slots: dict[str, int] = {}
     for worker in queueing.workers():
         for name in worker["queues"]:
             listening[name] = listening.get(name, 0) + 1
+            slots[name] = slots.get(name, 0) + worker["concurrency"]
+    running = queueing.running_by_queue()
     now = timezone.now()
     stats = []
     for name in settings.CONVEYOR_QUEUES:
@@ -42,6 +46,8 @@ def queue_stats() -> list[dict[str, Any]]:
                 **queueing.queue_counts(name),
                 "waiting_by_priority": queueing.waiting_by_priority(name),
                 "workers": listening.get(name, 0),
+                "slots": slots.get(name, 0),
+                "busy_slots": len(running.get(name, ())),
                 "paused": name in paused,
                 "oldest_waiting_seconds": round((now - oldest).total_seconds(), 1)
                 if oldest
@@ -118,21 +124,28 @@ def tenant_queue_stats(tenant: Tenant) -> list[dict[str, Any]]:
 
 
 def tenant_workers(tenant: Tenant) -> list[dict[str, Any]]:
-    """`list_workers` as a tenant sees it: a current job only if it is the tenant's, and the
+    """`list_workers` as a tenant sees it: running jobs only if they are the tenant's, and the
     tenant's own jobs each worker finished (of the rows kept) in place of its totals."""
     workers = list_workers()
     names = [worker["name"] for worker in workers]
     jobs = Job.objects.for_tenant(tenant).order_by()
-    current = {worker["current_job_id"] for worker in workers if worker["current_job_id"]}
-    own_current = {
-        str(pk) for pk in jobs.filter(pk__in=_uuids(current)).values_list("pk", flat=True)
+    running = {
+        str(job_id)
+        for worker in workers
+        for job_id in [*worker.get("running_job_ids", []), worker.get("current_job_id")]
+        if job_id
     }
+    own = {str(pk) for pk in jobs.filter(pk__in=_uuids(running)).values_list("pk", flat=True)}
     done = dict.fromkeys(((name, status) for name in names for status in ("s", "f")), 0)
     ended = jobs.filter(worker_name__in=names, status__in=(Job.Status.SUCCEEDED, Job.Status.FAILED))
     for name, status, n in ended.values_list("worker_name", "status").annotate(n=Count("pk")):
         done[(name, "s" if status == Job.Status.SUCCEEDED else "f")] = n
     for worker in workers:
-        if worker["current_job_id"] not in own_current:
+        if "running_job_ids" in worker:
+            worker["running_job_ids"] = [
+                job_id for job_id in worker["running_job_ids"] if str(job_id) in own
+            ]
+        if str(worker.get("current_job_id")) not in own:
             worker["current_job_id"] = None
         worker["successful_jobs"] = done[(worker["name"], "s")]
         worker["failed_jobs"] = done[(worker["name"], "f")]

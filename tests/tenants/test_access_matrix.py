@@ -25,6 +25,7 @@ from communications.models import (
     Message,
     MessageTemplate,
     Notification,
+    Sender,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -155,6 +156,9 @@ ROWS: dict[type[models.Model], Callable[[Tenant, User], models.Model]] = {
         event_id=uuid.uuid4(),
         event_type="contact.created",
         payload={},
+    ),
+    Sender: lambda tenant, owner: Sender.objects.create(
+        tenant=tenant, channel="email", provider="deployment", from_address="a@b.co"
     ),
     Report: lambda tenant, owner: Report.objects.create(
         tenant=tenant, type="job_activity", format="csv"
