@@ -67,9 +67,11 @@ def tenant_queue_stats(tenant: Tenant) -> list[dict[str, Any]]:
     """
     paused = queueing.paused_queues()
     listening: dict[str, int] = {}
+    slots: dict[str, int] = {}
     for worker in queueing.workers():
         for name in worker["queues"]:
             listening[name] = listening.get(name, 0) + 1
+            slots[name] = slots.get(name, 0) + worker["concurrency"]
     now = timezone.now()
     recent = now - timedelta(seconds=settings.CONVEYOR_RESULT_TTL)
     jobs = Job.objects.for_tenant(tenant).order_by()
@@ -113,6 +115,8 @@ def tenant_queue_stats(tenant: Tenant) -> list[dict[str, Any]]:
                 "finished": count(name, Job.Status.SUCCEEDED),
                 "canceled": count(name, Job.Status.CANCELED),
                 "workers": listening.get(name, 0),
+                "slots": slots.get(name, 0),
+                "busy_slots": count(name, Job.Status.STARTED),
                 "paused": name in paused,
                 "oldest_waiting_seconds": round((now - first).total_seconds(), 1)
                 if first
