@@ -26,7 +26,11 @@ ALLOWED_HOSTS = env.list(
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 _problems = check_deployment(
-    environment=CONVEYOR_ENV, debug=DEBUG, secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS
+    environment=CONVEYOR_ENV,
+    debug=DEBUG,
+    secret_key=SECRET_KEY,
+    allowed_hosts=ALLOWED_HOSTS,
+    metrics_token=env.str("CONVEYOR_METRICS_TOKEN", default=""),
 )
 if _problems:
     raise ImproperlyConfigured("Conveyor cannot start:\n  - " + "\n  - ".join(_problems))
@@ -64,6 +68,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ApiErrorsAsJson",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -276,6 +281,15 @@ CONVEYOR_STORED_FILE_PREFIXES = env.list(
 )
 CONVEYOR_STORED_FILE_MIN_AGE = env.int("CONVEYOR_STORED_FILE_MIN_AGE", default=3600)
 # When set, /metrics answers only requests with `Authorization: Bearer <token>`.
+# What may be chosen through the API and the admin when enqueueing or scheduling: the queues
+# here take only the platform's own kinds; the others are shared by every tenant. Operators use
+# `manage.py enqueue` for anything else.
+CONVEYOR_TENANT_LIMITS = {
+    "operator_queues": ["maintenance"],
+    "priorities": ["high", "normal", "low"],
+    "max_timeout": env.int("CONVEYOR_TENANT_MAX_TIMEOUT", default=3600),
+    "max_attempts": env.int("CONVEYOR_TENANT_MAX_ATTEMPTS", default=10),
+}
 CONVEYOR_METRICS_TOKEN = env.str("CONVEYOR_METRICS_TOKEN", default="")
 # Reports: the longest period one report covers, and how many days reports and files are kept.
 REPORTS_MAX_SPAN_DAYS = env.int("REPORTS_MAX_SPAN_DAYS", default=366)
@@ -327,9 +341,28 @@ CONTACT_EXPORT_PDF_MAX_ROWS = env.int("CONTACT_EXPORT_PDF_MAX_ROWS", default=500
 
 # --- API --------------------------------------------------------------------------------------
 
+# Failed sign-ins (API keys and admin passwords) a client may make in the window: in all, and
+# per account; past either it gets 429 with Retry-After until the window ends. Counted per
+# client, so a stranger cannot lock an account's owner out.
+CONVEYOR_FAILED_LOGINS = {
+    "per_client": env.int("FAILED_LOGINS_PER_CLIENT", default=50),
+    "per_account": env.int("FAILED_LOGINS_PER_ACCOUNT", default=10),
+    "window_seconds": env.int("FAILED_LOGINS_WINDOW", default=900),
+}
+
+# What rendering one part of a message template may cost: loop passes in all (nested loops
+# multiply) and characters of output. Past either the render fails with a 400 naming the limit.
+TEMPLATE_RENDER_BUDGET = {
+    "iterations": env.int("TEMPLATE_RENDER_MAX_ITERATIONS", default=10_000),
+    "chars": env.int("TEMPLATE_RENDER_MAX_CHARS", default=1_000_000),
+}
+
+# JSON request bodies nested deeper than this are refused with 400 (config.parsers).
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=64)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tenants.authentication.ApiKeyAuthentication",
+        "jobs.api.throttles.ThrottledApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -341,6 +374,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.handle_api_exception",
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Per user (this process's memory) and per tenant (counted in Redis, across processes).
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",
@@ -367,6 +405,8 @@ SPECTACULAR_SETTINGS = {
         "MessageDeliveryStatusEnum": "communications.models.Message.Delivery",
         "CampaignStatusEnum": "communications.models.Campaign.Status",
         "HealthStatusEnum": ["healthy", "degraded", "error"],
+        "PriorityEnum": "jobs.models.Priority",
+        "TenantPriorityEnum": [(p, p.capitalize()) for p in CONVEYOR_TENANT_LIMITS["priorities"]],
         # Imports, exports and reports share the engine's words: one enum for the three.
         "WorkStatusEnum": "communications.models.imports.TransferStatus",
         "ImportFormatEnum": "communications.models.imports.ContactImport.Format",

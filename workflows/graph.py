@@ -13,9 +13,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from jobs.api.kinds import offered_kinds
 from jobs.errors import UnknownKind
-from jobs.kinds import JobKind, get_kind
+from jobs.kinds import JobKind, get_kind, public_kinds
 from workflows.conditions import check_conditions
 from workflows.models import Edge, Join
 
@@ -178,9 +177,9 @@ def _ancestors(specs: list[StepSpec]) -> dict[str, set[str]]:
 
 
 def offered_kind(name: str) -> JobKind:
-    """The kind `name` if tenants may start it (as POST /jobs/ offers); else UnknownKind."""
+    """The kind `name` if tenants may start it (a public kind); else UnknownKind."""
     kind = get_kind(name)
-    if kind not in offered_kinds():
+    if kind not in public_kinds():
         raise UnknownKind(f"{name!r} is internal housekeeping: a workflow cannot run it.")
     return kind
 

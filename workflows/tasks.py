@@ -24,7 +24,7 @@ from workflows.models import Workflow
 from workflows.services.running import check_on_end, reconcile_workflows, start_workflow
 
 
-@job_kind("workflows.wait", queue="default")
+@job_kind("workflows.wait", queue="default", public=True)
 def wait(ctx: JobContext) -> dict[str, Any]:
     """A step that only waits: give it a `delay`; its dependents run once the delay is over."""
     return {"waited_since": ctx.job.created_at.isoformat()}
@@ -44,7 +44,13 @@ class SendMessagePayload(serializers.Serializer):
     variables = serializers.DictField(default=dict)
 
 
-@job_kind("workflows.send_message", queue="messaging", max_attempts=3, payload=SendMessagePayload)
+@job_kind(
+    "workflows.send_message",
+    queue="messaging",
+    max_attempts=3,
+    payload=SendMessagePayload,
+    public=True,
+)
 def send_message(
     ctx: JobContext, *, contact_id: int, channel: str, template: str, variables: dict[str, Any]
 ) -> dict[str, Any]:
@@ -76,7 +82,7 @@ class TagContactPayload(serializers.Serializer):
     remove = serializers.ListField(child=serializers.CharField(max_length=50), default=list)
 
 
-@job_kind("workflows.tag_contact", queue="default", payload=TagContactPayload)
+@job_kind("workflows.tag_contact", queue="default", payload=TagContactPayload, public=True)
 def tag_contact(
     ctx: JobContext, *, contact_id: int, add: list[str], remove: list[str]
 ) -> dict[str, Any]:
@@ -95,7 +101,13 @@ class CallWebhookPayload(serializers.Serializer):
     body = serializers.JSONField(default=dict)
 
 
-@job_kind("workflows.call_webhook", queue="webhooks", max_attempts=5, payload=CallWebhookPayload)
+@job_kind(
+    "workflows.call_webhook",
+    queue="webhooks",
+    max_attempts=5,
+    payload=CallWebhookPayload,
+    public=True,
+)
 def call_webhook(ctx: JobContext, *, url: str, body: Any) -> dict[str, Any]:
     """POST `body` as JSON to a public URL; 2xx succeeds, 5xx and 429 retry, other codes fail."""
     outcome = post_json(url, body)
@@ -116,7 +128,7 @@ class NotifyMembersPayload(serializers.Serializer):
     min_role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
 
 
-@job_kind("workflows.notify_members", queue="default", payload=NotifyMembersPayload)
+@job_kind("workflows.notify_members", queue="default", payload=NotifyMembersPayload, public=True)
 def notify_members(
     ctx: JobContext, *, title: str, body: str, link: str, min_role: str
 ) -> dict[str, Any]:
@@ -140,7 +152,7 @@ class StartWorkflowPayload(serializers.Serializer):
         return value
 
 
-@job_kind("workflows.start_workflow", queue="default", payload=StartWorkflowPayload)
+@job_kind("workflows.start_workflow", queue="default", payload=StartWorkflowPayload, public=True)
 def start(
     ctx: JobContext, *, name: str, steps: Any, input: dict[str, Any], on_end: Any
 ) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from communications.selectors.campaigns import campaigns_totals
 from communications.services.campaigns import cancel_campaign, create_campaign, start_campaign
 from config.exceptions import DomainError
 from tenants.admin import TenantScopedAdminMixin
-from tenants.models import Role
 
 EDITABLE = ("tenant", "name", "channel", "template", "contact_ids", "tags", "variables", "send_at")
 
@@ -27,7 +26,7 @@ class CampaignAdmin(TenantScopedAdminMixin):
     """Drafts are added here and started by an action (or scheduled by giving a send time, read
     in the tenant's time zone); started campaigns are read-only."""
 
-    edit_role = Role.AGENT
+    access_area = "campaigns"
     list_display = ("name", "tenant", "channel", "template", "status", "progress", "created_at")
     list_filter = ("status", "channel", "tenant")
     list_select_related = ("tenant",)

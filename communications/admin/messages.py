@@ -14,6 +14,7 @@ from tenants.admin import TenantScopedAdminMixin
 
 @admin.register(Message)
 class MessageAdmin(TenantScopedAdminMixin):
+    access_area = "messages"
     list_display = (
         "id",
         "recipient",

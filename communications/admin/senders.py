@@ -104,6 +104,7 @@ class DeliveryEventInline(admin.TabularInline):
 
 @admin.register(Sender)
 class SenderAdmin(AdminsOnlyMixin):
+    access_area = "senders"
     form = SenderForm
     list_display = ("channel", "from_address", "provider", "tenant", "is_active", "last_test_at")
     list_filter = ("channel", "provider", "tenant")

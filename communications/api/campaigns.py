@@ -20,9 +20,8 @@ from communications.api.messages import MAX_ID, SendAtField, object_id
 from communications.models import Campaign, Channel
 from communications.selectors.campaigns import campaigns_totals, get_campaign, list_campaigns
 from communications.services.campaigns import cancel_campaign, create_campaign, start_campaign
-from jobs.api.common import errors, tenant_request
+from jobs.api.common import RedactedObjectField, errors, tenant_request
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TENANT_ERRORS = (400, 401, 403, 404, 429)
@@ -44,6 +43,7 @@ class TotalsOutput(serializers.Serializer):
 
 class CampaignOutput(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
+    variables = RedactedObjectField(help_text="Values under secret-looking keys are masked.")
     totals = serializers.SerializerMethodField()
 
     class Meta:
@@ -150,9 +150,7 @@ class CampaignListView(generics.ListAPIView):
             required=False, default="", help_text="IANA name, e.g. Europe/Paris."
         )
 
-    @property
-    def required_role(self) -> str:
-        return Role.AGENT if self.request.method == "POST" else Role.VIEWER
+    access_area = "campaigns"
 
     def get_queryset(self) -> QuerySet[Campaign]:
         params = self.request.query_params
@@ -215,7 +213,7 @@ class CampaignListView(generics.ListAPIView):
 
 class CampaignDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "campaigns"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -230,7 +228,7 @@ class CampaignDetailView(APIView):
 
 class CampaignStartView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "campaigns"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -246,7 +244,7 @@ class CampaignStartView(APIView):
 
 class CampaignCancelView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "campaigns"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],

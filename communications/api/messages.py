@@ -28,7 +28,6 @@ from jobs.api.common import CreatedAtCursorPagination, errors, tenant_request
 from jobs.api.filters import TimeFilter
 from jobs.models import Job
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TENANT_ERRORS = (400, 401, 403, 404, 429)
@@ -202,6 +201,11 @@ class MessageListView(generics.ListAPIView):
             help_text="WhatsApp through Meta: send this approved template with these variables.",
         )
 
+        def validate_subject(self, subject: str) -> str:
+            if "\r" in subject or "\n" in subject:
+                raise serializers.ValidationError("A subject is one line: no line breaks.")
+            return subject
+
         def validate_contact(self, contact_id: int) -> Contact:
             tenant = self.context["request"].tenant
             contact = Contact.objects.for_tenant(tenant).filter(pk=contact_id).first()
@@ -218,9 +222,7 @@ class MessageListView(generics.ListAPIView):
                 )
             return data
 
-    @property
-    def required_role(self) -> str:
-        return Role.AGENT if self.request.method == "POST" else Role.VIEWER
+    access_area = "messages"
 
     def get_queryset(self) -> QuerySet[Message]:
         return list_messages(tenant=tenant_request(self.request).tenant)
@@ -266,7 +268,7 @@ class MessageListView(generics.ListAPIView):
 
 class MessageCancelView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "messages"
 
     @extend_schema(
         operation_id="messages_cancel",
@@ -282,7 +284,7 @@ class MessageCancelView(APIView):
 
 class MessageDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "messages"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],

@@ -25,7 +25,6 @@ from communications.services.receipts import accept_receipts
 from communications.services.senders import delete_sender, receipt_url, save_sender, send_test
 from jobs.api.common import errors
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 logger = logging.getLogger(__name__)
@@ -106,7 +105,7 @@ class SenderTestOutput(serializers.Serializer):
 
 class AdminsOnly(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "senders"
 
 
 class SenderListView(AdminsOnly):

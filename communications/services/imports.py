@@ -340,7 +340,7 @@ def write_error_file(contact_import: ContactImport, headers: list[str]) -> str:
     output = io.StringIO()
     writer = csv.writer(output)
     columns = [header for header in headers if header] or ["value"]
-    writer.writerow(["line", *columns, "errors"])
+    writer.writerow([escape_formula(cell) for cell in ["line", *columns, "errors"]])
     rejections = ContactImportRejection.objects.for_tenant(contact_import.tenant).filter(
         contact_import=contact_import
     )

@@ -33,8 +33,9 @@ from jobs.selectors.stats import hourly_activity
 from jobs.services.jobs import check_queue
 from jobs.services.queues import clean_queue, empty_queue, pause_queue, resume_queue
 from jobs.transport import queueing
-from tenants.admin import tenant_roles
-from tenants.models import Role, Tenant
+from tenants import access
+from tenants.admin import tenant_ids_with
+from tenants.models import Tenant
 
 REFRESH_SECONDS = 5
 CHART_HOURS = 24
@@ -54,8 +55,7 @@ def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
     """The tenants whose numbers the user sees: None for a superuser (every tenant)."""
     if request.user.is_superuser:
         return None
-    admin_rank = Role.rank(Role.ADMIN)
-    return [pk for pk, role in tenant_roles(request).items() if Role.rank(role) >= admin_rank]
+    return tenant_ids_with(request, access.required_role("statistics"))
 
 
 def dashboard_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from jobs.kinds import all_kinds
 from jobs.models import Job
 from jobs.selectors.jobs import of_workflow
-from tenants.admin import tenant_roles
+from tenants.admin import ScopedChangeList, tenant_roles
 from tenants.models import Tenant
 
 # --- Counting without scanning ----------------------------------------------------------------
@@ -62,7 +62,7 @@ def _estimated_rows(table: str) -> int:
     return int(row[0]) if row else -1
 
 
-class JobChangeList(ChangeList):
+class JobChangeList(ScopedChangeList):
     """A changelist whose date hierarchy lists periods between the first and last job.
 
     Django's own lists the distinct days or months with a scan of every matching row.

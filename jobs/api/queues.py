@@ -19,12 +19,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api.common import TENANT_ERRORS, errors, require_redis
+from jobs.api.common import TENANT_ERRORS, errors, require_redis, tenant_request
 from jobs.selectors.health import list_health_checks
-from jobs.selectors.queues import health_report, list_workers, queue_stats, readiness
+from jobs.selectors.queues import (
+    health_report,
+    list_workers,
+    queue_stats,
+    readiness,
+    tenant_queue_stats,
+    tenant_workers,
+)
 from jobs.services.queues import clean_queue, empty_queue, pause_queue, resume_queue
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, IsSuperuser
 
 OPERATOR_ERRORS = (401, 403, 404, 429, 503)
@@ -178,7 +184,7 @@ def _known_queue(name: str) -> str:
 
 class QueueListView(APIView):
     permission_classes = [IsSuperuser | HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "statistics"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -186,11 +192,15 @@ class QueueListView(APIView):
         examples=[OpenApiExample("One queue", value=QUEUE_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        """Every queue's live counts, workers, paused flag, oldest wait and throughput.
+        """Every queue's counts, workers, paused flag, oldest wait and throughput.
 
-        Queues are shared by all tenants: the counts are everyone's.
+        A tenant's members see their own jobs' counts (from PostgreSQL); superusers see the
+        live counts of every tenant (from Redis).
         """
-        return Response(QueueOutput(queue_stats(), many=True).data)
+        if request.user.is_superuser:
+            return Response(QueueOutput(queue_stats(), many=True).data)
+        stats = tenant_queue_stats(tenant_request(request).tenant)
+        return Response(QueueOutput(stats, many=True).data)
 
 
 class QueuePauseView(APIView):
@@ -279,7 +289,7 @@ class QueueCleanView(APIView):
 
 class WorkerListView(APIView):
     permission_classes = [IsSuperuser | HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "statistics"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -307,13 +317,19 @@ class WorkerListView(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        """Every worker: host, pid, queues, state, slots and their jobs, heartbeat, counts."""
-        return Response(WorkerOutput(list_workers(), many=True).data)
+        """Every worker: host, pid, queues, state, slots and their jobs, heartbeat, counts.
+
+        A tenant's members see a current job only if it is theirs, and their own jobs' counts.
+        """
+        if request.user.is_superuser:
+            return Response(WorkerOutput(list_workers(), many=True).data)
+        workers = tenant_workers(tenant_request(request).tenant)
+        return Response(WorkerOutput(workers, many=True).data)
 
 
 class HealthView(APIView):
     permission_classes = [IsSuperuser | HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "statistics"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -339,13 +355,17 @@ class HealthView(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        """healthy, degraded or error, with the reason per component."""
-        return Response(HealthOutput(health_report()).data)
+        """healthy, degraded or error, with the reason per component.
+
+        A tenant's members see their own jobs' waits and failure rate; superusers everyone's.
+        """
+        tenant = None if request.user.is_superuser else tenant_request(request).tenant
+        return Response(HealthOutput(health_report(tenant)).data)
 
 
 class HealthHistoryView(APIView):
     permission_classes = [IsSuperuser | HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "statistics"
 
     @extend_schema(
         operation_id="health_history_list",

@@ -3,24 +3,28 @@
 import logging
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from jobs.models import Job
 from jobs.transport import queueing
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
 
-def _throughputs(*, minutes: int = 5) -> dict[str, float]:
-    """Jobs succeeded per minute over the last `minutes`, per queue, in one query."""
+def _throughputs(*, minutes: int = 5, tenant: Tenant | None = None) -> dict[str, float]:
+    """Jobs succeeded per minute over the last `minutes`, per queue, in one query (of `tenant`'s
+    jobs only, when given)."""
     since = timezone.now() - timedelta(minutes=minutes)
+    jobs = Job.objects.all() if tenant is None else Job.objects.for_tenant(tenant)
     done = (
-        Job.objects.filter(finished_at__gte=since, status=Job.Status.SUCCEEDED)
+        jobs.filter(finished_at__gte=since, status=Job.Status.SUCCEEDED)
         .order_by()
         .values_list("queue")
         .annotate(n=Count("pk"))
@@ -60,6 +64,116 @@ def queue_stats() -> list[dict[str, Any]]:
             }
         )
     return stats
+
+
+def tenant_queue_stats(tenant: Tenant) -> list[dict[str, Any]]:
+    """`queue_stats` as a tenant sees it: every count is of its own jobs, read from PostgreSQL.
+
+    Waiting, started, scheduled (retrying included), deferred and failed are its rows in those
+    statuses now; finished and canceled those that ended within the result TTL, as RQ keeps
+    them. Workers listening and the paused flag are the queue's own, not anyone's jobs.
+    """
+    paused = queueing.paused_queues()
+    listening: dict[str, int] = {}
+    slots: dict[str, int] = {}
+    for worker in queueing.workers():
+        for name in worker["queues"]:
+            listening[name] = listening.get(name, 0) + 1
+            slots[name] = slots.get(name, 0) + worker["concurrency"]
+    now = timezone.now()
+    recent = now - timedelta(seconds=settings.CONVEYOR_RESULT_TTL)
+    jobs = Job.objects.for_tenant(tenant).order_by()
+    live = jobs.filter(Q(status__in=(*Job.ACTIVE, Job.Status.FAILED)) | Q(finished_at__gte=recent))
+    counts: dict[tuple[str, str, str], int] = {
+        (queue, status, priority): n
+        for queue, status, priority, n in live.values_list("queue", "status", "priority").annotate(
+            n=Count("pk")
+        )
+    }
+    oldest = dict(
+        jobs.filter(status=Job.Status.QUEUED)
+        .values_list("queue")
+        .annotate(first=Min("enqueued_at"))
+        .values_list("queue", "first")
+    )
+
+    throughputs = _throughputs(tenant=tenant)
+
+    def count(queue: str, *statuses: str) -> int:
+        return sum(n for (q, status, _), n in counts.items() if q == queue and status in statuses)
+
+    stats = []
+    for name in settings.CONVEYOR_QUEUES:
+        waiting = {
+            priority: sum(
+                n
+                for (q, status, p), n in counts.items()
+                if q == name and p == priority and status in (Job.Status.PENDING, Job.Status.QUEUED)
+            )
+            for priority in settings.CONVEYOR_PRIORITIES
+        }
+        first = oldest.get(name)
+        stats.append(
+            {
+                "name": name,
+                "waiting": sum(waiting.values()),
+                "waiting_by_priority": waiting,
+                "started": count(name, Job.Status.STARTED),
+                "scheduled": count(name, Job.Status.SCHEDULED, Job.Status.RETRYING),
+                "deferred": count(name, Job.Status.DEFERRED),
+                "failed": count(name, Job.Status.FAILED),
+                "finished": count(name, Job.Status.SUCCEEDED),
+                "canceled": count(name, Job.Status.CANCELED),
+                "workers": listening.get(name, 0),
+                "slots": slots.get(name, 0),
+                "busy_slots": count(name, Job.Status.STARTED),
+                "paused": name in paused,
+                "oldest_waiting_seconds": round((now - first).total_seconds(), 1)
+                if first
+                else None,
+                "throughput_per_minute": throughputs.get(name, 0.0),
+            }
+        )
+    return stats
+
+
+def tenant_workers(tenant: Tenant) -> list[dict[str, Any]]:
+    """`list_workers` as a tenant sees it: running jobs only if they are the tenant's, and the
+    tenant's own jobs each worker finished (of the rows kept) in place of its totals."""
+    workers = list_workers()
+    names = [worker["name"] for worker in workers]
+    jobs = Job.objects.for_tenant(tenant).order_by()
+    running = {
+        str(job_id)
+        for worker in workers
+        for job_id in [*worker.get("running_job_ids", []), worker.get("current_job_id")]
+        if job_id
+    }
+    own = {str(pk) for pk in jobs.filter(pk__in=_uuids(running)).values_list("pk", flat=True)}
+    done = dict.fromkeys(((name, status) for name in names for status in ("s", "f")), 0)
+    ended = jobs.filter(worker_name__in=names, status__in=(Job.Status.SUCCEEDED, Job.Status.FAILED))
+    for name, status, n in ended.values_list("worker_name", "status").annotate(n=Count("pk")):
+        done[(name, "s" if status == Job.Status.SUCCEEDED else "f")] = n
+    for worker in workers:
+        if "running_job_ids" in worker:
+            worker["running_job_ids"] = [
+                job_id for job_id in worker["running_job_ids"] if str(job_id) in own
+            ]
+        if str(worker.get("current_job_id")) not in own:
+            worker["current_job_id"] = None
+        worker["successful_jobs"] = done[(worker["name"], "s")]
+        worker["failed_jobs"] = done[(worker["name"], "f")]
+    return workers
+
+
+def _uuids(values: set[str]) -> list[UUID]:
+    found = []
+    for value in values:
+        try:
+            found.append(UUID(str(value)))
+        except ValueError:
+            continue
+    return found
 
 
 def list_workers() -> list[dict[str, Any]]:
@@ -124,10 +238,11 @@ def _check_queues(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return checks
 
 
-def _check_failure_rate() -> dict[str, Any]:
+def _check_failure_rate(tenant: Tenant | None = None) -> dict[str, Any]:
     limits = settings.CONVEYOR_HEALTH
     since = timezone.now() - timedelta(minutes=15)
-    counts = Job.objects.filter(finished_at__gte=since).aggregate(
+    jobs = Job.objects.all() if tenant is None else Job.objects.for_tenant(tenant)
+    counts = jobs.filter(finished_at__gte=since).aggregate(
         succeeded=Count("pk", filter=Q(status=Job.Status.SUCCEEDED)),
         failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
     )
@@ -144,16 +259,20 @@ def _check_failure_rate() -> dict[str, Any]:
     return _component("failure_rate", HEALTHY, reason, **figures)
 
 
-def health_report() -> dict[str, Any]:
-    """healthy, degraded or error, with the reason per component (PRODUCT.md §7)."""
+def health_report(tenant: Tenant | None = None) -> dict[str, Any]:
+    """healthy, degraded or error, with the reason per component (PRODUCT.md §7).
+
+    With `tenant`, the queues' waits and the failure rate are of that tenant's jobs only.
+    """
     components = [_check_database(), _check_redis()]
     if components[1]["status"] == HEALTHY:
         try:
-            components += _check_queues(queue_stats())
+            stats = queue_stats() if tenant is None else tenant_queue_stats(tenant)
+            components += _check_queues(stats)
         except RedisError as error:
             components.append(_component("queues", ERROR, f"Redis failed mid-check: {error}"))
     if components[0]["status"] == HEALTHY:
-        components.append(_check_failure_rate())
+        components.append(_check_failure_rate(tenant))
     status = max((c["status"] for c in components), key=_RANK.__getitem__)
     return {"status": status, "components": components, "checked_at": timezone.now()}
 

@@ -23,7 +23,7 @@ from rest_framework import serializers
 
 from config.exceptions import DomainError
 from jobs.errors import UnknownKind
-from jobs.kinds import get_kind
+from jobs.kinds import get_kind, tenant_option_errors
 from jobs.models import Job, Priority, Schedule
 from jobs.services.jobs import enqueue_job
 from jobs.triggers import check_cron, get_zone, next_run_after
@@ -183,12 +183,20 @@ def _target_errors(schedule: Schedule) -> dict[str, Any]:
 def _kind_errors(schedule: Schedule, *, changed: set[str] | None) -> dict[str, Any]:
     if changed is not None and schedule.is_system and "kind" in changed:
         return {"kind": ["A built-in schedule keeps its kind."]}
-    if changed is not None and not {"kind", "payload"} & changed:
+    if changed is not None and not {"kind", "payload", "queue", "priority"} & changed:
         return {}
     try:
-        schedule.payload = get_kind(schedule.kind).validate(schedule.payload)
+        kind = get_kind(schedule.kind)
     except UnknownKind as error:
         return {"kind": [str(error)]}
+    if not schedule.is_system:  # built-in ones run the platform's own kinds
+        refused = tenant_option_errors(
+            kind, role=None, queue=schedule.queue, priority=schedule.priority
+        )
+        if refused:
+            return dict(refused)
+    try:
+        schedule.payload = kind.validate(schedule.payload)
     except serializers.ValidationError as error:
         # A kind refuses a non-object payload as {"payload": [...]}: do not nest it twice.
         detail: Any = error.detail
@@ -329,6 +337,12 @@ def _save(schedule: Schedule, **options: Any) -> None:
 
 
 def _enqueue(schedule: Schedule, *, by: Actor = None, idempotency_key: str) -> Job:
+    if not schedule.is_system:  # a row written before kinds were fenced runs no internal kind
+        refused = tenant_option_errors(
+            get_kind(schedule.kind), role=None, queue=schedule.queue, priority=schedule.priority
+        )
+        if refused:
+            raise ScheduleError(f"Schedule {schedule.name!r} cannot run: {_error_text(refused)}")
     return enqueue_job(
         tenant=schedule.tenant,
         kind=schedule.kind,
@@ -339,6 +353,10 @@ def _enqueue(schedule: Schedule, *, by: Actor = None, idempotency_key: str) -> J
         idempotency_key=idempotency_key,
         schedule=schedule,
     )
+
+
+def _error_text(errors: dict[str, list[str]]) -> str:
+    return " ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
 
 
 def _note_run(schedule: Schedule, job: Job, *, now: datetime) -> list[str]:

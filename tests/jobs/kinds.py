@@ -26,30 +26,30 @@ def _span(seconds: float) -> dict[str, Any]:
     return {"start": started, "end": time.time()}
 
 
-@job_kind("tests.rate_limited", queue="default", rate_limit="10/s")
+@job_kind("tests.rate_limited", queue="default", rate_limit="10/s", public=True)
 def rate_limited(ctx: JobContext, **payload: Any) -> dict[str, Any]:
     """Record when it ran; at most ten start per second per tenant."""
     return _span(0)
 
 
-@job_kind("tests.two_at_once", queue="default", concurrency=2)
+@job_kind("tests.two_at_once", queue="default", concurrency=2, public=True)
 def two_at_once(ctx: JobContext, *, seconds: float = 0.3) -> dict[str, Any]:
     """Record when it ran; at most two run at once per tenant."""
     return _span(seconds)
 
 
-@job_kind("tests.email_noop", queue="email")
+@job_kind("tests.email_noop", queue="email", public=True)
 def email_noop(ctx: JobContext, **payload: Any) -> None:
     """A no-op on the email queue."""
 
 
-@job_kind("tests.collect", queue="default")
+@job_kind("tests.collect", queue="default", public=True)
 def collect(ctx: JobContext, **payload: Any) -> dict[str, Any]:
     """A batch callback: hands back what it was given."""
     return payload
 
 
-@job_kind("tests.log_and_retry", queue="default", max_attempts=2)
+@job_kind("tests.log_and_retry", queue="default", max_attempts=2, public=True)
 def log_and_retry(ctx: JobContext) -> None:
     """Write a log line, then fail the first attempt so a second one runs at once."""
     logger.info("working on it")
@@ -57,7 +57,7 @@ def log_and_retry(ctx: JobContext) -> None:
         raise RetryableError("once more", delay=0)
 
 
-@job_kind("tests.record_then_sleep", queue="default", max_attempts=3)
+@job_kind("tests.record_then_sleep", queue="default", max_attempts=3, public=True)
 def record_then_sleep(ctx: JobContext, *, seconds: float = 0) -> None:
     """Insert a row keyed by the job id (once, however often it runs), then sleep on attempt 1.
 
@@ -69,7 +69,7 @@ def record_then_sleep(ctx: JobContext, *, seconds: float = 0) -> None:
         _pause(seconds)
 
 
-@job_kind("tests.sleep_then_record", queue="default", max_attempts=5)
+@job_kind("tests.sleep_then_record", queue="default", max_attempts=5, public=True)
 def sleep_then_record(ctx: JobContext, *, seconds: float = 0) -> None:
     """Sleep, then insert a row keyed by the job id: once, however often the job runs."""
     _pause(seconds)

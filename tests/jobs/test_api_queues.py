@@ -231,6 +231,7 @@ def test_kinds_show_their_payload_fields_and_defaults_for_the_tenant(as_admin, t
             "Sleep for `seconds` in `steps`, reporting progress and stopping if canceled."
         ),
         "queue": "default",
+        "role": "agent",
         "timeout": 180,
         "max_attempts": 3,
         "rate_limit": None,
@@ -243,6 +244,7 @@ def test_kinds_show_their_payload_fields_and_defaults_for_the_tenant(as_admin, t
     assert kinds["tests.rate_limited"]["rate_limit"] == "10/s"
     assert kinds["tests.two_at_once"]["concurrency"] == 5
     assert "jobs.reconcile_jobs" not in kinds
+    assert "communications.finish_campaign" not in kinds
 
 
 def test_the_kinds_list_costs_one_query_however_many_kinds(as_admin, django_assert_num_queries):

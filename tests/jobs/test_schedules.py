@@ -236,14 +236,14 @@ def test_a_due_run_is_enqueued_once_with_its_planned_time_in_its_key(tenant):
 
 def test_queue_and_priority_overrides_reach_the_job_and_blank_means_the_kinds(tenant):
     overridden = start_clock(
-        make_schedule(tenant, name="urgent", queue="maintenance", priority=Priority.HIGH), T0
+        make_schedule(tenant, name="urgent", queue="email", priority=Priority.HIGH), T0
     )
     plain = start_clock(make_schedule(tenant, name="plain"), T0)
 
     run_due_schedules(now=T0 + timedelta(minutes=1))
 
     first, second = Job.objects.get(schedule=overridden), Job.objects.get(schedule=plain)
-    assert (first.queue, first.priority) == ("maintenance", Priority.HIGH)
+    assert (first.queue, first.priority) == ("email", Priority.HIGH)
     assert (second.queue, second.priority) == ("default", Priority.NORMAL)
 
 
