@@ -27,10 +27,17 @@ from alerts.services.rules import (
     delete_rule,
     silence_rule,
 )
-from communications.admin.webhooks import AdminsOnlyMixin
 from jobs.admin.display import job_link, pretty_json, short_time, status_badge
+from tenants.admin import TenantScopedAdminMixin
 
 RULE_FIELDS = ("tenant", *EDITABLE)
+
+
+class AdminsOnlyMixin(TenantScopedAdminMixin):
+    """Alert rules, incidents and digests are for tenant admins and owners."""
+
+    access_area = "alerts"
+
 
 if TYPE_CHECKING:
     _RecipientInline = admin.TabularInline[AlertRecipient, AlertRule]

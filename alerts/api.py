@@ -21,7 +21,7 @@ from alerts.services.incidents import acknowledge_incident
 from alerts.services.rules import EDITABLE, create_rule, delete_rule, update_rule
 from jobs.api.common import TENANT_ERRORS, errors
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role, Tenant
+from tenants.models import Tenant
 from tenants.permissions import HasTenantRole, IsSuperuser, TenantRequest
 
 TAGS = ["alerts"]
@@ -202,7 +202,7 @@ def _visible_incidents(request: Request) -> QuerySet[Incident]:
 
 class IncidentListView(APIView):
     permission_classes = [IsSuperuser | HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "alerts"
 
     @extend_schema(
         tags=TAGS,
@@ -225,7 +225,7 @@ class IncidentListView(APIView):
 
 class IncidentAcknowledgeView(APIView):
     permission_classes = [IsSuperuser | HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "alerts"
 
     @extend_schema(
         tags=TAGS,
@@ -244,6 +244,7 @@ class IncidentAcknowledgeView(APIView):
 
 class DigestSubscriptionView(APIView):
     permission_classes = [HasTenantRole]
+    access_area = "digests"
 
     @extend_schema(
         tags=TAGS,

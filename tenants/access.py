@@ -38,6 +38,10 @@ MATRIX: dict[str, Rule] = {
     "notifications": Rule(read=Role.VIEWER, write=Role.VIEWER, own_rows_only=True),
     "tenant": Rule(read=Role.VIEWER, write=Role.OWNER),  # the tenant's own settings, limits
     "memberships": Rule(read=Role.VIEWER, write=Role.OWNER),
+    "workflows": Rule(read=Role.VIEWER, write=Role.AGENT),
+    "automations": Rule(read=Role.VIEWER, write=Role.ADMIN),
+    "alerts": Rule(read=Role.ADMIN, write=Role.ADMIN),  # a tenant's rules and incidents
+    "digests": Rule(read=Role.VIEWER, write=Role.VIEWER),  # each member's own daily digest
     # Keys: admins make and manage their own; the owner manages everyone's (tenants.admin).
     "api_keys": Rule(read=Role.VIEWER, write=Role.ADMIN, own_rows_only=True),
 }

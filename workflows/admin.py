@@ -20,7 +20,6 @@ from jobs.admin.display import job_link, jobs_link, pretty_json, short_time, sta
 from jobs.admin.schedules import error_messages
 from jobs.errors import InvalidTransition
 from tenants.admin import TenantScopedAdminMixin
-from tenants.models import Role
 from workflows.diagram import render_svg
 from workflows.graph import check_graph
 from workflows.models import Automation, AutomationStart, Workflow, WorkflowStep
@@ -126,7 +125,7 @@ class StepInline(_StepInline):
 class WorkflowAdmin(TenantScopedAdminMixin):
     """Agents and above submit, cancel and retry their tenants' workflows; members look."""
 
-    edit_role = Role.AGENT
+    access_area = "workflows"
     list_display = ("name", "tenant", "status_shown", "progress", "automation", "started", "ended")
     list_filter = ("status", "tenant")
     list_select_related = ("tenant", "automation")
@@ -325,6 +324,7 @@ class StartInline(_StartInline):
 class AutomationAdmin(TenantScopedAdminMixin):
     """Tenant admins and owners define automations; members may look at them."""
 
+    access_area = "automations"
     form = AutomationForm
     list_display = ("name", "tenant", "event_type", "enabled", "start_count", "last_started_at")
     list_editable = ("enabled",)

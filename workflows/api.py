@@ -13,14 +13,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.common import errors
 from jobs.redaction import redact
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 from workflows.models import Automation, Edge, Join, Workflow, WorkflowStep
 from workflows.selectors import (
@@ -235,18 +233,12 @@ class AutomationDetailOutput(AutomationOutput):
 
 class MembersReadAgentsWrite(APIView):
     permission_classes = [HasTenantRole]
-
-    @property
-    def required_role(self) -> str:
-        return Role.VIEWER if self.request.method in SAFE_METHODS else Role.AGENT
+    access_area = "workflows"
 
 
 class MembersReadAdminsWrite(APIView):
     permission_classes = [HasTenantRole]
-
-    @property
-    def required_role(self) -> str:
-        return Role.VIEWER if self.request.method in SAFE_METHODS else Role.ADMIN
+    access_area = "automations"
 
 
 class WorkflowListView(MembersReadAgentsWrite):

@@ -65,7 +65,7 @@ def test_bulk_enqueue_is_all_or_nothing_and_names_each_bad_payload(as_agent, ten
         ({"kind": "jobs.nothing", "payloads": [{}]}, "kind"),
         ({"kind": "jobs.clean_up_jobs", "payloads": [{}]}, "kind"),
         ({"kind": "jobs.noop", "payloads": [{}], "delay": -1}, "delay"),
-        ({"kind": "jobs.noop", "payloads": [{"note": "a\x00b"}]}, "payloads"),
+        ({"kind": "jobs.noop", "payloads": [{"note": "a\x00b"}]}, "detail"),
     ],
 )
 def test_bulk_enqueue_refuses_bad_input_with_400(as_agent, tenant, body, field):

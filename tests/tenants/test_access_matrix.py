@@ -15,8 +15,10 @@ from django.contrib.auth.models import User
 from django.db import models
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from alerts.models import AlertRule, DigestSubscription, Incident
 from communications.models import (
     Campaign,
     Contact,
@@ -36,6 +38,7 @@ from tenants.admin import TenantScopedAdminMixin
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.permissions import HasTenantRole
 from tests.factories import make_api_key, make_member
+from workflows.models import Automation, Workflow
 
 ROLES = [Role.VIEWER, Role.AGENT, Role.ADMIN, Role.OWNER]
 
@@ -117,6 +120,19 @@ def _job(tenant: Tenant, owner: User) -> Job:
     return Job.objects.create(tenant=tenant, kind="jobs.noop", queue="default", timeout=60)
 
 
+def _rule(tenant: Tenant) -> AlertRule:
+    return AlertRule.objects.create(
+        tenant=tenant, name="slow", condition="oldest_waiting", threshold=60
+    )
+
+
+def _incident(tenant: Tenant) -> Incident:
+    now = timezone.now()
+    return Incident.objects.create(
+        rule=_rule(tenant), tenant=tenant, summary="slow", opened_at=now, last_seen_at=now
+    )
+
+
 def _endpoint(tenant: Tenant) -> WebhookEndpoint:
     return WebhookEndpoint.objects.create(
         tenant=tenant, url="https://hooks.example.com/", secret="s"
@@ -162,6 +178,15 @@ ROWS: dict[type[models.Model], Callable[[Tenant, User], models.Model]] = {
     ),
     Report: lambda tenant, owner: Report.objects.create(
         tenant=tenant, type="job_activity", format="csv"
+    ),
+    Workflow: lambda tenant, owner: Workflow.objects.create(tenant=tenant, name="onboarding"),
+    Automation: lambda tenant, owner: Automation.objects.create(
+        tenant=tenant, name="welcome", event_type="contact.created", workflow_name="w", steps=[]
+    ),
+    AlertRule: lambda tenant, owner: _rule(tenant),
+    Incident: lambda tenant, owner: _incident(tenant),
+    DigestSubscription: lambda tenant, owner: DigestSubscription.objects.create(
+        tenant=tenant, user=owner
     ),
 }
 
