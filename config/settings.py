@@ -195,6 +195,9 @@ CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
 CONVEYOR_RESULT_TTL = env.int("CONVEYOR_RESULT_TTL", default=600)
 # A job enqueued outside a transaction commits without waiting for the WAL flush unless true.
 CONVEYOR_DURABLE_ENQUEUE = env.bool("CONVEYOR_DURABLE_ENQUEUE", default=True)
+# A job's outcome commits only once the WAL is flushed, so a database crash never forgets a
+# finished job (which would then run again). False trades that for a faster commit.
+CONVEYOR_DURABLE_OUTCOMES = env.bool("CONVEYOR_DURABLE_OUTCOMES", default=True)
 CONVEYOR_BACKOFF_BASE = env.float("CONVEYOR_BACKOFF_BASE", default=2.0)
 CONVEYOR_BACKOFF_CAP = env.float("CONVEYOR_BACKOFF_CAP", default=3600.0)
 CONVEYOR_SHUTDOWN_GRACE = env.int("CONVEYOR_SHUTDOWN_GRACE", default=30)
@@ -211,6 +214,8 @@ CONVEYOR_HEALTH = {
     "failure_rate_degraded": env.float("HEALTH_FAILURE_RATE_DEGRADED", default=0.10),
     "failure_rate_error": env.float("HEALTH_FAILURE_RATE_ERROR", default=0.25),
     "min_jobs_for_failure_rate": env.int("HEALTH_MIN_JOBS", default=5),
+    # The reconcile job runs every minute; no completed pass for this long is degraded.
+    "reconcile_max_age_seconds": env.int("HEALTH_RECONCILE_MAX_AGE_SECONDS", default=300),
 }
 # Finished jobs and their logs are deleted after this many days (a tenant may override).
 CONVEYOR_RETENTION_DAYS = env.int("CONVEYOR_RETENTION_DAYS", default=90)

@@ -29,3 +29,15 @@ class InvalidTransition(DomainError):
 
 class UnknownQueue(DomainError):
     """No queue of that name is configured."""
+
+
+class JobTimedOut(BaseException):
+    """The attempt ran past its timeout: the runner retries or fails the job.
+
+    A BaseException, as in Dramatiq, so that a job body's `except Exception` cannot swallow it.
+    """
+
+
+class LeaseLost(BaseException):
+    """This attempt's lease was taken over (it was rescued and may run elsewhere): every write it
+    tries is refused, and the runner ends it without recording anything."""

@@ -1,7 +1,7 @@
 """The scheduler loop: `manage.py run_scheduler` runs it; a worker process may run it in a thread.
 
-Each tick enqueues every due schedule (`jobs.services.schedules.run_due_schedules`), then
-sleeps until the earliest next run or `max_sleep` seconds, whichever is sooner, so edits made in
+Each tick enqueues every due schedule (`jobs.services.schedules.run_due_schedules`) and hands
+`pending` rows to Redis (`jobs.runtime.reconciler.hand_over_pending`), then sleeps until the earliest next run or `max_sleep` seconds, whichever is sooner, so edits made in
 the admin or the API are followed within `max_sleep`. Several loops may run at once, on several
 machines.
 
@@ -21,6 +21,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from jobs.models import Schedule
+from jobs.runtime.reconciler import hand_over_pending
 from jobs.services.schedules import ensure_system_schedules, run_due_schedules
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ def tick(*, max_sleep: float = MAX_SLEEP) -> float:
     try:
         while run_due_schedules(limit=BATCH) == BATCH:
             pass  # a full batch: more may be due
+        # Pending rows (Redis refused them) are handed over here too, not only by the reconcile
+        # job: that job may itself be one of them, and its schedule skips a run while it waits.
+        hand_over_pending()
         return seconds_to_next_run(max_sleep=max_sleep)
     except Exception:
         # A dead scheduler stops every tenant's schedules: log, wait, try again.

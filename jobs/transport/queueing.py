@@ -311,10 +311,19 @@ def _attempt_mark(job: Job) -> str:
 
 def request_stop(job: Job) -> None:
     """Raise the running attempt's cancel flag and tell a forked work horse running it to stop."""
-    redis = connection()
-    redis.set(CANCEL_KEY.format(job.rq_id), _attempt_mark(job), ex=CANCEL_FLAG_TTL)
-    with contextlib.suppress(NoSuchJobError, InvalidJobOperation, RedisError):
-        send_stop_job_command(redis, job.rq_id)
+    if flag_stop(job):
+        with contextlib.suppress(NoSuchJobError, InvalidJobOperation, RedisError):
+            send_stop_job_command(connection(), job.rq_id)
+
+
+def flag_stop(job: Job) -> bool:
+    """Raise the cancel flag of `job`'s attempt (only that one); False if Redis refused."""
+    try:
+        connection().set(CANCEL_KEY.format(job.rq_id), _attempt_mark(job), ex=CANCEL_FLAG_TTL)
+    except RedisError as error:
+        logger.warning("could not flag job=%s tenant=%s to stop: %s", job.pk, job.tenant_id, error)
+        return False
+    return True
 
 
 def is_cancel_requested(job: Job) -> bool:

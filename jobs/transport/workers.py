@@ -29,11 +29,12 @@ from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
 from rq.executions import Execution
 from rq.job import Job as RQJob
-from rq.timeouts import JobTimeoutException
+from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from rq.utils import as_text
 from rq.utils import now as utcnow
 from rq.worker import DequeueStrategy, WorkerStatus
 
+from jobs.errors import JobTimedOut
 from jobs.transport import bookkeeping, queueing
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,16 @@ POLL_SECONDS = 5
 
 class GracePeriodOver(Exception):
     """Raised in a job that outlived the shutdown grace period; the job is retried."""
+
+
+class DeathPenalty(UnixSignalDeathPenalty):
+    """RQ's timeout alarm, raising `JobTimedOut` (a BaseException) in the job instead of RQ's
+    JobTimeoutException, which a job body's `except Exception` would swallow."""
+
+    def __init__(self, timeout: int, exception: type[BaseException] = JobTimedOut, **kwargs: Any):
+        if exception is JobTimeoutException:
+            exception = JobTimedOut
+        super().__init__(timeout, exception, **kwargs)
 
 
 def listening_order(queues: Sequence[Queue]) -> list[Queue]:
@@ -99,6 +110,8 @@ else:
 
 class ConveyorWorkerMixin(_WorkerBase):
     """What both worker classes add to RQ's."""
+
+    death_penalty_class = DeathPenalty
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("worker_ttl", settings.CONVEYOR_WORKER_TTL)
@@ -192,9 +205,20 @@ class ConveyorWorkerMixin(_WorkerBase):
         """Run one delivery of a Conveyor job (the runner's `execute`)."""
         raise NotImplementedError
 
-    def settle_interrupted(self, job_id: str, *, reason: str) -> None:
-        """Record the outcome of an attempt that ended without recording one."""
+    def settle_interrupted(self, job_id: str, *, reason: str, worker: str) -> None:
+        """Record the outcome of `worker`'s attempt, which ended without recording one."""
         raise NotImplementedError
+
+    def renew_lease(self, job_id: str, *, worker: str) -> None:
+        """Extend the lease in PostgreSQL of the attempt `worker` runs."""
+        raise NotImplementedError
+
+    def renew_lease_quietly(self, job_id: str) -> None:
+        try:
+            self.renew_lease(job_id, worker=self.name)
+        except Exception as error:
+            # Not renewed, the lease lapses and the job is rescued: logged, never fatal here.
+            logger.warning("worker %s: could not renew the lease of %s: %s", self.name, job_id, error)
 
     def handle_job_failure(
         self,
@@ -214,7 +238,7 @@ class ConveyorWorkerMixin(_WorkerBase):
         )
         reason = "stopped on request" if stopped else _first_line(exc_string)
         try:
-            self.settle_interrupted(job.id, reason=reason)
+            self.settle_interrupted(job.id, reason=reason, worker=self.name)
         except Exception:
             # The reconciler settles the row later if the database is unreachable now.
             logger.exception("worker %s: could not settle job %s", self.name, job.id)
@@ -237,6 +261,10 @@ class ForkingWorkerBase(ConveyorWorkerMixin, RQWorker):
         # A forked child must not share the parent's database sockets.
         db.connections.close_all()
         super().fork_work_horse(job, queue)
+
+    def maintain_heartbeats(self, job: RQJob, execution: Execution) -> None:
+        super().maintain_heartbeats(job, execution)
+        self.renew_lease_quietly(job.id)
 
     def cut_off_current_job(self) -> None:
         if self.horse_pid:
@@ -396,7 +424,7 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
             try:
                 with self.death_penalty_class(timeout, JobTimeoutException, job_id=taken.job_id):
                     outcome = self.run_job(*args, **kwargs)
-            except Exception:
+            except (Exception, JobTimedOut):
                 self._fail_with_rq(taken, queue, execution, sys.exc_info())
                 return None
             if isinstance(outcome, Retry):
@@ -452,6 +480,7 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         taken = self._running
         if taken is not None:
             self._bookkeeper.beat(taken)
+            self.renew_lease_quietly(taken.job_id)
 
     def cut_off_current_job(self) -> None:
         logger.warning("worker %s: grace period over, interrupting the job", self.name)
