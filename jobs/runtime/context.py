@@ -78,7 +78,12 @@ class JobContext:
             raise RuntimeError("ctx.once() must be called inside transaction.atomic()")
         if not name or len(name) > 200:
             raise ValueError("a once-marker's name is 1 to 200 characters")
-        params = {"id": self.job.pk, "lease": self.job.lease, "name": name, "now": timezone.now()}
+        params: dict[str, Any] = {
+            "id": self.job.pk,
+            "lease": self.job.lease,
+            "name": name,
+            "now": timezone.now(),
+        }
         with connection.cursor() as cursor:
             cursor.execute(_ONCE_SQL, params)
             holds, taken = cursor.fetchone()
@@ -127,7 +132,7 @@ class JobContext:
     def _add_log(
         self, event: str, message: str, *, level: str = JobLog.Level.INFO, data: dict[str, Any]
     ) -> None:
-        params = {
+        params: dict[str, Any] = {
             "id": self.job.pk,
             "lease": self.job.lease,
             "now": timezone.now(),

@@ -293,7 +293,7 @@ def _succeed(job: Job, result: Any) -> None:
     now = timezone.now()
     stored = json.dumps(_jsonable(result), cls=DjangoJSONEncoder)
     with connection.cursor() as cursor:
-        params = {"id": job.pk, "lease": job.lease, "commit": _outcome_commit()}
+        params: dict[str, Any] = {"id": job.pk, "lease": job.lease, "commit": _outcome_commit()}
         cursor.execute(_SUCCEED_SQL, {**params, "now": now, "result": stored})
         row = cursor.fetchone()
     if row is None:

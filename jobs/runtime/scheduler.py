@@ -1,9 +1,9 @@
 """The scheduler loop: `manage.py run_scheduler` runs it; a worker process may run it in a thread.
 
 Each tick enqueues every due schedule (`jobs.services.schedules.run_due_schedules`) and hands
-`pending` rows to Redis (`jobs.runtime.reconciler.hand_over_pending`), then sleeps until the earliest next run or `max_sleep` seconds, whichever is sooner, so edits made in
-the admin or the API are followed within `max_sleep`. Several loops may run at once, on several
-machines.
+`pending` rows to Redis (`jobs.runtime.reconciler.hand_over_pending`), then sleeps until the
+earliest next run or `max_sleep` seconds, whichever is sooner, so edits made in the admin or
+the API are followed within `max_sleep`. Several loops may run at once, on several machines.
 
 To run it inside another process:
 

@@ -218,7 +218,9 @@ class ConveyorWorkerMixin(_WorkerBase):
             self.renew_lease(job_id, worker=self.name)
         except Exception as error:
             # Not renewed, the lease lapses and the job is rescued: logged, never fatal here.
-            logger.warning("worker %s: could not renew the lease of %s: %s", self.name, job_id, error)
+            logger.warning(
+                "worker %s: could not renew the lease of %s: %s", self.name, job_id, error
+            )
 
     def handle_job_failure(
         self,
