@@ -207,6 +207,9 @@ CONVEYOR_WORKER_TTL = env.int("CONVEYOR_WORKER_TTL", default=60)
 CONVEYOR_HEARTBEAT_SECONDS = env.int("CONVEYOR_HEARTBEAT_SECONDS", default=10)
 CONVEYOR_HEARTBEAT_GRACE = env.int("CONVEYOR_HEARTBEAT_GRACE", default=30)
 CONVEYOR_PRELOAD = env.list("CONVEYOR_PRELOAD", default=[])
+# `manage.py rqworker` runs the worker in a child process it restarts when it dies, settling the
+# jobs it was running (jobs.runtime.supervisor); `--no-supervise` or false runs it bare.
+CONVEYOR_SUPERVISE = env.bool("CONVEYOR_SUPERVISE", default=True)
 
 # Health (PRODUCT.md §7): a queue may override max_wait_seconds with "max_wait" in its row.
 CONVEYOR_HEALTH = {

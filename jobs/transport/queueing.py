@@ -444,6 +444,13 @@ def running_job_ids() -> set[str]:
     return {as_text(entry).split(":", 1)[0] for found in entries for entry in found}
 
 
+def forget_worker(name: str) -> None:
+    """Drop a dead worker's registration at once, rather than when its key expires."""
+    worker = RQWorker.find_by_key(RQWorker.redis_worker_namespace_prefix + name, connection())
+    if worker is not None:
+        worker.register_death()
+
+
 def workers() -> list[dict[str, Any]]:
     """Every worker RQ knows of, with the logical queues it serves and the job it runs."""
     redis = connection()

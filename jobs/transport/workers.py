@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import redis.exceptions
 from django import db
 from django.conf import settings
+from django_rq.management.commands.rqworker import Command as RQWorkerCommand
 from rq import Queue, Retry, SimpleWorker
 from rq import Worker as RQWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -34,10 +35,13 @@ from rq.utils import as_text
 from rq.utils import now as utcnow
 from rq.worker import DequeueStrategy, WorkerStatus
 
+from jobs import liveness
 from jobs.errors import JobTimedOut
 from jobs.transport import bookkeeping, queueing
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["RQWorkerCommand"]  # django-rq's `rqworker`, which Conveyor's command extends
 
 POLL_SECONDS = 5
 
@@ -124,9 +128,20 @@ class ConveyorWorkerMixin(_WorkerBase):
 
     def _heartbeat_now_and_then(self) -> None:
         # RQ beats after every job already; between jobs once a second is plenty.
+        liveness.beat()
         last = self.last_heartbeat
         if last is None or (utcnow() - last).total_seconds() >= 1:
-            self.heartbeat()
+            with _redis_blip(self.name, "heartbeat"):
+                self.heartbeat()
+        self.keep_scheduler_alive()
+
+    def keep_scheduler_alive(self) -> None:
+        """Start RQ's scheduler process again at once if it died (RQ would wait 10 minutes)."""
+        scheduler = self.scheduler
+        if scheduler is None or (scheduler._process and scheduler._process.is_alive()):
+            return
+        with _redis_blip(self.name, "scheduler restart"):
+            scheduler.acquire_locks(auto_start=True)
 
     def _listening_queues(self) -> list[Queue]:
         paused = queueing.paused_queues(self.connection)
@@ -246,6 +261,15 @@ class ConveyorWorkerMixin(_WorkerBase):
             logger.exception("worker %s: could not settle job %s", self.name, job.id)
 
 
+@contextlib.contextmanager
+def _redis_blip(worker: str, what: str) -> Any:
+    """A Redis that does not answer for a moment is logged and ridden out, not fatal."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        logger.warning("worker %s: %s skipped, Redis unreachable: %s", worker, what, error)
+
+
 def _first_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return (lines[-1] if lines else "the attempt ended without an outcome")[:500]
@@ -265,7 +289,9 @@ class ForkingWorkerBase(ConveyorWorkerMixin, RQWorker):
         super().fork_work_horse(job, queue)
 
     def maintain_heartbeats(self, job: RQJob, execution: Execution) -> None:
-        super().maintain_heartbeats(job, execution)
+        liveness.beat()
+        with _redis_blip(self.name, "heartbeat"):
+            super().maintain_heartbeats(job, execution)
         self.renew_lease_quietly(job.id)
 
     def cut_off_current_job(self) -> None:
@@ -301,6 +327,7 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         self._install_signal_handlers()
         self._bookkeeper = self._make_bookkeeper()
         self._running: bookkeeping.Taken | None = None
+        self._overdue_at: float | None = None
         beat = _Heartbeat(self)
         beat.start()
         queueing.set_worker_name(self.name)
@@ -331,20 +358,22 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         completed = 0
         finished: bookkeeping.Finished | None = None
         idle_since = time.monotonic()
+        outage = _Outage(self.name)
         try:
             while not self._stop_requested:
-                if self.should_run_maintenance_tasks:
-                    self._flush(finished)
-                    finished = None
-                    self.run_maintenance_tasks()
-                # Busy while taking: a SIGTERM now lets the job taken run, then stops.
-                self._state = WorkerStatus.BUSY
                 try:
+                    if self.should_run_maintenance_tasks:
+                        self._flush(finished)
+                        finished = None
+                        self.run_maintenance_tasks()
+                    self.keep_scheduler_alive()
+                    # Busy while taking: a SIGTERM now lets the job taken run, then stops.
+                    self._state = WorkerStatus.BUSY
                     taken = self._bookkeeper.take(finished=finished)
+                    outage.over()
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
                     # `finished` is kept: writing it again is harmless, and it must not be lost.
-                    logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
-                    time.sleep(1)
+                    outage.wait(error)
                     continue
                 finished = None
                 if taken is None:
@@ -362,7 +391,11 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                     time.sleep(1)
                     continue
                 assert isinstance(taken, bookkeeping.Taken)
-                finished = self._perform(taken)
+                try:
+                    finished = self._perform(taken)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                    # The outcome is in PostgreSQL; RQ's records of it expire on their own.
+                    outage.wait(error)
                 completed += 1
                 idle_since = time.monotonic()
                 if max_jobs is not None and completed >= max_jobs:
@@ -423,6 +456,9 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 self._perform_with_rq(taken, queue, execution)
                 return None
             timeout = taken.timeout or queue._default_timeout or Queue.DEFAULT_TIMEOUT
+            # Past this the job has ignored its timeout: the heartbeat stops, the job is rescued
+            # and a supervisor stops this process.
+            self._overdue_at = time.monotonic() + timeout + settings.CONVEYOR_HEARTBEAT_GRACE
             try:
                 with self.death_penalty_class(timeout, JobTimeoutException, job_id=taken.job_id):
                     outcome = self.run_job(*args, **kwargs)
@@ -436,6 +472,7 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
             return self._bookkeeper.finished(taken, result_ttl=ttl)
         finally:
             self._running = None
+            self._overdue_at = None
             self.executions.pop(execution.id, None)
 
     def _decode(self, data: bytes) -> tuple[str, Any, tuple[Any, ...], dict[str, Any]]:
@@ -493,6 +530,27 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         signal.signal(signal.SIGUSR1, _raise_grace_period_over)
 
 
+class _Outage:
+    """Riding out a Redis that does not answer: logged once, then retried with backoff."""
+
+    FIRST, LONGEST = 0.5, 5.0
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.pause = 0.0
+
+    def wait(self, error: Exception) -> None:
+        if not self.pause:
+            logger.error("worker %s: Redis unreachable (%s); waiting for it", self.worker, error)
+        self.pause = min(self.LONGEST, max(self.FIRST, self.pause * 2))
+        time.sleep(self.pause)
+
+    def over(self) -> None:
+        if self.pause:
+            logger.warning("worker %s: Redis answers again", self.worker)
+        self.pause = 0.0
+
+
 class _Heartbeat:
     """A thread that keeps the running job's heartbeat fresh every job_monitoring_interval."""
 
@@ -512,6 +570,10 @@ class _Heartbeat:
         interval = self.worker.job_monitoring_interval
         beaten: tuple[str, float] = ("", 0.0)
         while not self._stopped.wait(min(1.0, interval)):
+            overdue_at = self.worker._overdue_at
+            if overdue_at is not None and time.monotonic() > overdue_at:
+                continue  # silence: the job outlived its timeout and grace
+            liveness.beat()
             taken = self.worker._running
             if taken is None:
                 continue
