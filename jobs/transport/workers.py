@@ -518,8 +518,9 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         """Called from the heartbeat thread: keep a long job's records alive."""
         taken = self._running
         if taken is not None:
-            self._bookkeeper.beat(taken)
+            # PostgreSQL first: the lease must not lapse because Redis is away.
             self.renew_lease_quietly(taken.job_id)
+            self._bookkeeper.beat(taken)
 
     def cut_off_current_job(self) -> None:
         logger.warning("worker %s: grace period over, interrupting the job", self.name)
