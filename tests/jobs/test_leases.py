@@ -1,6 +1,7 @@
 """Leases and fencing: a rescued attempt writes nothing, attempts never pass max_attempts, the
 reconciler cannot lock itself out, and job bodies get tools to make their effects once."""
 
+import contextlib
 import os
 import signal
 import time
@@ -95,9 +96,9 @@ def test_renewing_a_lease_extends_it_only_for_the_worker_running_the_attempt(ten
 def test_once_is_true_once_per_tenant_and_a_rolled_back_effect_leaves_no_marker(tenant):
     ctx = JobContext(_started(tenant))
 
-    with pytest.raises(RuntimeError, match="inside transaction.atomic"):
+    with pytest.raises(RuntimeError, match=r"inside transaction\.atomic"):
         ctx.once("charge:1")
-    with pytest.raises(ValueError, match="rolled back"), transaction.atomic():
+    with contextlib.suppress(ValueError), transaction.atomic():
         assert ctx.once("charge:1")
         raise ValueError("rolled back")
     with transaction.atomic():
