@@ -27,6 +27,8 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry, clean_registries
+from rq.scheduler import RQScheduler
+from rq.scripts import release_lock
 from rq.utils import as_text, utcformat
 from rq.worker_registration import clean_worker_registry
 
@@ -444,11 +446,22 @@ def running_job_ids() -> set[str]:
     return {as_text(entry).split(":", 1)[0] for found in entries for entry in found}
 
 
+SCHEDULER_FIELD = "conveyor_scheduler"
+
+
 def forget_worker(name: str) -> None:
-    """Drop a dead worker's registration at once, rather than when its key expires."""
-    worker = RQWorker.find_by_key(RQWorker.redis_worker_namespace_prefix + name, connection())
-    if worker is not None:
-        worker.register_death()
+    """Drop a dead worker's registration and its RQ scheduler's locks at once, rather than when
+    they expire (a minute on): a new worker's scheduler takes the locks when it starts."""
+    redis = connection()
+    key = RQWorker.redis_worker_namespace_prefix + name
+    scheduler = redis.hget(key, SCHEDULER_FIELD)
+    worker = RQWorker.find_by_key(key, redis)
+    if worker is None:
+        return
+    if scheduler:
+        for queue in worker.queue_names():
+            release_lock(redis, RQScheduler.get_locking_key(queue), as_text(scheduler))
+    worker.register_death()
 
 
 def workers() -> list[dict[str, Any]]:

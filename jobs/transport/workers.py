@@ -135,6 +135,12 @@ class ConveyorWorkerMixin(_WorkerBase):
                 self.heartbeat()
         self.keep_scheduler_alive()
 
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        super()._start_scheduler(*args, **kwargs)
+        if self.scheduler is not None:
+            # Names the scheduler's locks, so a supervisor can release them if this worker dies.
+            self.connection.hset(self.key, queueing.SCHEDULER_FIELD, self.scheduler.name)
+
     def keep_scheduler_alive(self) -> None:
         """Start RQ's scheduler process again at once if it died (RQ would wait 10 minutes)."""
         scheduler = self.scheduler
