@@ -52,12 +52,13 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_rq",
     "import_export",
     "tenants",
     "jobs",
     "communications",
     "reports",
+    # After jobs: a command of an earlier app wins, and jobs extends django-rq's `rqworker`.
+    "django_rq",
 ]
 
 MIDDLEWARE = [

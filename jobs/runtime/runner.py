@@ -385,10 +385,14 @@ def settle_interrupted(
         _cancel(job, f"stopped: {reason}")
         return job.status
     error = RetryableError(reason)
-    if job.attempt >= job.max_attempts:
+    try:
+        kind = get_kind(job.kind)
+    except UnknownKind:
+        kind = None  # its next run would fail it for good: no retry
+    if kind is None or job.attempt >= job.max_attempts:
         _fail(job, error)
         return job.status
-    delay = math.ceil(backoff(get_kind(job.kind), job.attempt, error))
+    delay = math.ceil(backoff(kind, job.attempt, error))
     with transaction.atomic():
         updated = _holding(job).update(
             status=Job.Status.RETRYING,

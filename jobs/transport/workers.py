@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
@@ -124,6 +124,7 @@ class ConveyorWorkerMixin(_WorkerBase):
         self.queues = listening_order(self.queues)
         self._ordered_queues = self.queues[:]
         self._grace_timer: threading.Timer | None = None
+        self.outage = _Outage(self.name)
         preload_modules([queue.name for queue in self.queues])
 
     def _heartbeat_now_and_then(self) -> None:
@@ -131,9 +132,21 @@ class ConveyorWorkerMixin(_WorkerBase):
         liveness.beat()
         last = self.last_heartbeat
         if last is None or (utcnow() - last).total_seconds() >= 1:
-            with _redis_blip(self.name, "heartbeat"):
+            with self.outage.ridden("heartbeat"):
                 self.heartbeat()
         self.keep_scheduler_alive()
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        with self.outage.ridden("heartbeat"):
+            super().heartbeat(*args, **kwargs)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with self.outage.ridden("suspension check"):
+            super().check_for_suspension(burst)
+
+    def run_maintenance_tasks(self) -> None:
+        with self.outage.ridden("maintenance"):
+            super().run_maintenance_tasks()
 
     def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
         super()._start_scheduler(*args, **kwargs)
@@ -146,7 +159,7 @@ class ConveyorWorkerMixin(_WorkerBase):
         scheduler = self.scheduler
         if scheduler is None or (scheduler._process and scheduler._process.is_alive()):
             return
-        with _redis_blip(self.name, "scheduler restart"):
+        with self.outage.ridden("scheduler restart"):
             scheduler.acquire_locks(auto_start=True)
 
     def _listening_queues(self) -> list[Queue]:
@@ -188,10 +201,10 @@ class ConveyorWorkerMixin(_WorkerBase):
             )
         except DequeueTimeout:
             return None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-            logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
-            time.sleep(1)
+        except REDIS_DOWN as error:
+            self.outage.wait(error)
             return None
+        self.outage.over()
         if result is None:
             return None
         job, queue = result
@@ -267,13 +280,7 @@ class ConveyorWorkerMixin(_WorkerBase):
             logger.exception("worker %s: could not settle job %s", self.name, job.id)
 
 
-@contextlib.contextmanager
-def _redis_blip(worker: str, what: str) -> Any:
-    """A Redis that does not answer for a moment is logged and ridden out, not fatal."""
-    try:
-        yield
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-        logger.warning("worker %s: %s skipped, Redis unreachable: %s", worker, what, error)
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def _first_line(text: str) -> str:
@@ -294,9 +301,18 @@ class ForkingWorkerBase(ConveyorWorkerMixin, RQWorker):
         db.connections.close_all()
         super().fork_work_horse(job, queue)
 
+    def execute_job(self, job: RQJob, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        except REDIS_DOWN as error:
+            # The runner recorded the outcome in PostgreSQL, or the lease lapses and the job is
+            # rescued; RQ's records of it expire on their own.
+            logger.warning("worker %s: job %s left to PostgreSQL: %s", self.name, job.id, error)
+            self.outage.wait(error)
+
     def maintain_heartbeats(self, job: RQJob, execution: Execution) -> None:
         liveness.beat()
-        with _redis_blip(self.name, "heartbeat"):
+        with self.outage.ridden("heartbeat"):
             super().maintain_heartbeats(job, execution)
         self.renew_lease_quietly(job.id)
 
@@ -364,7 +380,6 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         completed = 0
         finished: bookkeeping.Finished | None = None
         idle_since = time.monotonic()
-        outage = _Outage(self.name)
         try:
             while not self._stop_requested:
                 try:
@@ -376,10 +391,10 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                     # Busy while taking: a SIGTERM now lets the job taken run, then stops.
                     self._state = WorkerStatus.BUSY
                     taken = self._bookkeeper.take(finished=finished)
-                    outage.over()
-                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                    self.outage.over()
+                except REDIS_DOWN as error:
                     # `finished` is kept: writing it again is harmless, and it must not be lost.
-                    outage.wait(error)
+                    self.outage.wait(error)
                     continue
                 finished = None
                 if taken is None:
@@ -399,9 +414,9 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 assert isinstance(taken, bookkeeping.Taken)
                 try:
                     finished = self._perform(taken)
-                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                except REDIS_DOWN as error:
                     # The outcome is in PostgreSQL; RQ's records of it expire on their own.
-                    outage.wait(error)
+                    self.outage.wait(error)
                 completed += 1
                 idle_since = time.monotonic()
                 if max_jobs is not None and completed >= max_jobs:
@@ -430,9 +445,8 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 time.sleep(POLL_SECONDS)
                 return None
             popped = self.connection.blpop(keys, POLL_SECONDS)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-            logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
-            time.sleep(1)
+        except REDIS_DOWN as error:
+            self.outage.wait(error)
             return None
         if popped is None:
             return None
@@ -544,18 +558,32 @@ class _Outage:
 
     def __init__(self, worker: str) -> None:
         self.worker = worker
+        self.down = False
         self.pause = 0.0
 
-    def wait(self, error: Exception) -> None:
-        if not self.pause:
+    def noted(self, error: Exception) -> None:
+        if not self.down:
             logger.error("worker %s: Redis unreachable (%s); waiting for it", self.worker, error)
+        self.down = True
+
+    def wait(self, error: Exception) -> None:
+        self.noted(error)
         self.pause = min(self.LONGEST, max(self.FIRST, self.pause * 2))
         time.sleep(self.pause)
 
     def over(self) -> None:
-        if self.pause:
+        if self.down:
             logger.warning("worker %s: Redis answers again", self.worker)
-        self.pause = 0.0
+        self.down, self.pause = False, 0.0
+
+    @contextlib.contextmanager
+    def ridden(self, what: str) -> Iterator[None]:
+        """A step that may be skipped while Redis is away (a heartbeat, maintenance)."""
+        try:
+            yield
+        except REDIS_DOWN as error:
+            logger.debug("worker %s: %s skipped: %s", self.worker, what, error)
+            self.noted(error)
 
 
 class _Heartbeat:

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 import time
 from typing import Any
 
@@ -76,7 +77,7 @@ def step_then_record(ctx: JobContext, *, steps: int = 10, seconds: float = 0.1) 
     """Report progress `steps` times, `seconds` apart, then make its effect once (`ctx.once`)."""
     for step in range(1, steps + 1):
         time.sleep(seconds)
-        ctx.progress(step * 100 / steps - 1, f"step {step}")
+        ctx.progress(step * 100 / steps - 1, f"attempt {ctx.attempt} step {step}")
     with transaction.atomic():
         if ctx.once(f"effect:{ctx.job.pk}"):
             Tenant.objects.create(slug=f"effect-{ctx.job.pk}-{ctx.attempt}", name=str(os.getpid()))
@@ -86,3 +87,9 @@ def step_then_record(ctx: JobContext, *, steps: int = 10, seconds: float = 0.1) 
 def hold_interpreter(ctx: JobContext) -> None:
     """One long C call that never gives the interpreter back: no alarm can interrupt it."""
     sum(range(10**12))
+
+
+@job_kind("tests.crash_process", queue="default", max_attempts=2)
+def crash_process(ctx: JobContext) -> None:
+    """A poison job: it kills the process running it, every attempt."""
+    os.kill(os.getpid(), signal.SIGKILL)

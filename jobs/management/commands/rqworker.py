@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import CommandParser
 
 from jobs.runtime.supervisor import Supervisor
-from jobs.transport.workers import RQWorkerCommand
+from jobs.transport.workers import RQWorkerCommand, preload_modules
 
 
 class Command(RQWorkerCommand):
@@ -29,6 +29,8 @@ class Command(RQWorkerCommand):
         if bare or options["burst"]:
             super().handle(*args, **options)
             return
+
+        preload_modules(args)  # once, here: every restarted worker is forked with them loaded
 
         def work(name: str) -> None:
             super(Command, self).handle(*args, **{**options, "name": options["name"] or name})
