@@ -111,7 +111,8 @@ def _steps(tenant: Tenant, *, steps: int, seconds: float) -> Job:
 
 
 def _effects(job: Job) -> list[str]:
-    return list(Tenant.objects.filter(slug__startswith=f"effect-{job.pk}").values_list("slug"))
+    effects = Tenant.objects.filter(slug__startswith=f"effect-{job.pk}")
+    return list(effects.values_list("slug", flat=True))
 
 
 def _starts(job: Job) -> int:
@@ -150,7 +151,7 @@ def test_redis_restarted_empty_under_a_running_job_starts_no_second_attempt(
     job.refresh_from_db()
     assert rescued == [{}] * 8
     assert (job.status, job.attempt) == (Job.Status.SUCCEEDED, 1)
-    assert (_starts(job), _effects(job)) == (1, [(f"effect-{job.pk}-1",)])
+    assert (_starts(job), _effects(job)) == (1, [f"effect-{job.pk}-1"])
 
 
 def test_workers_ride_out_a_5_second_redis_outage_and_retries_keep_their_schedule(
@@ -189,7 +190,7 @@ def test_a_paused_workers_late_writes_are_refused_after_its_job_was_rescued(tena
 
     job.refresh_from_db()
     assert (job.status, job.attempt, job.progress) == (Job.Status.SUCCEEDED, 2, 100)
-    assert _effects(job) == [(f"effect-{job.pk}-2",)]
+    assert _effects(job) == [f"effect-{job.pk}-2"]
     rescue = JobLog.objects.get(job=job, event=JobLog.Event.RESCUED)
     late = JobLog.objects.filter(job=job, message__startswith="attempt 1", pk__gt=rescue.pk)
     assert not late.exists()

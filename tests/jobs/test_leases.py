@@ -86,11 +86,14 @@ def test_a_started_job_with_a_fresh_lease_is_not_rescued_though_redis_lost_its_h
 def test_renewing_a_lease_extends_it_only_for_the_worker_running_the_attempt(tenant):
     job = _started(tenant)
     before = Job.objects.get(pk=job.pk).lease_expires_at
+    assert before is not None
 
     assert not runner.renew_lease(job.rq_id, worker="someone-else")
     time.sleep(0.01)
     assert runner.renew_lease(job.rq_id, worker=job.worker_name)
-    assert Job.objects.get(pk=job.pk).lease_expires_at > before
+    after = Job.objects.get(pk=job.pk).lease_expires_at
+    assert after is not None
+    assert after > before
 
 
 def test_once_is_true_once_per_tenant_and_a_rolled_back_effect_leaves_no_marker(tenant):
