@@ -9,7 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs.errors import JobCanceled, LeaseLost
+from jobs.errors import JobCanceled, LeaseLost, Snooze
 from jobs.models import Job, JobLog, OnceMarker
 from jobs.transport import queueing
 
@@ -125,6 +125,15 @@ class JobContext:
     def log(self, message: str, *, level: str = JobLog.Level.INFO, **data: Any) -> None:
         """Add a line to the job's log."""
         self._add_log(JobLog.Event.NOTE, message, level=level, data=data)
+
+    def snooze(self, seconds: float) -> None:
+        """Stop here and run again in `seconds` without using an attempt (raises `Snooze`).
+
+        For "not yet" rather than "failed": a provider asks to wait, a file has not arrived.
+        A kind's `max_snoozes` (default CONVEYOR_MAX_SNOOZES) bounds it; later snoozes count
+        as attempts.
+        """
+        raise Snooze(seconds)
 
     def _holding(self) -> Any:
         return Job.objects.filter(pk=self.job.pk, status=Job.Status.STARTED, lease=self.job.lease)

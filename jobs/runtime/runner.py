@@ -30,6 +30,7 @@ from jobs.errors import (
     LeaseLost,
     PermanentError,
     RetryableError,
+    Snooze,
     UnknownKind,
 )
 from jobs.kinds import JobKind, get_kind
@@ -236,6 +237,12 @@ def _run(job: Job, kind: JobKind) -> Any:
         logger.warning("job=%s attempt %s stopped: its lease was taken over", job.pk, job.attempt)
     except JobCanceled as stop:
         _cancel(job, str(stop))
+    except Snooze as snooze:
+        if job.snoozes < kind.snooze_limit:
+            return _snooze(job, snooze.seconds)
+        if job.attempt < job.max_attempts:  # past the limit, a snooze uses up its attempt
+            return _retry(job, snooze, delay=snooze.seconds)
+        _fail(job, RetryableError(f"{snooze}, after {job.snoozes} snoozes and every attempt"))
     except PermanentError as error:
         _fail(job, error, permanent=True)
     except (Exception, JobTimedOut) as error:
@@ -251,11 +258,10 @@ def _run(job: Job, kind: JobKind) -> Any:
 
 
 def backoff(kind: JobKind, attempt: int, error: BaseException | None = None) -> float:
-    """Seconds before the next attempt: exponential with full jitter, capped per kind."""
+    """Seconds before the next attempt: the error's own delay, else the kind's backoff style."""
     if isinstance(error, RetryableError) and error.delay is not None:
         return min(error.delay, kind.max_delay)
-    ceiling = min(kind.max_delay, kind.base_delay * 2 ** (attempt - 1))
-    return random.uniform(0, ceiling)
+    return kind.delay_before(attempt, lambda ceiling: random.uniform(0, ceiling))
 
 
 def _error_fields(error: BaseException) -> dict[str, str]:
@@ -357,6 +363,31 @@ def _retry(job: Job, error: BaseException, *, delay: float) -> Any:
             data={"attempt": job.attempt, "delay": seconds, "traceback": fields["error_traceback"]},
         )
     logger.info("job=%s tenant=%s retry in %ss after %s", job.pk, job.tenant_id, seconds, error)
+    return queueing.retry_later(seconds)
+
+
+@persisting
+def _snooze(job: Job, seconds: float) -> Any:
+    """Put the job back for `seconds`, giving its attempt back: the snooze is not a failure."""
+    seconds = max(1, math.ceil(seconds))
+    due = timezone.now() + timedelta(seconds=seconds)
+    with transaction.atomic():
+        _durable_outcome()
+        updated = _holding(job).update(
+            status=Job.Status.SCHEDULED,
+            scheduled_at=due,
+            attempt=F("attempt") - 1,
+            snoozes=F("snoozes") + 1,
+        )
+        if not updated:
+            return None
+        services.add_log(
+            job,
+            JobLog.Event.SNOOZED,
+            f"Snoozed for {seconds} s ({job.snoozes + 1} so far); the attempt is given back.",
+            data={"attempt": job.attempt, "delay": seconds},
+        )
+    logger.info("job=%s tenant=%s snoozed for %ss", job.pk, job.tenant_id, seconds)
     return queueing.retry_later(seconds)
 
 

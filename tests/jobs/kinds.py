@@ -93,3 +93,23 @@ def hold_interpreter(ctx: JobContext) -> None:
 def crash_process(ctx: JobContext) -> None:
     """A poison job: it kills the process running it, every attempt."""
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@job_kind("tests.snooze_then_succeed", queue="default", max_attempts=1)
+def snooze_then_succeed(ctx: JobContext, *, times: int = 2) -> dict[str, Any]:
+    """Snooze for a second `times` times, then succeed."""
+    if ctx.job.snoozes < times:
+        ctx.snooze(1)
+    return {"attempt": ctx.attempt, "snoozes": ctx.job.snoozes}
+
+
+@job_kind("tests.always_snooze", queue="default", max_attempts=2, max_snoozes=1)
+def always_snooze(ctx: JobContext) -> None:
+    """Never ready: snoozes every time it runs."""
+    ctx.snooze(1)
+
+
+@job_kind("tests.fixed_backoff", queue="default", max_attempts=4, backoff=[1, 3])
+def fixed_backoff(ctx: JobContext) -> None:
+    """Fails every attempt; waits 1 s, then 3 s, then 3 s again."""
+    raise RetryableError("not yet")

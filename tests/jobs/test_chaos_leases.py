@@ -23,6 +23,7 @@ from jobs.runtime.reconciler import reconcile
 from jobs.services.jobs import enqueue_job
 from tenants.models import Tenant
 from tests.jobs.conftest import BASE_DIR, _worker_env, status_of, wait_for
+from tests.servers import answers, spare_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
@@ -43,7 +44,7 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
-        wait_for(lambda: _answers(client), timeout=10)
+        wait_for(lambda: answers(client), timeout=10)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -52,18 +53,9 @@ class RedisServer:
             self.process = None
 
 
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-
-
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
-    from tests.jobs.test_chaos import _spare_port
-
-    server = RedisServer(_spare_port())
+    server = RedisServer(spare_port())
     server.start()
     queues = {name: {**config, "URL": server.url} for name, config in settings.RQ_QUEUES.items()}
     try:

@@ -24,7 +24,7 @@ from jobs.services.jobs import enqueue_job, enqueue_jobs
 from jobs.services.schedules import ensure_system_schedules
 from jobs.transport import queueing
 from tenants.models import Tenant
-from tests.jobs.test_chaos import _redis_server, _spare_port
+from tests.servers import redis_server, spare_port
 
 
 def _started(tenant: Tenant, **options) -> Job:
@@ -147,7 +147,7 @@ def test_5000_jobs_redis_lost_are_back_in_one_pass(tenant):
 
 
 def test_a_reconcile_job_left_pending_by_a_redis_outage_is_handed_over_by_the_scheduler(settings):
-    port = _spare_port()
+    port = spare_port()
     url = f"redis://127.0.0.1:{port}/0"
     own = {name: {**config, "URL": url} for name, config in settings.RQ_QUEUES.items()}
     with override_settings(RQ_QUEUES=own):
@@ -158,7 +158,7 @@ def test_a_reconcile_job_left_pending_by_a_redis_outage_is_handed_over_by_the_sc
         assert job.status == Job.Status.PENDING
         Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
 
-        with _redis_server(port):
+        with redis_server(port):
             tick()
             assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED
             assert queueing.is_waiting([job.rq_id]) == [True]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0006_lean_indexes'),
+        ('jobs', '0007_snoozes'),
         ('tenants', '0002_tenant_default_region_tenant_time_zone'),
     ]
 
