@@ -1,9 +1,9 @@
 """A worker process's sign of life for its supervisor: one shared timestamp.
 
 The supervisor (`jobs.runtime.supervisor`) maps a page shared with the worker process it forks;
-the worker's heartbeat sets it while the worker is responsive. A job that holds the interpreter
-(a long C call) or outlives its timeout and grace stops the beats, and the supervisor stops the
-process. Outside a supervisor every call here does nothing.
+a thread of the worker sets it twice a second while the worker is responsive. A job that holds
+the interpreter (a long C call) or outlives its timeout and grace stops the beats, and the
+supervisor stops the process. Outside a supervisor every call here does nothing.
 """
 
 import mmap
@@ -20,6 +20,11 @@ def share() -> None:
     if _shared is None:
         _shared = mmap.mmap(-1, struct.calcsize(_FORMAT))
     beat()
+
+
+def shared() -> bool:
+    """Whether this process runs under a supervisor that watches the page."""
+    return _shared is not None
 
 
 def beat() -> None:

@@ -202,7 +202,11 @@ def renew_lease(job_id: str, *, worker: str) -> bool:
     """Extend the lease of the attempt `worker` runs; False when that attempt no longer holds it."""
     expires = timezone.now() + timedelta(seconds=lease_seconds())
     rows = Job.objects.filter(pk=job_id, status=Job.Status.STARTED, worker_name=worker)
-    return bool(rows.update(lease_expires_at=expires))
+    try:
+        return bool(rows.update(lease_expires_at=expires))
+    except (OperationalError, InterfaceError):
+        connection.close()  # this thread's connection: the next renewal opens a new one
+        raise
 
 
 def _fail_exhausted(job_id: str) -> None:

@@ -100,7 +100,8 @@ class Supervisor:
             if death.clean or self.stopping:
                 return death.exit_code
             logger.error("worker %s died (%s)", name, death.describe())
-            settle_dead_worker(name, death)
+            if not self._settle(name, death):
+                return death.exit_code
             lived = time.monotonic() - started
             backoff = FIRST_BACKOFF if lived >= HEALTHY_RUN_SECONDS else backoff
             logger.info("starting a new worker in %s s", backoff)
@@ -137,6 +138,23 @@ class Supervisor:
                 os.kill(self.child, signal.SIGKILL)
                 killed_for_silence = True
             time.sleep(POLL_SECONDS)
+
+    def _settle(self, name: str, death: Death) -> bool:
+        """Settle the dead worker's jobs, trying again while PostgreSQL or Redis is unreachable
+        (a new worker could do nothing meanwhile, and must not start under a name still taken);
+        False when a stop signal came first."""
+        pause = FIRST_BACKOFF
+        while True:
+            try:
+                settle_dead_worker(name, death)
+                return True
+            except Exception as error:
+                logger.warning(
+                    "could not settle dead worker %s yet (%s); again in %s s", name, error, pause
+                )
+            if self._sleep(pause):
+                return False
+            pause = min(MAX_BACKOFF, pause * 2)
 
     def _forward(self, number: int, frame: FrameType | None) -> None:
         self.stopping = True
@@ -184,11 +202,8 @@ def settle_dead_worker(name: str, death: Death) -> dict[str, int]:
                 outcome[status] = outcome.get(status, 0) + 1
                 logger.warning("job=%s tenant=%s %s: %s", job.pk, job.tenant_id, status, reason)
         queueing.forget_worker(name)
-    except Exception:
-        # The reconciler settles them once their leases lapse.
-        logger.exception("could not settle the jobs of dead worker %s", name)
     finally:
-        connections.close_all()
+        connections.close_all()  # a dropped connection is not reused; none crosses the fork
     return outcome
 
 

@@ -125,16 +125,35 @@ class ConveyorWorkerMixin(_WorkerBase):
         self._ordered_queues = self.queues[:]
         self._grace_timer: threading.Timer | None = None
         self.outage = _Outage(self.name)
+        self._overdue_at: float | None = None  # set by the in-process worker while a job runs
         preload_modules([queue.name for queue in self.queues])
 
     def _heartbeat_now_and_then(self) -> None:
         # RQ beats after every job already; between jobs once a second is plenty.
-        liveness.beat()
         last = self.last_heartbeat
         if last is None or (utcnow() - last).total_seconds() >= 1:
             with self.outage.ridden("heartbeat"):
                 self.heartbeat()
         self.keep_scheduler_alive()
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        if liveness.shared():
+            threading.Thread(target=self._show_liveness, name="liveness", daemon=True).start()
+
+    def _show_liveness(self) -> None:
+        """Tell the supervisor this process is responsive, twice a second, from a thread of its
+        own so that no wait on Redis or PostgreSQL silences it: only a job holding the
+        interpreter, or one past its timeout and grace, does."""
+        while True:
+            if not self.overdue():
+                liveness.beat()
+            time.sleep(0.5)
+
+    def overdue(self) -> bool:
+        """Whether the job running here ignored its timeout and grace (in-process only)."""
+        overdue_at = self._overdue_at
+        return overdue_at is not None and time.monotonic() > overdue_at
 
     def heartbeat(self, *args: Any, **kwargs: Any) -> None:
         with self.outage.ridden("heartbeat"):
@@ -311,7 +330,6 @@ class ForkingWorkerBase(ConveyorWorkerMixin, RQWorker):
             self.outage.wait(error)
 
     def maintain_heartbeats(self, job: RQJob, execution: Execution) -> None:
-        liveness.beat()
         with self.outage.ridden("heartbeat"):
             super().maintain_heartbeats(job, execution)
         self.renew_lease_quietly(job.id)
@@ -349,7 +367,6 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         self._install_signal_handlers()
         self._bookkeeper = self._make_bookkeeper()
         self._running: bookkeeping.Taken | None = None
-        self._overdue_at: float | None = None
         beat = _Heartbeat(self)
         beat.start()
         queueing.set_worker_name(self.name)
@@ -605,10 +622,8 @@ class _Heartbeat:
         interval = self.worker.job_monitoring_interval
         beaten: tuple[str, float] = ("", 0.0)
         while not self._stopped.wait(min(1.0, interval)):
-            overdue_at = self.worker._overdue_at
-            if overdue_at is not None and time.monotonic() > overdue_at:
-                continue  # silence: the job outlived its timeout and grace
-            liveness.beat()
+            if self.worker.overdue():
+                continue  # the job outlived its timeout and grace: let its records lapse
             taken = self.worker._running
             if taken is None:
                 continue
