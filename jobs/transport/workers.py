@@ -155,6 +155,10 @@ class ConveyorWorkerMixin(_WorkerBase):
         overdue_at = self._overdue_at
         return overdue_at is not None and time.monotonic() > overdue_at
 
+    def set_state(self, *args: Any, **kwargs: Any) -> None:
+        with self.outage.ridden("state"):
+            super().set_state(*args, **kwargs)
+
     def heartbeat(self, *args: Any, **kwargs: Any) -> None:
         with self.outage.ridden("heartbeat"):
             super().heartbeat(*args, **kwargs)
@@ -196,7 +200,12 @@ class ConveyorWorkerMixin(_WorkerBase):
             self._heartbeat_now_and_then()
             if self.should_run_maintenance_tasks:
                 self.run_maintenance_tasks()
-            result = self._dequeue_once(None if timeout is None else min(timeout, POLL_SECONDS))
+            try:
+                wait = None if timeout is None else min(timeout, POLL_SECONDS)
+                result = self._dequeue_once(wait)
+            except REDIS_DOWN as error:
+                self.outage.wait(error)
+                result = None
             if result is not None:
                 return result
             idle = time.monotonic() - idle_since
@@ -219,9 +228,6 @@ class ConveyorWorkerMixin(_WorkerBase):
                 death_penalty_class=self.death_penalty_class,
             )
         except DequeueTimeout:
-            return None
-        except REDIS_DOWN as error:
-            self.outage.wait(error)
             return None
         self.outage.over()
         if result is None:
