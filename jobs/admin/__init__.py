@@ -1,5 +1,5 @@
-"""The jobs app's admin: jobs and logs, schedules, and the queues dashboard."""
+"""The jobs app's admin: jobs and logs, schedules, once-markers and the queues dashboard."""
 
-from jobs.admin import dashboard, jobs, schedules
+from jobs.admin import dashboard, jobs, markers, schedules
 
-__all__ = ["dashboard", "jobs", "schedules"]
+__all__ = ["dashboard", "jobs", "markers", "schedules"]

@@ -9,7 +9,8 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from jobs.errors import LeaseLost, RetryableError
@@ -202,3 +203,27 @@ def test_a_dead_workers_jobs_are_settled_saying_how_it_died(tenant):
     assert JobLog.objects.filter(job=job, event=JobLog.Event.STOPPED).exists()
     assert Death(1 << 8).describe() == "exit code 1"
     assert os.WIFSIGNALED(killed.status)
+
+
+def test_once_markers_in_the_admin_are_read_only_and_scoped_to_the_users_tenants(
+    admin_client, tenant, other_tenant, tenant_admin
+):
+    mine = OnceMarker.objects.create(tenant=tenant, name="invoice-paid:1")
+    OnceMarker.objects.create(tenant=other_tenant, name="invoice-paid:2")
+    staff = Client()
+    staff.force_login(tenant_admin)
+    listing = reverse("admin:jobs_oncemarker_changelist")
+
+    everyone = admin_client.get(listing)
+    own = staff.get(listing)
+    page = staff.get(reverse("admin:jobs_oncemarker_change", args=[mine.pk]))
+    added = staff.get(reverse("admin:jobs_oncemarker_add"))
+    job_page = admin_client.get(reverse("admin:jobs_job_change", args=[_started(tenant).pk]))
+
+    assert len(everyone.context["cl"].result_list) == 2
+    assert [m.name for m in own.context["cl"].result_list] == ["invoice-paid:1"]
+    assert page.status_code == 200
+    assert "Save" not in page.content.decode()
+    assert added.status_code == 403
+    assert job_page.status_code == 200
+    assert "Lease expires at" in job_page.content.decode()
