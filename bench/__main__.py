@@ -20,7 +20,7 @@ from collections.abc import Callable
 from bench import servers
 from bench.table import Figure, render
 
-ENGINE = ["enqueue", "throughput", "latency", "memory"]
+ENGINE = ["enqueue", "throughput", "latency", "memory", "concurrency"]
 WEB = ["api", "million"]
 AREAS = ["imports", "campaigns", "reports"]
 ON_REQUEST = ["cleanup", "scaling"]  # minutes of their own: only with --only
@@ -64,7 +64,7 @@ def say(message: str) -> None:
 
 
 def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[Figure]]]]:
-    from bench import engine, web
+    from bench import concurrency, engine, web
 
     sizes = engine.Sizes.for_run(quick=args.quick)
     rounds, chosen = args.rounds, args.chosen
@@ -81,6 +81,15 @@ def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[
                     throughput="throughput" in chosen,
                     latency="latency" in chosen,
                     memory="memory" in chosen,
+                ),
+            )
+        )
+    if "concurrency" in chosen:
+        steps.append(
+            (
+                "concurrency",
+                lambda: concurrency.measure_concurrency(
+                    rounds=rounds, sizes=sizes, quick=args.quick
                 ),
             )
         )

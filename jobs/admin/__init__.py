@@ -1,5 +1,6 @@
-"""The jobs app's admin: jobs and logs, schedules, once-markers and the queues dashboard."""
+"""The jobs app's admin: jobs and logs, batches, schedules, once-markers and the queues
+dashboard."""
 
-from jobs.admin import dashboard, jobs, markers, schedules
+from jobs.admin import batches, dashboard, jobs, markers, schedules
 
-__all__ = ["dashboard", "jobs", "markers", "schedules"]
+__all__ = ["batches", "dashboard", "jobs", "markers", "schedules"]

@@ -30,7 +30,7 @@ from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
 from rq.executions import Execution
 from rq.job import Job as RQJob
-from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
+from rq.timeouts import BaseDeathPenalty, JobTimeoutException, UnixSignalDeathPenalty
 from rq.utils import as_text
 from rq.utils import now as utcnow
 from rq.worker import DequeueStrategy, WorkerStatus
@@ -115,7 +115,7 @@ else:
 class ConveyorWorkerMixin(_WorkerBase):
     """What both worker classes add to RQ's."""
 
-    death_penalty_class = DeathPenalty
+    death_penalty_class: type[BaseDeathPenalty] = DeathPenalty
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("worker_ttl", settings.CONVEYOR_WORKER_TTL)
@@ -457,17 +457,17 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         if finished is not None:
             self._bookkeeper.finish(finished)
 
-    def _wait(self) -> bookkeeping.Taken | str | None:
-        """Block on the queues that are not paused until a job comes (at most POLL_SECONDS)."""
+    def _wait(self, seconds: float = POLL_SECONDS) -> bookkeeping.Taken | str | None:
+        """Block on the queues that are not paused until a job comes (at most `seconds`)."""
         self._state = WorkerStatus.IDLE
         self.procline("Listening on " + ",".join(self.queue_names()))
         try:
             paused = queueing.paused_queues(self.connection)
             keys = [q.key for q in self.queues if queueing.logical_queue(q.name) not in paused]
             if not keys:
-                time.sleep(POLL_SECONDS)
+                time.sleep(seconds)
                 return None
-            popped = self.connection.blpop(keys, POLL_SECONDS)
+            popped = self.connection.blpop(keys, seconds)
         except REDIS_DOWN as error:
             self.outage.wait(error)
             return None

@@ -1,23 +1,44 @@
-"""`manage.py rqworker`: django-rq's command, with the worker run under a supervisor."""
+"""`manage.py rqworker`: django-rq's command, with `--concurrency` for the concurrent worker,
+and the worker run under a supervisor (`jobs.runtime.supervisor`)."""
 
+import argparse
 import sys
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import CommandParser
+from django.core.management.base import CommandError, CommandParser
+from django.utils.module_loading import import_string
 
 from jobs.runtime.supervisor import Supervisor
+from jobs.transport.concurrent import ConcurrentWorkerBase, with_concurrency
 from jobs.transport.workers import RQWorkerCommand, preload_modules
+
+
+def _concurrency(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
+    return number
 
 
 class Command(RQWorkerCommand):
     help = (
-        "Run a worker on the given queues. It runs in a child process that is restarted when it "
-        "dies, its running jobs settled (--no-supervise runs it in this process)."
+        "Run a worker for the given queues (CONVEYOR_QUEUES names). It runs in a child process "
+        "that is restarted when it dies, its running jobs settled (--no-supervise: in this one)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
+        parser.add_argument(
+            "--concurrency",
+            type=_concurrency,
+            default=None,
+            help="How many jobs this process runs at once (default: the largest `concurrency` "
+            "of its queues in CONVEYOR_QUEUES). Only the concurrent worker runs more than one.",
+        )
         parser.add_argument(
             "--no-supervise",
             action="store_true",
@@ -25,6 +46,9 @@ class Command(RQWorkerCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        concurrency = options.pop("concurrency")
+        if concurrency is not None:
+            options["worker_class"] = self._worker_class(options["worker_class"], concurrency)
         bare = options.pop("no_supervise") or not settings.CONVEYOR_SUPERVISE
         if bare or options["burst"]:
             super().handle(*args, **options)
@@ -36,3 +60,14 @@ class Command(RQWorkerCommand):
             super(Command, self).handle(*args, **{**options, "name": options["name"] or name})
 
         sys.exit(Supervisor(work).run())
+
+    def _worker_class(self, name: str | None, concurrency: int) -> Any:
+        worker_class = import_string(name or settings.RQ["WORKER_CLASS"])
+        if issubclass(worker_class, ConcurrentWorkerBase):
+            return with_concurrency(worker_class, concurrency)
+        if concurrency == 1:
+            return worker_class
+        raise CommandError(
+            f"{worker_class.__name__} runs one job at a time: --concurrency {concurrency} needs "
+            "jobs.runtime.worker.ConcurrentWorker (or start that many processes)"
+        )
