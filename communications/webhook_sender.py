@@ -135,6 +135,8 @@ def _headers(delivery: WebhookDelivery, target: Target, body: bytes, attempt: in
         "Conveyor-Event-Id": str(delivery.event_id),
         "Conveyor-Event-Type": delivery.event_type,
         "Conveyor-Delivery-Id": str(delivery.pk),
+        # The same for every attempt, for receivers that drop repeats by this header.
+        "Idempotency-Key": str(delivery.pk),
         "Conveyor-Attempt": str(attempt),
         "Conveyor-Timestamp": str(timestamp),
         "Conveyor-Signature": signature_header(secrets, timestamp, body),

@@ -243,6 +243,9 @@ CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
 CONVEYOR_RESULT_TTL = env.int("CONVEYOR_RESULT_TTL", default=600)
 # A job enqueued outside a transaction commits without waiting for the WAL flush unless true.
 CONVEYOR_DURABLE_ENQUEUE = env.bool("CONVEYOR_DURABLE_ENQUEUE", default=True)
+# A job's outcome commits only once the WAL is flushed, so a database crash never forgets a
+# finished job (which would then run again). False trades that for a faster commit.
+CONVEYOR_DURABLE_OUTCOMES = env.bool("CONVEYOR_DURABLE_OUTCOMES", default=True)
 CONVEYOR_BACKOFF_BASE = env.float("CONVEYOR_BACKOFF_BASE", default=2.0)
 CONVEYOR_BACKOFF_CAP = env.float("CONVEYOR_BACKOFF_CAP", default=3600.0)
 # Times a job may put itself back (`ctx.snooze`) without using an attempt; later snoozes count.
@@ -254,6 +257,9 @@ CONVEYOR_WORKER_TTL = env.int("CONVEYOR_WORKER_TTL", default=60)
 CONVEYOR_HEARTBEAT_SECONDS = env.int("CONVEYOR_HEARTBEAT_SECONDS", default=10)
 CONVEYOR_HEARTBEAT_GRACE = env.int("CONVEYOR_HEARTBEAT_GRACE", default=30)
 CONVEYOR_PRELOAD = env.list("CONVEYOR_PRELOAD", default=[])
+# `manage.py rqworker` runs the worker in a child process it restarts when it dies, settling the
+# jobs it was running (jobs.runtime.supervisor); `--no-supervise` or false runs it bare.
+CONVEYOR_SUPERVISE = env.bool("CONVEYOR_SUPERVISE", default=True)
 
 # Health (PRODUCT.md §7): a queue may override max_wait_seconds with "max_wait" in its row.
 CONVEYOR_HEALTH = {
@@ -261,6 +267,8 @@ CONVEYOR_HEALTH = {
     "failure_rate_degraded": env.float("HEALTH_FAILURE_RATE_DEGRADED", default=0.10),
     "failure_rate_error": env.float("HEALTH_FAILURE_RATE_ERROR", default=0.25),
     "min_jobs_for_failure_rate": env.int("HEALTH_MIN_JOBS", default=5),
+    # The reconcile job runs every minute; no completed pass for this long is degraded.
+    "reconcile_max_age_seconds": env.int("HEALTH_RECONCILE_MAX_AGE_SECONDS", default=300),
 }
 # Alerts (docs/alerts.md): the scheduler checks health every check_seconds (0: never) and keeps
 # the checks history_days. Workers measure their memory and CPU, their host's load and the free

@@ -41,3 +41,15 @@ class UnknownQueue(DomainError):
 
 class Throttled(TooSoon):
     """An enqueue within a throttle window: at most one job per key per window."""
+
+
+class JobTimedOut(BaseException):
+    """The attempt ran past its timeout: the runner retries or fails the job.
+
+    A BaseException, as in Dramatiq, so that a job body's `except Exception` cannot swallow it.
+    """
+
+
+class LeaseLost(BaseException):
+    """This attempt's lease was taken over (it was rescued and may run elsewhere): every write it
+    tries is refused, and the runner ends it without recording anything."""

@@ -118,6 +118,11 @@ class Job(models.Model):
         "self", symmetrical=False, blank=True, related_name="dependents"
     )
     worker_name = models.CharField(max_length=200, blank=True)
+    # The running attempt's lease: every claim takes a new token (never reset, unlike
+    # `attempt`), and every write an attempt makes names it, so a rescued attempt that runs on
+    # cannot overwrite its successor. The expiry is renewed with the worker's heartbeat.
+    lease = models.PositiveIntegerField(default=0, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Set when another job depends on this one, so that ending it looks for dependents.
     has_dependents = models.BooleanField(default=False, editable=False)
     schedule = models.ForeignKey(
@@ -428,3 +433,27 @@ class HealthCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.checked_at:%Y-%m-%d %H:%M:%S} {self.status}"
+
+
+class OnceMarker(models.Model):
+    """A side effect in our own database that happened: `ctx.once(name)` takes it once per tenant.
+
+    Inserted in the transaction of the job's own writes, so the marker and the effect commit or
+    roll back together, and a later attempt (or another job) that asks again is told no.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    name = models.CharField(max_length=200)
+    # Which job took it, kept as a plain id: the marker outlives the job's clean-up.
+    job_id = models.UUIDField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "name"], name="oncemarker_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

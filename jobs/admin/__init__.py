@@ -1,5 +1,6 @@
-"""The jobs app's admin: jobs and logs, batches, schedules, and the queues dashboard."""
+"""The jobs app's admin: jobs and logs, batches, schedules, once-markers and the queues
+dashboard."""
 
-from jobs.admin import batches, dashboard, jobs, schedules
+from jobs.admin import batches, dashboard, jobs, markers, schedules
 
-__all__ = ["batches", "dashboard", "jobs", "schedules"]
+__all__ = ["batches", "dashboard", "jobs", "markers", "schedules"]

@@ -204,7 +204,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
                     "timeout",
                     "idempotency_key",
                     "created_by",
-                    "worker_name",
+                    ("worker_name", "lease", "lease_expires_at"),
                 )
             },
         ),

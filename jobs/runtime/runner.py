@@ -1,7 +1,9 @@
 """The one entry point that runs a job: claim the row, run its kind, record what happened.
 
 Every RQ job Conveyor enqueues calls `execute(job_id)`. The row is claimed under a row lock,
-so a second delivery of the same job finds it taken and does nothing.
+so a second delivery of the same job finds it taken and does nothing. A claim takes a new
+lease (`Job.lease`, a fencing token); every later write of the attempt — progress, log lines,
+the outcome, a retry — matches it, so once the attempt is rescued nothing it writes lands.
 """
 
 import functools
@@ -16,12 +18,21 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.errors import JobCanceled, PermanentError, RetryableError, Snooze, UnknownKind
+from jobs.errors import (
+    JobCanceled,
+    JobTimedOut,
+    LeaseLost,
+    PermanentError,
+    RetryableError,
+    Snooze,
+    UnknownKind,
+)
 from jobs.kinds import JobKind, get_kind
 from jobs.log_context import job_logging, set_job_attempt
 from jobs.models import Job, JobLog
@@ -127,17 +138,32 @@ def persisting[**P, R](record: Callable[P, R]) -> Callable[P, R]:
 
 _JOB, _LOG = Job._meta.db_table, JobLog._meta.db_table
 
-# Bookkeeping commits without waiting for the WAL to reach disk (set_config(..., true) lasts
-# for this statement's own transaction). A database crash may forget the last few status
-# changes; the reconciler settles such rows again, so a job may run once more but is never lost.
+# A claim commits without waiting for the WAL to reach disk (set_config(..., true) lasts for
+# this statement's own transaction): a crash that forgets it hands the job over again, and the
+# outcome's durable commit flushes it anyway. Outcomes wait for the flush unless
+# CONVEYOR_DURABLE_OUTCOMES is off; then a crash may forget the last few, and those jobs run
+# once more.
 _NO_FSYNC = "settings AS (SELECT set_config('synchronous_commit', 'off', true))"
+_OUTCOME_COMMIT = "settings AS (SELECT set_config('synchronous_commit', %(commit)s, true))"
 
-# One statement claims a waiting row and logs it: no second delivery can claim it too.
+
+def lease_seconds() -> int:
+    """How long a lease lasts unless renewed: the heartbeat interval and its grace."""
+    return settings.CONVEYOR_HEARTBEAT_SECONDS + settings.CONVEYOR_HEARTBEAT_GRACE
+
+
+def _outcome_commit() -> str:
+    return "on" if settings.CONVEYOR_DURABLE_OUTCOMES else "off"
+
+
+# One statement claims a waiting row with a new lease and logs it: no second delivery can claim
+# it too, and no attempt begins past max_attempts.
 _CLAIM_SQL = f"""
 WITH {_NO_FSYNC}, claimed AS (
     UPDATE {_JOB} SET status = 'started', attempt = attempt + 1, started_at = %(now)s,
-        worker_name = %(worker)s
+        worker_name = %(worker)s, lease = lease + 1, lease_expires_at = %(expires)s
     WHERE id = %(id)s AND status IN ('pending', 'queued', 'scheduled', 'retrying')
+        AND attempt < max_attempts
     RETURNING *
 ), logged AS (
     INSERT INTO {_LOG} (job_id, tenant_id, created_at, level, event, message, data)
@@ -151,10 +177,10 @@ SELECT claimed.* FROM claimed, settings
 
 # One statement records success and its log line; it returns what the follow-ups need.
 _SUCCEED_SQL = f"""
-WITH {_NO_FSYNC}, done AS (
+WITH {_OUTCOME_COMMIT}, done AS (
     UPDATE {_JOB} SET status = 'succeeded', finished_at = %(now)s, progress = 100,
         result = %(result)s::jsonb
-    WHERE id = %(id)s AND status = 'started'
+    WHERE id = %(id)s AND status = 'started' AND lease = %(lease)s
     RETURNING id, tenant_id, has_dependents, batch_id
 ), logged AS (
     INSERT INTO {_LOG} (job_id, tenant_id, created_at, level, event, message, data)
@@ -168,9 +194,12 @@ SELECT has_dependents, batch_id FROM done, settings
 def claim(job_id: str, tenant: Tenant) -> Job | None:
     """Mark the job started (a new attempt) unless it is not waiting to run; log the start."""
     worker = queueing.current_worker_name() or socket.gethostname()
-    params = {"id": job_id, "now": timezone.now(), "worker": worker}
+    now = timezone.now()
+    expires = now + timedelta(seconds=lease_seconds())
+    params = {"id": job_id, "now": now, "worker": worker, "expires": expires}
     job = next(iter(Job.objects.raw(_CLAIM_SQL, params)), None)
     if job is None:
+        _fail_exhausted(job_id)
         return None
     set_job_attempt(job.attempt)
     job.tenant = tenant
@@ -178,10 +207,47 @@ def claim(job_id: str, tenant: Tenant) -> Job | None:
     return job
 
 
+def renew_lease(job_id: str, *, worker: str) -> bool:
+    """Extend the lease of the attempt `worker` runs; False when that attempt no longer holds it."""
+    expires = timezone.now() + timedelta(seconds=lease_seconds())
+    rows = Job.objects.filter(pk=job_id, status=Job.Status.STARTED, worker_name=worker)
+    try:
+        return bool(rows.update(lease_expires_at=expires))
+    except (OperationalError, InterfaceError):
+        connection.close()  # this thread's connection: the next renewal opens a new one
+        raise
+
+
+def _fail_exhausted(job_id: str) -> None:
+    """A waiting job with no attempts left (a delivery raced a rescue) fails instead of running."""
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .filter(pk=job_id, status__in=Job.RUNNABLE, attempt__gte=F("max_attempts"))
+            .first()
+        )
+        if job is None:
+            return
+        job.status, job.finished_at = Job.Status.FAILED, timezone.now()
+        job.error_type, job.error_message = "AttemptsExhausted", "No attempts left."
+        job.save(update_fields=["status", "finished_at", "error_type", "error_message"])
+        services.add_log(
+            job,
+            JobLog.Event.DEAD_LETTERED,
+            f"Dead-lettered: all {job.max_attempts} attempts were used.",
+            level=JobLog.Level.ERROR,
+        )
+        services.settle_followers(job)
+    logger.warning("job=%s tenant=%s failed: no attempts left", job.pk, job.tenant_id)
+    services.announce_end(job)
+
+
 def _run(job: Job, kind: JobKind, record_success: Callable[[Job, Any], None]) -> Any:
     ctx = JobContext(job)
     try:
         result = kind.func(ctx, **job.payload)
+    except LeaseLost:
+        logger.warning("job=%s attempt %s stopped: its lease was taken over", job.pk, job.attempt)
     except JobCanceled as stop:
         _cancel(job, str(stop))
     except Snooze as snooze:
@@ -192,7 +258,7 @@ def _run(job: Job, kind: JobKind, record_success: Callable[[Job, Any], None]) ->
         _fail(job, RetryableError(f"{snooze}, after {job.snoozes} snoozes and every attempt"))
     except PermanentError as error:
         _fail(job, error, permanent=True)
-    except Exception as error:
+    except (Exception, JobTimedOut) as error:
         if queueing.is_cancel_requested(job):
             _cancel(job, f"stopped by an error after the cancel request: {error}")
         elif job.attempt < job.max_attempts:
@@ -219,12 +285,22 @@ def _error_fields(error: BaseException) -> dict[str, str]:
     }
 
 
+def _holding(job: Job) -> Any:
+    """The row while `job`'s attempt still holds its lease: the filter every write goes through."""
+    return Job.objects.filter(pk=job.pk, status=Job.Status.STARTED, lease=job.lease)
+
+
+def _durable_outcome() -> None:
+    """This transaction's commit waits for the WAL flush unless outcomes are set to be fast."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('synchronous_commit', %s, true)", [_outcome_commit()])
+
+
 def _finish(job: Job, status: str, **fields: Any) -> bool:
     """Move a started job to its outcome; False when something else settled it first."""
     now = timezone.now()
-    updated = Job.objects.filter(pk=job.pk, status=Job.Status.STARTED).update(
-        status=status, finished_at=now, **fields
-    )
+    _durable_outcome()
+    updated = _holding(job).update(status=status, finished_at=now, **fields)
     job.status, job.finished_at = status, now
     for name, value in fields.items():
         setattr(job, name, value)
@@ -233,14 +309,15 @@ def _finish(job: Job, status: str, **fields: Any) -> bool:
 
 # Many successes in one statement (the concurrent worker's batch completer), as _SUCCEED_SQL.
 _SUCCEED_MANY_SQL = f"""
-WITH {_NO_FSYNC}, outcome AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(ats)s::timestamptz[], %(results)s::jsonb[])
-        AS outcome(id, finished_at, result)
+WITH {_OUTCOME_COMMIT}, outcome AS (
+    SELECT * FROM unnest(
+        %(ids)s::uuid[], %(leases)s::int[], %(ats)s::timestamptz[], %(results)s::jsonb[]
+    ) AS outcome(id, lease, finished_at, result)
 ), done AS (
     UPDATE {_JOB} AS job SET status = 'succeeded', finished_at = outcome.finished_at,
         progress = 100, result = outcome.result
     FROM outcome
-    WHERE job.id = outcome.id AND job.status = 'started'
+    WHERE job.id = outcome.id AND job.status = 'started' AND job.lease = outcome.lease
     RETURNING job.id, job.tenant_id, job.has_dependents, job.batch_id, job.finished_at
 ), logged AS (
     INSERT INTO {_LOG} (job_id, tenant_id, created_at, level, event, message, data)
@@ -260,6 +337,8 @@ def record_successes(successes: "list[tuple[Job, Any, datetime]]") -> None:
     """
     params: dict[str, Any] = {
         "ids": [str(job.pk) for job, _, _ in successes],
+        "leases": [job.lease for job, _, _ in successes],
+        "commit": _outcome_commit(),
         "ats": [ended for _, _, ended in successes],
         "results": [
             json.dumps(_jsonable(result), cls=DjangoJSONEncoder) for _, result, _ in successes
@@ -284,7 +363,8 @@ def _succeed(job: Job, result: Any) -> None:
     now = timezone.now()
     stored = json.dumps(_jsonable(result), cls=DjangoJSONEncoder)
     with connection.cursor() as cursor:
-        cursor.execute(_SUCCEED_SQL, {"id": job.pk, "now": now, "result": stored})
+        params: dict[str, Any] = {"id": job.pk, "lease": job.lease, "commit": _outcome_commit()}
+        cursor.execute(_SUCCEED_SQL, {**params, "now": now, "result": stored})
         row = cursor.fetchone()
     if row is None:
         return
@@ -335,9 +415,8 @@ def _retry(job: Job, error: BaseException, *, delay: float) -> Any:
     fields = _error_fields(error)
     due = timezone.now() + timedelta(seconds=seconds)
     with transaction.atomic():
-        updated = Job.objects.filter(pk=job.pk, status=Job.Status.STARTED).update(
-            status=Job.Status.RETRYING, scheduled_at=due, **fields
-        )
+        _durable_outcome()
+        updated = _holding(job).update(status=Job.Status.RETRYING, scheduled_at=due, **fields)
         if not updated:
             return None
         services.add_log(
@@ -357,7 +436,8 @@ def _snooze(job: Job, seconds: float) -> Any:
     seconds = max(1, math.ceil(seconds))
     due = timezone.now() + timedelta(seconds=seconds)
     with transaction.atomic():
-        updated = Job.objects.filter(pk=job.pk, status=Job.Status.STARTED).update(
+        _durable_outcome()
+        updated = _holding(job).update(
             status=Job.Status.SCHEDULED,
             scheduled_at=due,
             attempt=F("attempt") - 1,
@@ -376,22 +456,40 @@ def _snooze(job: Job, seconds: float) -> Any:
 
 
 def settle_interrupted(
-    job_id: str, *, reason: str, event: str = JobLog.Event.STOPPED
+    job_id: str,
+    *,
+    reason: str,
+    event: str = JobLog.Event.STOPPED,
+    lease: int | None = None,
+    worker: str | None = None,
 ) -> str | None:
-    """Settle a started job whose attempt ended without recording: cancel, retry or fail it."""
-    job = Job.objects.select_related("tenant").filter(pk=job_id, status=Job.Status.STARTED).first()
+    """Settle a started job whose attempt ended without recording: cancel, retry or fail it.
+
+    `lease` or `worker` names the attempt that ended (the one a rescuer saw, the one a worker
+    ran), so a newer attempt that began meanwhile is left alone.
+    """
+    rows = Job.objects.select_related("tenant").filter(pk=job_id, status=Job.Status.STARTED)
+    if lease is not None:
+        rows = rows.filter(lease=lease)
+    if worker is not None:
+        rows = rows.filter(worker_name=worker)
+    job = rows.first()
     if job is None:
         return None
     if job.cancel_requested_at or queueing.is_cancel_requested(job):
         _cancel(job, f"stopped: {reason}")
         return job.status
     error = RetryableError(reason)
-    if job.attempt >= job.max_attempts:
+    try:
+        kind = get_kind(job.kind)
+    except UnknownKind:
+        kind = None  # its next run would fail it for good: no retry
+    if kind is None or job.attempt >= job.max_attempts:
         _fail(job, error)
         return job.status
-    delay = math.ceil(backoff(get_kind(job.kind), job.attempt, error))
+    delay = math.ceil(backoff(kind, job.attempt, error))
     with transaction.atomic():
-        updated = Job.objects.filter(pk=job.pk, status=Job.Status.STARTED).update(
+        updated = _holding(job).update(
             status=Job.Status.RETRYING,
             scheduled_at=timezone.now() + timedelta(seconds=delay),
             **_error_fields(error),

@@ -19,8 +19,11 @@ class _Runs:
     def run_job(self, *args: Any, **kwargs: Any) -> Any:
         return runner.execute(*args, **kwargs)
 
-    def settle_interrupted(self, job_id: str, *, reason: str) -> None:
-        runner.settle_interrupted(job_id, reason=reason)
+    def settle_interrupted(self, job_id: str, *, reason: str, worker: str) -> None:
+        runner.settle_interrupted(job_id, reason=reason, worker=worker)
+
+    def renew_lease(self, job_id: str, *, worker: str) -> None:
+        runner.renew_lease(job_id, worker=worker)
 
 
 class Worker(_Runs, ForkingWorkerBase):

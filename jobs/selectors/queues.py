@@ -259,6 +259,27 @@ def _check_failure_rate(tenant: Tenant | None = None) -> dict[str, Any]:
     return _component("failure_rate", HEALTHY, reason, **figures)
 
 
+RECONCILE_KIND = "jobs.reconcile_jobs"
+
+
+def _check_reconciler() -> dict[str, str]:
+    """Degraded when the reconcile job has not completed a pass for `reconcile_max_age_seconds`:
+    nothing would hand pending jobs over again or rescue a dead worker's job."""
+    max_age = settings.CONVEYOR_HEALTH["reconcile_max_age_seconds"]
+    runs = Job.objects.filter(kind=RECONCILE_KIND).order_by("-created_at")
+    last = runs.filter(status=Job.Status.SUCCEEDED).values_list("finished_at", flat=True).first()
+    since = last or runs.values_list("created_at", flat=True).last()
+    if since is None:
+        return _component("reconciler", HEALTHY, "No reconcile job has been scheduled yet.")
+    age = (timezone.now() - since).total_seconds()
+    if age <= max_age:
+        return _component("reconciler", HEALTHY, f"Last pass completed {age:.0f} s ago.")
+    done = f"completed {age:.0f} s ago" if last else "never completed"
+    return _component(
+        "reconciler", DEGRADED, f"The last reconcile pass {done} (threshold {max_age} s)."
+    )
+
+
 def health_report(tenant: Tenant | None = None) -> dict[str, Any]:
     """healthy, degraded or error, with the reason per component (PRODUCT.md §7).
 
@@ -273,6 +294,8 @@ def health_report(tenant: Tenant | None = None) -> dict[str, Any]:
             components.append(_component("queues", ERROR, f"Redis failed mid-check: {error}"))
     if components[0]["status"] == HEALTHY:
         components.append(_check_failure_rate(tenant))
+        if tenant is None:  # the reconciler serves every tenant: an operator's concern
+            components.append(_check_reconciler())
     status = max((c["status"] for c in components), key=_RANK.__getitem__)
     return {"status": status, "components": components, "checked_at": timezone.now()}
 

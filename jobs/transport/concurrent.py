@@ -438,7 +438,10 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
 
     def beat_running_jobs(self) -> None:
         """Called from the monitor: one round trip for every running job's heartbeat."""
-        self._bookkeeper.beat_many(self.running())
+        running = self.running()
+        for taken in running:  # PostgreSQL first: a lease must not lapse because Redis is away
+            self.renew_lease_quietly(taken.job_id)
+        self._bookkeeper.beat_many(running)
 
     def handle_warm_shutdown_request(self) -> None:
         if self.busy_slots():

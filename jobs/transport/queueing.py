@@ -28,6 +28,8 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry, clean_registries
+from rq.scheduler import RQScheduler
+from rq.scripts import release_lock
 from rq.utils import as_text, utcformat
 from rq.worker_registration import clean_worker_registry
 
@@ -312,10 +314,19 @@ def _attempt_mark(job: Job) -> str:
 
 def request_stop(job: Job) -> None:
     """Raise the running attempt's cancel flag and tell a forked work horse running it to stop."""
-    redis = connection()
-    redis.set(CANCEL_KEY.format(job.rq_id), _attempt_mark(job), ex=CANCEL_FLAG_TTL)
-    with contextlib.suppress(NoSuchJobError, InvalidJobOperation, RedisError):
-        send_stop_job_command(redis, job.rq_id)
+    if flag_stop(job):
+        with contextlib.suppress(NoSuchJobError, InvalidJobOperation, RedisError):
+            send_stop_job_command(connection(), job.rq_id)
+
+
+def flag_stop(job: Job) -> bool:
+    """Raise the cancel flag of `job`'s attempt (only that one); False if Redis refused."""
+    try:
+        connection().set(CANCEL_KEY.format(job.rq_id), _attempt_mark(job), ex=CANCEL_FLAG_TTL)
+    except RedisError as error:
+        logger.warning("could not flag job=%s tenant=%s to stop: %s", job.pk, job.tenant_id, error)
+        return False
+    return True
 
 
 def is_cancel_requested(job: Job) -> bool:
@@ -458,6 +469,24 @@ def running_by_queue() -> dict[str, set[str]]:
     for (queue, _), found in zip(names, entries, strict=True):
         running[queue].update(as_text(entry).split(":", 1)[0] for entry in found)
     return running
+
+
+SCHEDULER_FIELD = "conveyor_scheduler"
+
+
+def forget_worker(name: str) -> None:
+    """Drop a dead worker's registration and its RQ scheduler's locks at once, rather than when
+    they expire (a minute on): a new worker's scheduler takes the locks when it starts."""
+    redis = connection()
+    key = RQWorker.redis_worker_namespace_prefix + name
+    scheduler = redis.hget(key, SCHEDULER_FIELD)
+    worker = RQWorker.find_by_key(key, redis)
+    if worker is None:
+        return
+    if scheduler:
+        for queue in worker.queue_names():
+            release_lock(redis, RQScheduler.get_locking_key(queue), as_text(scheduler))
+    worker.register_death()
 
 
 def workers() -> list[dict[str, Any]]:

@@ -17,36 +17,47 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis.exceptions
 from django import db
 from django.conf import settings
-from django_rq.management.commands.rqworker import (  # jobs' own rqworker extends it
-    Command as RQWorkerCommand,  # noqa: F401
-)
+from django_rq.management.commands.rqworker import Command as RQWorkerCommand
 from rq import Queue, Retry, SimpleWorker
 from rq import Worker as RQWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
 from rq.executions import Execution
 from rq.job import Job as RQJob
-from rq.timeouts import JobTimeoutException
+from rq.timeouts import BaseDeathPenalty, JobTimeoutException, UnixSignalDeathPenalty
 from rq.utils import as_text
 from rq.utils import now as utcnow
 from rq.worker import DequeueStrategy, WorkerStatus
 
-from jobs import host_figures
+from jobs import host_figures, liveness
+from jobs.errors import JobTimedOut
 from jobs.transport import bookkeeping, queueing
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["RQWorkerCommand"]  # django-rq's `rqworker`, which Conveyor's command extends
 
 POLL_SECONDS = 5
 
 
 class GracePeriodOver(Exception):
     """Raised in a job that outlived the shutdown grace period; the job is retried."""
+
+
+class DeathPenalty(UnixSignalDeathPenalty):
+    """RQ's timeout alarm, raising `JobTimedOut` (a BaseException) in the job instead of RQ's
+    JobTimeoutException, which a job body's `except Exception` would swallow."""
+
+    def __init__(self, timeout: int, exception: type[BaseException] = JobTimedOut, **kwargs: Any):
+        if exception is JobTimeoutException:
+            exception = JobTimedOut
+        super().__init__(timeout, exception, **kwargs)
 
 
 def listening_order(queues: Sequence[Queue]) -> list[Queue]:
@@ -104,6 +115,8 @@ else:
 class ConveyorWorkerMixin(_WorkerBase):
     """What both worker classes add to RQ's."""
 
+    death_penalty_class: type[BaseDeathPenalty] = DeathPenalty
+
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("worker_ttl", settings.CONVEYOR_WORKER_TTL)
         kwargs.setdefault("job_monitoring_interval", settings.CONVEYOR_HEARTBEAT_SECONDS)
@@ -112,14 +125,18 @@ class ConveyorWorkerMixin(_WorkerBase):
         self._ordered_queues = self.queues[:]
         self._grace_timer: threading.Timer | None = None
         self._figures_at = 0.0
+        self.outage = _Outage(self.name)
+        self._overdue_at: float | None = None  # set by the in-process worker while a job runs
         preload_modules([queue.name for queue in self.queues])
 
     def _heartbeat_now_and_then(self) -> None:
         # RQ beats after every job already; between jobs once a second is plenty.
         last = self.last_heartbeat
         if last is None or (utcnow() - last).total_seconds() >= 1:
-            self.heartbeat()
+            with self.outage.ridden("heartbeat"):
+                self.heartbeat()
             self.report_figures()
+        self.keep_scheduler_alive()
 
     def report_figures(self) -> None:
         """Store this process's memory and CPU and its host's load and free disk in the
@@ -131,6 +148,55 @@ class ConveyorWorkerMixin(_WorkerBase):
             queueing.store_worker_figures(self.key, host_figures.measure(), self.connection)
         except (OSError, redis.exceptions.RedisError) as error:
             logger.warning("worker %s: figures not stored: %s", self.name, error)
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        if liveness.shared():
+            threading.Thread(target=self._show_liveness, name="liveness", daemon=True).start()
+
+    def _show_liveness(self) -> None:
+        """Tell the supervisor this process is responsive, twice a second, from a thread of its
+        own so that no wait on Redis or PostgreSQL silences it: only a job holding the
+        interpreter, or one past its timeout and grace, does."""
+        while True:
+            if not self.overdue():
+                liveness.beat()
+            time.sleep(0.5)
+
+    def overdue(self) -> bool:
+        """Whether the job running here ignored its timeout and grace (in-process only)."""
+        overdue_at = self._overdue_at
+        return overdue_at is not None and time.monotonic() > overdue_at
+
+    def set_state(self, *args: Any, **kwargs: Any) -> None:
+        with self.outage.ridden("state"):
+            super().set_state(*args, **kwargs)
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        with self.outage.ridden("heartbeat"):
+            super().heartbeat(*args, **kwargs)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        with self.outage.ridden("suspension check"):
+            super().check_for_suspension(burst)
+
+    def run_maintenance_tasks(self) -> None:
+        with self.outage.ridden("maintenance"):
+            super().run_maintenance_tasks()
+
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> None:
+        super()._start_scheduler(*args, **kwargs)
+        if self.scheduler is not None:
+            # Names the scheduler's locks, so a supervisor can release them if this worker dies.
+            self.connection.hset(self.key, queueing.SCHEDULER_FIELD, self.scheduler.name)
+
+    def keep_scheduler_alive(self) -> None:
+        """Start RQ's scheduler process again at once if it died (RQ would wait 10 minutes)."""
+        scheduler = self.scheduler
+        if scheduler is None or (scheduler._process and scheduler._process.is_alive()):
+            return
+        with self.outage.ridden("scheduler restart"):
+            scheduler.acquire_locks(auto_start=True)
 
     def _listening_queues(self) -> list[Queue]:
         paused = queueing.paused_queues(self.connection)
@@ -147,7 +213,12 @@ class ConveyorWorkerMixin(_WorkerBase):
             self._heartbeat_now_and_then()
             if self.should_run_maintenance_tasks:
                 self.run_maintenance_tasks()
-            result = self._dequeue_once(None if timeout is None else min(timeout, POLL_SECONDS))
+            try:
+                wait = None if timeout is None else min(timeout, POLL_SECONDS)
+                result = self._dequeue_once(wait)
+            except REDIS_DOWN as error:
+                self.outage.wait(error)
+                result = None
             if result is not None:
                 return result
             idle = time.monotonic() - idle_since
@@ -171,10 +242,7 @@ class ConveyorWorkerMixin(_WorkerBase):
             )
         except DequeueTimeout:
             return None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-            logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
-            time.sleep(1)
-            return None
+        self.outage.over()
         if result is None:
             return None
         job, queue = result
@@ -209,9 +277,22 @@ class ConveyorWorkerMixin(_WorkerBase):
         """Run one delivery of a Conveyor job (the runner's `execute`)."""
         raise NotImplementedError
 
-    def settle_interrupted(self, job_id: str, *, reason: str) -> None:
-        """Record the outcome of an attempt that ended without recording one."""
+    def settle_interrupted(self, job_id: str, *, reason: str, worker: str) -> None:
+        """Record the outcome of `worker`'s attempt, which ended without recording one."""
         raise NotImplementedError
+
+    def renew_lease(self, job_id: str, *, worker: str) -> None:
+        """Extend the lease in PostgreSQL of the attempt `worker` runs."""
+        raise NotImplementedError
+
+    def renew_lease_quietly(self, job_id: str) -> None:
+        try:
+            self.renew_lease(job_id, worker=self.name)
+        except Exception as error:
+            # Not renewed, the lease lapses and the job is rescued: logged, never fatal here.
+            logger.warning(
+                "worker %s: could not renew the lease of %s: %s", self.name, job_id, error
+            )
 
     def handle_job_failure(
         self,
@@ -231,10 +312,13 @@ class ConveyorWorkerMixin(_WorkerBase):
         )
         reason = "stopped on request" if stopped else _first_line(exc_string)
         try:
-            self.settle_interrupted(job.id, reason=reason)
+            self.settle_interrupted(job.id, reason=reason, worker=self.name)
         except Exception:
             # The reconciler settles the row later if the database is unreachable now.
             logger.exception("worker %s: could not settle job %s", self.name, job.id)
+
+
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def _first_line(text: str) -> str:
@@ -254,6 +338,20 @@ class ForkingWorkerBase(ConveyorWorkerMixin, RQWorker):
         # A forked child must not share the parent's database sockets.
         db.connections.close_all()
         super().fork_work_horse(job, queue)
+
+    def execute_job(self, job: RQJob, queue: Queue) -> None:
+        try:
+            super().execute_job(job, queue)
+        except REDIS_DOWN as error:
+            # The runner recorded the outcome in PostgreSQL, or the lease lapses and the job is
+            # rescued; RQ's records of it expire on their own.
+            logger.warning("worker %s: job %s left to PostgreSQL: %s", self.name, job.id, error)
+            self.outage.wait(error)
+
+    def maintain_heartbeats(self, job: RQJob, execution: Execution) -> None:
+        with self.outage.ridden("heartbeat"):
+            super().maintain_heartbeats(job, execution)
+        self.renew_lease_quietly(job.id)
 
     def cut_off_current_job(self) -> None:
         if self.horse_pid:
@@ -320,18 +418,19 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         idle_since = time.monotonic()
         try:
             while not self._stop_requested:
-                if self.should_run_maintenance_tasks:
-                    self._flush(finished)
-                    finished = None
-                    self.run_maintenance_tasks()
-                # Busy while taking: a SIGTERM now lets the job taken run, then stops.
-                self._state = WorkerStatus.BUSY
                 try:
+                    if self.should_run_maintenance_tasks:
+                        self._flush(finished)
+                        finished = None
+                        self.run_maintenance_tasks()
+                    self.keep_scheduler_alive()
+                    # Busy while taking: a SIGTERM now lets the job taken run, then stops.
+                    self._state = WorkerStatus.BUSY
                     taken = self._bookkeeper.take(finished=finished)
-                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                    self.outage.over()
+                except REDIS_DOWN as error:
                     # `finished` is kept: writing it again is harmless, and it must not be lost.
-                    logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
-                    time.sleep(1)
+                    self.outage.wait(error)
                     continue
                 finished = None
                 if taken is None:
@@ -349,7 +448,11 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                     time.sleep(1)
                     continue
                 assert isinstance(taken, bookkeeping.Taken)
-                finished = self._perform(taken)
+                try:
+                    finished = self._perform(taken)
+                except REDIS_DOWN as error:
+                    # The outcome is in PostgreSQL; RQ's records of it expire on their own.
+                    self.outage.wait(error)
                 completed += 1
                 idle_since = time.monotonic()
                 if max_jobs is not None and completed >= max_jobs:
@@ -378,9 +481,8 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 time.sleep(seconds)
                 return None
             popped = self.connection.blpop(keys, seconds)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
-            logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
-            time.sleep(1)
+        except REDIS_DOWN as error:
+            self.outage.wait(error)
             return None
         if popped is None:
             return None
@@ -410,10 +512,13 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 self._perform_with_rq(taken, queue, execution)
                 return None
             timeout = taken.timeout or queue._default_timeout or Queue.DEFAULT_TIMEOUT
+            # Past this the job has ignored its timeout: the heartbeat stops, the job is rescued
+            # and a supervisor stops this process.
+            self._overdue_at = time.monotonic() + timeout + settings.CONVEYOR_HEARTBEAT_GRACE
             try:
                 with self.death_penalty_class(timeout, JobTimeoutException, job_id=taken.job_id):
                     outcome = self.run_job(*args, **kwargs)
-            except Exception:
+            except (Exception, JobTimedOut):
                 self._fail_with_rq(taken, queue, execution, sys.exc_info())
                 return None
             if isinstance(outcome, Retry):
@@ -423,6 +528,7 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
             return self._bookkeeper.finished(taken, result_ttl=ttl)
         finally:
             self._running = None
+            self._overdue_at = None
             self.executions.pop(execution.id, None)
 
     def _decode(self, data: bytes) -> tuple[str, Any, tuple[Any, ...], dict[str, Any]]:
@@ -468,6 +574,8 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         """Called from the heartbeat thread: keep a long job's records alive."""
         taken = self._running
         if taken is not None:
+            # PostgreSQL first: the lease must not lapse because Redis is away.
+            self.renew_lease_quietly(taken.job_id)
             self._bookkeeper.beat(taken)
 
     def cut_off_current_job(self) -> None:
@@ -477,6 +585,41 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
     def _install_signal_handlers(self) -> None:
         super()._install_signal_handlers()
         signal.signal(signal.SIGUSR1, _raise_grace_period_over)
+
+
+class _Outage:
+    """Riding out a Redis that does not answer: logged once, then retried with backoff."""
+
+    FIRST, LONGEST = 0.5, 5.0
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self.down = False
+        self.pause = 0.0
+
+    def noted(self, error: Exception) -> None:
+        if not self.down:
+            logger.error("worker %s: Redis unreachable (%s); waiting for it", self.worker, error)
+        self.down = True
+
+    def wait(self, error: Exception) -> None:
+        self.noted(error)
+        self.pause = min(self.LONGEST, max(self.FIRST, self.pause * 2))
+        time.sleep(self.pause)
+
+    def over(self) -> None:
+        if self.down:
+            logger.warning("worker %s: Redis answers again", self.worker)
+        self.down, self.pause = False, 0.0
+
+    @contextlib.contextmanager
+    def ridden(self, what: str) -> Iterator[None]:
+        """A step that may be skipped while Redis is away (a heartbeat, maintenance)."""
+        try:
+            yield
+        except REDIS_DOWN as error:
+            logger.debug("worker %s: %s skipped: %s", self.worker, what, error)
+            self.noted(error)
 
 
 class _Heartbeat:
@@ -498,6 +641,8 @@ class _Heartbeat:
         interval = self.worker.job_monitoring_interval
         beaten: tuple[str, float] = ("", 0.0)
         while not self._stopped.wait(min(1.0, interval)):
+            if self.worker.overdue():
+                continue  # the job outlived its timeout and grace: let its records lapse
             taken = self.worker._running
             if taken is None:
                 continue

@@ -106,6 +106,7 @@ def test_a_500_is_retried_until_the_endpoint_answers_2xx(
     assert attempts_of(delivery) == [("retrying", 500), ("retrying", 503), ("succeeded", 200)]
     assert len(receiver.requests) == 3
     assert len({r.headers["Conveyor-Event-Id"] for r in receiver.requests}) == 1
+    assert {r.headers["Idempotency-Key"] for r in receiver.requests} == {str(delivery.pk)}
     assert [r.headers["Conveyor-Attempt"] for r in receiver.requests] == ["1", "2", "3"]
     assert Job.objects.get(pk=str(delivery.job_id)).status == Job.Status.SUCCEEDED
 

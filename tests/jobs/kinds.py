@@ -2,8 +2,11 @@
 
 import logging
 import os
+import signal
 import time
 from typing import Any
+
+from django.db import transaction
 
 from jobs.errors import RetryableError
 from jobs.kinds import job_kind
@@ -74,6 +77,29 @@ def sleep_then_record(ctx: JobContext, *, seconds: float = 0) -> None:
     """Sleep, then insert a row keyed by the job id: once, however often the job runs."""
     _pause(seconds)
     Tenant.objects.get_or_create(slug=f"effect-{ctx.job.pk}", defaults={"name": str(os.getpid())})
+
+
+@job_kind("tests.step_then_record", queue="default", max_attempts=3)
+def step_then_record(ctx: JobContext, *, steps: int = 10, seconds: float = 0.1) -> None:
+    """Report progress `steps` times, `seconds` apart, then make its effect once (`ctx.once`)."""
+    for step in range(1, steps + 1):
+        time.sleep(seconds)
+        ctx.progress(step * 100 / steps - 1, f"attempt {ctx.attempt} step {step}")
+    with transaction.atomic():
+        if ctx.once(f"effect:{ctx.job.pk}"):
+            Tenant.objects.create(slug=f"effect-{ctx.job.pk}-{ctx.attempt}", name=str(os.getpid()))
+
+
+@job_kind("tests.hold_interpreter", queue="default", max_attempts=2, timeout=1)
+def hold_interpreter(ctx: JobContext) -> None:
+    """One long C call that never gives the interpreter back: no alarm can interrupt it."""
+    sum(range(10**12))
+
+
+@job_kind("tests.crash_process", queue="default", max_attempts=2)
+def crash_process(ctx: JobContext) -> None:
+    """A poison job: it kills the process running it, every attempt."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @job_kind("tests.wait", queue="default")

@@ -193,6 +193,8 @@ def test_a_postgres_restarted_under_running_workers_loses_no_job_and_records_eac
     on_server(server, "create", SLOW, QUICK)
     wait_for(lambda: _succeeded(server) >= 10 + QUICK[1], timeout=30, every=0.1)
 
+    finished = "SELECT id FROM jobs_job WHERE status = 'succeeded'"
+    finished_before = ", ".join(f"'{job_id}'" for (job_id,) in server.rows(finished))
     stopped_at = time.time()
     server.stop(mode)
     time.sleep(2)
@@ -210,6 +212,12 @@ def test_a_postgres_restarted_under_running_workers_loses_no_job_and_records_eac
     assert server.rows(made) == [(effects, effects)]
     outcomes = "SELECT count(DISTINCT job_id), count(*) FROM jobs_joblog WHERE event = 'succeeded'"
     assert server.rows(outcomes) == [(total, total)]
+    # Outcomes commit durably (the default): a job seen finished before a crash never runs again.
+    reruns = (
+        "SELECT count(*) FROM jobs_joblog WHERE event = 'started'"
+        f" AND job_id IN ({finished_before}) GROUP BY job_id HAVING count(*) > 1"
+    )
+    assert server.rows(reruns) == []
     # The restart came mid-run: jobs enqueued before it finished after it.
     before, after = f"to_timestamp({stopped_at})", f"to_timestamp({restarted_at})"
     waited = f"SELECT count(*) FROM jobs_job WHERE created_at < {before} AND finished_at > {after}"

@@ -135,7 +135,7 @@ def test_a_job_that_times_out_is_retried_and_fails_after_its_last_attempt(tenant
     assert (job.status, job.attempt, job.error_type) == (
         Job.Status.FAILED,
         2,
-        "JobTimeoutException",
+        "JobTimedOut",
     )
     assert events(job).count(JobLog.Event.RETRY_SCHEDULED) == 1
 

@@ -1,14 +1,17 @@
-"""`manage.py rqworker`: django-rq's command, with `--concurrency` for the concurrent worker."""
+"""`manage.py rqworker`: django-rq's command, with `--concurrency` for the concurrent worker,
+and the worker run under a supervisor (`jobs.runtime.supervisor`)."""
 
 import argparse
+import sys
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.utils.module_loading import import_string
 
+from jobs.runtime.supervisor import Supervisor
 from jobs.transport.concurrent import ConcurrentWorkerBase, with_concurrency
-from jobs.transport.workers import RQWorkerCommand
+from jobs.transport.workers import RQWorkerCommand, preload_modules
 
 
 def _concurrency(value: str) -> int:
@@ -22,7 +25,10 @@ def _concurrency(value: str) -> int:
 
 
 class Command(RQWorkerCommand):
-    help = "Run a worker for the given queues (CONVEYOR_QUEUES names)."
+    help = (
+        "Run a worker for the given queues (CONVEYOR_QUEUES names). It runs in a child process "
+        "that is restarted when it dies, its running jobs settled (--no-supervise: in this one)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
@@ -33,12 +39,27 @@ class Command(RQWorkerCommand):
             help="How many jobs this process runs at once (default: the largest `concurrency` "
             "of its queues in CONVEYOR_QUEUES). Only the concurrent worker runs more than one.",
         )
+        parser.add_argument(
+            "--no-supervise",
+            action="store_true",
+            help="Run the worker in this process, without restarts (CONVEYOR_SUPERVISE=false).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         concurrency = options.pop("concurrency")
         if concurrency is not None:
             options["worker_class"] = self._worker_class(options["worker_class"], concurrency)
-        super().handle(*args, **options)
+        bare = options.pop("no_supervise") or not settings.CONVEYOR_SUPERVISE
+        if bare or options["burst"]:
+            super().handle(*args, **options)
+            return
+
+        preload_modules(args)  # once, here: every restarted worker is forked with them loaded
+
+        def work(name: str) -> None:
+            super(Command, self).handle(*args, **{**options, "name": options["name"] or name})
+
+        sys.exit(Supervisor(work).run())
 
     def _worker_class(self, name: str | None, concurrency: int) -> Any:
         worker_class = import_string(name or settings.RQ["WORKER_CLASS"])
