@@ -31,7 +31,7 @@ from communications.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from jobs.models import Batch, Job, JobLog, Schedule
+from jobs.models import Batch, Job, JobLog, OnceMarker, Schedule
 from reports.models import Report
 from tenants import access
 from tenants.admin import TenantScopedAdminMixin
@@ -183,6 +183,7 @@ ROWS: dict[type[models.Model], Callable[[Tenant, User], models.Model]] = {
     Automation: lambda tenant, owner: Automation.objects.create(
         tenant=tenant, name="welcome", event_type="contact.created", workflow_name="w", steps=[]
     ),
+    OnceMarker: lambda tenant, owner: OnceMarker.objects.create(tenant=tenant, name="welcome"),
     AlertRule: lambda tenant, owner: _rule(tenant),
     Incident: lambda tenant, owner: _incident(tenant),
     DigestSubscription: lambda tenant, owner: DigestSubscription.objects.create(
