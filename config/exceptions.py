@@ -32,12 +32,27 @@ class DomainError(Exception):
     """A rule of the product refused the action; the message says why (answered as 409)."""
 
 
+class CapacityError(Exception):
+    """A limit on how much may wait refused the action; retry later (answered as 429)."""
+
+
+class TooMuchWaiting(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_detail = "Too much is waiting already: try again later."
+    default_code = "backlog_full"
+
+
+CAPACITY_RETRY_AFTER = 30
+
+
 def handle_api_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
     response = exception_handler(_as_api_exception(exc), context)
     if response is None:
         return None
     if isinstance(exc, RedisError):
         response["Retry-After"] = str(REDIS_RETRY_AFTER)
+    if isinstance(exc, CapacityError):
+        response["Retry-After"] = str(CAPACITY_RETRY_AFTER)
     if isinstance(response.data, list):  # ValidationError("…") without a field
         response.data = {"detail": " ".join(str(message) for message in response.data)}
     return response
@@ -52,6 +67,8 @@ def _as_api_exception(exc: Exception) -> Exception:
         )
     if isinstance(exc, DomainError):
         return Conflict(str(exc))
+    if isinstance(exc, CapacityError):
+        return TooMuchWaiting(str(exc))
     if isinstance(exc, RedisError):
         return RedisUnavailable()
     if isinstance(exc, SuspiciousOperation):  # e.g. too many form fields: the client's fault

@@ -1,6 +1,6 @@
 """Errors a job body raises to steer the runner, and errors services raise to callers."""
 
-from config.exceptions import DomainError
+from config.exceptions import CapacityError, DomainError
 
 
 class PermanentError(Exception):
@@ -29,3 +29,7 @@ class InvalidTransition(DomainError):
 
 class UnknownQueue(DomainError):
     """No queue of that name is configured."""
+
+
+class BacklogFull(CapacityError):
+    """The tenant's backlog cap on the queue would be passed: nothing was enqueued (429)."""

@@ -42,6 +42,8 @@ class JobKind:
     concurrency: int | None = None
     payload: type[serializers.Serializer] | None = None
     description: str = ""
+    # The priority its jobs get unless the caller names one: transactional kinds above bulk.
+    priority: str = "normal"
     # Called with the job once it has ended (succeeded, failed or canceled), after the commit:
     # how a workload's own row learns the outcome, whatever ended the job.
     on_end: "Callable[[Job], None] | None" = None
@@ -113,6 +115,7 @@ def job_kind(
     payload: type[serializers.Serializer] | None = None,
     on_end: "Callable[[Job], None] | None" = None,
     aliases: tuple[str, ...] = (),
+    priority: str = "normal",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated `func(ctx, **payload)` as the kind `name`.
 
@@ -121,6 +124,8 @@ def job_kind(
     """
     if queue not in settings.CONVEYOR_QUEUES:
         raise ImproperlyConfigured(f"Kind {name!r} names an unknown queue {queue!r}.")
+    if priority not in settings.CONVEYOR_PRIORITIES:
+        raise ImproperlyConfigured(f"Kind {name!r} names an unknown priority {priority!r}.")
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         existing = _KINDS.get(name)
@@ -140,6 +145,7 @@ def job_kind(
             description=(func.__doc__ or "").strip().split("\n")[0],
             on_end=on_end,
             aliases=aliases,
+            priority=priority,
         )
         for alias in aliases:
             _ALIASES[alias] = name

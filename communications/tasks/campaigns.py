@@ -12,6 +12,7 @@ from communications.services import campaigns
 from communications.services.messages import channel_rate, relaxed_commits
 from jobs.errors import RetryableError
 from jobs.kinds import job_kind
+from jobs.models import Priority
 from jobs.runtime.context import JobContext
 
 
@@ -27,6 +28,7 @@ class BatchPayload(CampaignPayload):
 @job_kind(
     campaigns.LAUNCH_KIND,
     queue="messaging",
+    priority=Priority.LOW,
     timeout=1800,
     max_attempts=3,
     payload=CampaignPayload,
@@ -42,6 +44,7 @@ def launch_campaign(ctx: JobContext, *, campaign_id: int) -> dict[str, Any]:
 @job_kind(
     campaigns.BATCH_KIND,
     queue="messaging",
+    priority=Priority.LOW,
     timeout=3600,
     max_attempts=5,
     payload=BatchPayload,

@@ -239,7 +239,11 @@ class JobListView(generics.ListAPIView):
     class Input(serializers.Serializer):
         kind = serializers.CharField(max_length=100, help_text="A registered kind: see `kinds/`.")
         payload = serializers.DictField(default=dict, help_text="Checked by the kind.")
-        priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+        priority = serializers.ChoiceField(
+            choices=Priority.choices,
+            required=False,
+            help_text="Defaults to the kind's priority (transactional kinds high, bulk ones low).",
+        )
         delay = serializers.IntegerField(
             min_value=0, max_value=MAX_DELAY, required=False, help_text="Seconds to wait first."
         )

@@ -2,7 +2,8 @@
 
 One pass hands `pending` rows to Redis, re-pushes waiting rows whose RQ job Redis lost,
 settles `started` rows whose worker is gone, releases deferred rows whose parents ended, and
-moves overdue delayed jobs and retries to their queues when no RQ scheduler did.
+moves overdue delayed jobs and retries to their queues when no RQ scheduler did; it also writes
+tenants' dispatch settings (weights, pauses) to Redis again.
 Each step takes a bounded number of rows and skips rows another reconciler holds.
 """
 
@@ -15,6 +16,7 @@ from django.utils import timezone
 
 from jobs.models import Job, JobLog
 from jobs.runtime import runner
+from jobs.services import dispatch
 from jobs.services.jobs import add_log, release_if_ready
 from jobs.transport import queueing
 from jobs.transport.queueing import as_text
@@ -57,6 +59,7 @@ def reconcile(
     outcome.rescued = rescue_orphans(limit=limit)
     outcome.released = release_deferred(cutoff=cutoff, limit=limit)
     outcome.overdue = queueing.release_overdue(grace=overdue_seconds)
+    dispatch.mirror_all()  # tenants' weights and pauses, in case Redis lost them
     return outcome
 
 

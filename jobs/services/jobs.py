@@ -13,7 +13,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 from rest_framework import serializers
 
-from jobs.errors import InvalidTransition, UnknownKind, UnknownQueue
+from jobs.errors import BacklogFull, InvalidTransition, UnknownKind, UnknownQueue
 from jobs.kinds import JobKind, get_kind
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
 from jobs.services import inserts
@@ -54,7 +54,7 @@ def _build_job(
     kind: JobKind,
     payload: dict[str, Any],
     by: Actor,
-    priority: str,
+    priority: str | None,
     queue: str | None,
     run_at: datetime | None,
     timeout: int | None,
@@ -63,6 +63,7 @@ def _build_job(
     batch: Batch | None,
     parent: Job | None,
 ) -> Job:
+    priority = priority or kind.priority
     if priority not in Priority.values:
         raise serializers.ValidationError(
             {"priority": [f"Choose one of {', '.join(Priority.values)}."]}
@@ -105,7 +106,7 @@ def enqueue_job(
     kind: str | JobKind,
     payload: dict[str, Any],
     by: Actor = None,
-    priority: str = Priority.NORMAL,
+    priority: str | None = None,
     queue: str | None = None,
     delay: float | timedelta | None = None,
     run_at: datetime | None = None,
@@ -117,7 +118,9 @@ def enqueue_job(
     parent: Job | None = None,
     schedule: Schedule | None = None,
 ) -> Job:
-    """Record a job and hand it to Redis after commit; an active job with the same key wins."""
+    """Record a job and hand it to Redis after commit; an active job with the same key wins.
+
+    `priority` defaults to the kind's (transactional kinds high, bulk ones low)."""
     _check_tenant(tenant)
     kind = get_kind(kind) if isinstance(kind, str) else kind
     job = _build_job(
@@ -140,7 +143,8 @@ def enqueue_job(
         job.status = Job.Status.DEFERRED  # handed over once its parents succeed
     else:
         queueing.mark_for_handover(job, timezone.now())
-    if parents or batch is not None or transaction.get_connection().in_atomic_block:
+    capped = job.queue in tenant.backlog_caps
+    if capped or parents or batch is not None or transaction.get_connection().in_atomic_block:
         saved = _insert_in_transaction(job, kind=kind, by=by, parents=parents, batch=batch)
     else:
         saved = _insert_alone(job, kind=kind, by=by)
@@ -177,6 +181,7 @@ def _insert_in_transaction(
 ) -> Job:
     idempotency_key = job.idempotency_key
     tenant = job.tenant
+    check_backlog(tenant, job.queue, adding=1)
     if not idempotency_key:
         job.save(force_insert=True)  # no savepoint: an error here rolls everything back anyway
     else:
@@ -194,6 +199,25 @@ def _insert_in_transaction(
         Job.objects.filter(pk__in=[parent.pk for parent in parents]).update(has_dependents=True)
         release_if_ready(job)
     return job
+
+
+def check_backlog(tenant: Tenant, queue: str, *, adding: int) -> None:
+    """Refuse (BacklogFull) when `adding` more jobs would pass the tenant's cap on `queue`.
+
+    Inside the caller's transaction: a lock per tenant and queue, held to its commit, makes
+    concurrent enqueues count one after another.
+    """
+    cap = tenant.backlog_caps.get(queue)
+    if cap is None:
+        return
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [tenant.pk, queue])
+    waiting = Job.objects.filter(tenant=tenant, queue=queue, status__in=Job.WAITING).count()
+    if waiting + adding > cap:
+        raise BacklogFull(
+            f"Tenant {tenant.slug!r} may have at most {cap} job(s) waiting on {queue}; "
+            f"{waiting} wait already and this adds {adding}. Nothing was enqueued."
+        )
 
 
 def _enqueued_message(job: Job) -> str:
@@ -221,7 +245,7 @@ def enqueue_jobs(
     kind: str | JobKind,
     payloads: Iterable[dict[str, Any]],
     by: Actor = None,
-    priority: str = Priority.NORMAL,
+    priority: str | None = None,
     queue: str | None = None,
     delay: float | timedelta | None = None,
     batch: Batch | None = None,
@@ -259,6 +283,8 @@ def enqueue_jobs(
             errors[str(index)] = error.detail
     if errors:
         raise serializers.ValidationError({"payloads": errors})
+    if jobs:
+        check_backlog(tenant, jobs[0].queue, adding=len(jobs))  # all or nothing
     inserts.copy_jobs(jobs)
     message = _enqueued_message(jobs[0]) if jobs else ""
     inserts.log_many(jobs, JobLog.Event.ENQUEUED, message, _log_data(by))

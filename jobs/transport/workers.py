@@ -26,7 +26,7 @@ from django.conf import settings
 from rq import Queue, Retry, SimpleWorker
 from rq import Worker as RQWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
-from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
+from rq.exceptions import NoSuchJobError, StopRequested
 from rq.executions import Execution
 from rq.job import Job as RQJob
 from rq.timeouts import JobTimeoutException
@@ -34,11 +34,13 @@ from rq.utils import as_text
 from rq.utils import now as utcnow
 from rq.worker import DequeueStrategy, WorkerStatus
 
-from jobs.transport import bookkeeping, queueing
+from jobs.transport import bookkeeping, fair, limits, queueing
 
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 5
+# The forking worker wakes on enqueues; RQ's scheduler moving a due job does not wake it.
+WAKE_POLL_SECONDS = 1.0
 
 
 class GracePeriodOver(Exception):
@@ -138,36 +140,29 @@ class ConveyorWorkerMixin(_WorkerBase):
                 return None
 
     def _dequeue_once(self, timeout: int | None) -> tuple[RQJob, Queue] | None:
-        queues = self._listening_queues()
-        if not queues:
-            if timeout:
-                time.sleep(timeout)
-            return None
+        """The next job by the tenants' rotation (`jobs.transport.fair`); when none may run,
+        wait for a wake-up (an enqueue, a resume, a freed slot) or the first hold's end."""
         try:
-            result = self.queue_class.dequeue_any(
-                queues,
-                timeout,
-                connection=self.connection,
-                job_class=self.job_class,
-                serializer=self.serializer,
-                death_penalty_class=self.death_penalty_class,
-            )
-        except DequeueTimeout:
-            return None
+            picked = fair.pick(self.connection, self.queues)
+            if isinstance(picked, tuple):
+                position, job_id = picked
+                queue = self.queues[position]
+                try:
+                    job = self.job_class.fetch(job_id, self.connection, self.serializer)
+                except NoSuchJobError:
+                    return None
+                job.redis_server_version = self.get_redis_server_version()
+                logger.debug("worker %s: %s: %s", self.name, queue.name, job.id)
+                return job, queue
+            if timeout:
+                wait = picked if isinstance(picked, float) else WAKE_POLL_SECONDS
+                wait = min(wait, WAKE_POLL_SECONDS)
+                keys = fair.wake_keys([queueing.logical_queue(q.name) for q in self.queues])
+                self.connection.blpop(keys, max(wait, 0.01))
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
             time.sleep(1)
-            return None
-        if result is None:
-            return None
-        job, queue = result
-        if queueing.logical_queue(queue.name) in queueing.paused_queues(self.connection):
-            # Paused while we waited: put it back where it was.
-            queue.push_job_id(job.id, at_front=True)
-            return None
-        job.redis_server_version = self.get_redis_server_version()
-        logger.debug("worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
-        return result
+        return None
 
     def get_heartbeat_ttl(self, job: RQJob, working_time: float = 0.0) -> int:
         """A running job's registry entry outlives its worker by this much: how fast death shows."""
@@ -232,6 +227,21 @@ class ForkingWorkerBase(ConveyorWorkerMixin, RQWorker):
         if job.func_name in queueing.LEGACY_EXECUTE:
             job._func_name = queueing.EXECUTE  # enqueued before the runner moved
         return super().perform_job(job, queue, execution)
+
+    def _finalize_success(
+        self, job: RQJob, queue: Queue, execution: Execution, return_value: Any
+    ) -> None:
+        if isinstance(return_value, limits.Hold):
+            bookkeeping.set_aside(
+                self.connection,
+                job_id=job.id,
+                execution_id=execution.id,
+                list_key=queue.key,
+                executions_key=self.executions_key,
+                hold=return_value,
+            )
+            return
+        super()._finalize_success(job, queue, execution, return_value)
 
     def fork_work_horse(self, job: RQJob, queue: Queue) -> None:
         # A forked child must not share the parent's database sockets.
@@ -317,11 +327,15 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                     time.sleep(1)
                     continue
                 finished = None
+                if isinstance(taken, bookkeeping.Held):
+                    # Held jobs are work still to do, even for a burst: wait for the first.
+                    self._wait_for_tenants(taken.seconds)
+                    continue
                 if taken is None:
                     if burst:
                         break
                     taken = self._wait()
-                    if taken is None:
+                    if taken is None or isinstance(taken, bookkeeping.Held):
                         if max_idle is not None and time.monotonic() - idle_since >= max_idle:
                             break
                         continue
@@ -350,7 +364,7 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         if finished is not None:
             self._bookkeeper.finish(finished)
 
-    def _wait(self) -> bookkeeping.Taken | str | None:
+    def _wait(self) -> bookkeeping.Taken | bookkeeping.Held | str | None:
         """Block on the queues that are not paused until a job comes (at most POLL_SECONDS)."""
         self._state = WorkerStatus.IDLE
         self.procline("Listening on " + ",".join(self.queue_names()))
@@ -381,6 +395,17 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 self.connection.lpush(queue_key, job_id)
             return None
 
+    def _wait_for_tenants(self, seconds: float) -> None:
+        """Jobs wait, but only of tenants held by their limits (or paused): sleep until the
+        first hold ends, or a new job, a freed slot or a resume wakes the queue."""
+        self._state = WorkerStatus.IDLE
+        keys = fair.wake_keys([queueing.logical_queue(q.name) for q in self.queues])
+        try:
+            self.connection.blpop(keys, min(max(seconds, 0.01), POLL_SECONDS))
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
+            time.sleep(1)
+
     def _perform(self, taken: bookkeeping.Taken) -> bookkeeping.Finished | None:
         """Run one job; returns its success records to write with the next take, if any."""
         queue = self.queues[taken.position]
@@ -401,6 +426,9 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 return None
             if isinstance(outcome, Retry):
                 self._retry_with_rq(taken, queue, execution, outcome)
+                return None
+            if isinstance(outcome, limits.Hold):
+                self._bookkeeper.set_aside(taken, outcome)
                 return None
             ttl = taken.result_ttl if taken.result_ttl is not None else self.default_result_ttl
             return self._bookkeeper.finished(taken, result_ttl=ttl)
