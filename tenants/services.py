@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.selectors import get_role
+from tenants.users import Actor, acting_user
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def _demo_superuser(password: str) -> User:
 DISPATCH_FIELDS = ("weight", "paused_queues", "backlog_caps", "rate_limits", "concurrency_limits")
 
 
-def set_dispatch(tenant: Tenant, *, by: User | None = None, **changes: Any) -> list[str]:
+def set_dispatch(tenant: Tenant, *, by: Actor = None, **changes: Any) -> list[str]:
     """Change a tenant's weight, paused queues, backlog caps, or rate and concurrency overrides.
 
     Validated as the admin validates them (a ValidationError names the field); saved, mirrored
@@ -193,24 +194,25 @@ def set_dispatch(tenant: Tenant, *, by: User | None = None, **changes: Any) -> l
     return changed
 
 
-def pause_tenant(tenant: Tenant, *, queue: str = "*", by: User | None = None) -> list[str]:
+def pause_tenant(tenant: Tenant, *, queue: str = "*", by: Actor = None) -> list[str]:
     """Hold the tenant's jobs on `queue` ("*": every queue) without running them."""
     paused = [name for name in tenant.paused_queues if name != queue] + [queue]
     return set_dispatch(tenant, by=by, paused_queues=paused)
 
 
-def resume_tenant(tenant: Tenant, *, queue: str = "*", by: User | None = None) -> list[str]:
+def resume_tenant(tenant: Tenant, *, queue: str = "*", by: Actor = None) -> list[str]:
     """Let the tenant's jobs on `queue` run again ("*": lift every pause)."""
     paused = [] if queue == "*" else [name for name in tenant.paused_queues if name != queue]
     return set_dispatch(tenant, by=by, paused_queues=paused)
 
 
-def log_operator_change(tenant: Tenant, *, by: User | None, message: str) -> None:
+def log_operator_change(tenant: Tenant, *, by: Actor, message: str) -> None:
     """An entry in the admin log (Django's LogEntry) for a change made outside the admin."""
-    if by is None or by.pk is None:
+    user = acting_user(by)
+    if user is None:
         return
     LogEntry.objects.log_actions(
-        user_id=by.pk,
+        user_id=user.pk,
         queryset=[tenant],
         action_flag=CHANGE,
         change_message=message,

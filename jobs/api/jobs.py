@@ -280,6 +280,8 @@ class JobListView(generics.ListAPIView):
             return run_at
 
         def validate_depends_on(self, ids: list[UUID]) -> list[Job]:
+            if not ids:
+                return []  # the common case: no query
             tenant: Tenant = self.context["request"].tenant
             parents = list(list_jobs(tenant=tenant).filter(pk__in=ids))
             missing = sorted(set(map(str, ids)) - {str(parent.pk) for parent in parents})

@@ -36,7 +36,8 @@ from jobs.transport.limits import Hold
 # position, 13 paused tenants set, 14 tenant weights hash, 15 held tenants prefix,
 # 16… each queue's logical name (what the paused set holds).
 # Returns the job taken {position, id, data, timeout, result_ttl, heartbeat ttl}, 'suspended',
-# {0, ms} when every waiting job's tenant is held (ms until the first may run), or nil.
+# {0, ms} when every waiting job's tenant is held (ms until the first may run; -1 when only
+# paused tenants' jobs wait), or nil.
 _TAKE = (
     """
 local JOB_PREFIX, FAIR_PAUSED, FAIR_WEIGHTS, FAIR_HELD = ARGV[5], ARGV[13], ARGV[14], ARGV[15]
@@ -94,14 +95,15 @@ if ARGV[11] ~= '' then
         if taken then return taken end
     end
 end
-local soonest = nil
+local soonest, held_paused = nil, false
 for i = 1, (#KEYS - 4) / 2 do
     if not paused(i) then
         fair_intake(list(i))
         while true do
-            local id, wait = fair_pick(list(i), logical(i))
+            local id, wait, tenant_paused = fair_pick(list(i), logical(i))
             if not id then
                 if wait and (soonest == nil or wait < soonest) then soonest = wait end
+                held_paused = held_paused or tenant_paused
                 break
             end
             local taken = start(i, id)
@@ -111,6 +113,7 @@ for i = 1, (#KEYS - 4) / 2 do
 end
 redis.call('HSET', KEYS[3], 'state', 'idle')
 if soonest then return {0, soonest} end
+if held_paused then return {0, -1} end
 return nil
 """
 )
@@ -171,9 +174,10 @@ SUSPENDED = "suspended"
 
 @dataclass(frozen=True)
 class Held:
-    """Every job waiting on the worker's queues belongs to a tenant held by its limits."""
+    """Every job waiting on the worker's queues belongs to a tenant held by its limits (the
+    first may run in `seconds`) or paused (`seconds` None: until a resume)."""
 
-    seconds: float
+    seconds: float | None
 
 
 @dataclass
@@ -275,7 +279,8 @@ class Bookkeeper:
         if not isinstance(reply, list):
             return SUSPENDED
         if int(reply[0]) == 0:
-            return Held(int(reply[1]) / 1000)
+            wait = int(reply[1])
+            return Held(wait / 1000 if wait >= 0 else None)
         index, rq_id, data, timeout, result_ttl, ttl = reply
         return Taken(
             position=int(index) - 1,

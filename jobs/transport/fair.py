@@ -125,11 +125,12 @@ local function fair_put_back(L, t, id)
     redis.call('INCR', sorted)
 end
 
--- The next job of L in rotation, removed from L: its id and tenant; or nil and the ms until
--- a held tenant of L may run (nil when none is held).
+-- The next job of L in rotation, removed from L: its id and tenant; or nil, the ms until a
+-- held tenant of L may run (nil when none is held), and whether a paused tenant has work in L.
 local function fair_pick(L, q)
     local tp, rot, sorted, run = fair_keys(L)
     local soonest = nil
+    local paused = false
     local n = redis.call('LLEN', rot)
     local passed = 0
     local budget = {BUDGET}
@@ -145,6 +146,7 @@ local function fair_pick(L, q)
             if wait ~= 0 then
                 redis.call('LMOVE', rot, rot, 'LEFT', 'RIGHT')
                 passed = passed + 1
+                if wait < 0 then paused = true end
                 if wait > 0 and (soonest == nil or wait < soonest) then soonest = wait end
             else
                 local id = redis.call('LPOP', tl)
@@ -164,14 +166,15 @@ local function fair_pick(L, q)
             end
         end
     end
-    return nil, soonest
+    return nil, soonest, paused
 end
 """
 
 # The forking worker's take: the next job by the same rotation, without RQ's bookkeeping (RQ's
 # own worker writes that). KEYS: paused queues set, suspension flag, then RQ's lists in
 # listening order. ARGV: 1 job key prefix, 2 paused tenants set, 3 weights hash, 4 held prefix,
-# 5… each list's logical queue. Returns {position, id}, 'suspended', {0, held ms} or nil.
+# 5… each list's logical queue. Returns {position, id}, 'suspended', {0, ms} when every waiting
+# job's tenant is held (ms until the first may run; -1: only paused tenants' jobs wait), or nil.
 PICK = (
     """
 local JOB_PREFIX, FAIR_PAUSED, FAIR_WEIGHTS, FAIR_HELD = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -179,18 +182,20 @@ local JOB_PREFIX, FAIR_PAUSED, FAIR_WEIGHTS, FAIR_HELD = ARGV[1], ARGV[2], ARGV[
     + LUA
     + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'suspended' end
-local soonest = nil
+local soonest, paused = nil, false
 for i = 1, #KEYS - 2 do
     local q = ARGV[4 + i]
     if redis.call('SISMEMBER', KEYS[1], q) == 0 then
         local L = KEYS[2 + i]
         fair_intake(L)
-        local id, wait = fair_pick(L, q)
+        local id, wait, held_paused = fair_pick(L, q)
         if id then return {i, id} end
         if wait and (soonest == nil or wait < soonest) then soonest = wait end
+        paused = paused or held_paused
     end
 end
 if soonest then return {0, soonest} end
+if paused then return {0, -1} end
 return nil
 """
 )
@@ -254,8 +259,8 @@ def pick(redis: Redis, queues: list[Any]) -> tuple[int, str] | float | str | Non
     if not isinstance(reply, list):
         return SUSPENDED_REPLY
     position, value = int(reply[0]), reply[1]
-    if position == 0:
-        return int(value) / 1000
+    if position == 0:  # all held: ms until the first may run, or -1 when only paused wait
+        return int(value) / 1000 if int(value) >= 0 else None
     return position - 1, value.decode() if isinstance(value, bytes) else str(value)
 
 

@@ -328,7 +328,10 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                     continue
                 finished = None
                 if isinstance(taken, bookkeeping.Held):
-                    # Held jobs are work still to do, even for a burst: wait for the first.
+                    # Jobs held by limits are work still to do, even for a burst; jobs of
+                    # paused tenants are not, until a resume.
+                    if burst and taken.seconds is None:
+                        break
                     self._wait_for_tenants(taken.seconds)
                     continue
                 if taken is None:
@@ -395,13 +398,14 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 self.connection.lpush(queue_key, job_id)
             return None
 
-    def _wait_for_tenants(self, seconds: float) -> None:
+    def _wait_for_tenants(self, seconds: float | None) -> None:
         """Jobs wait, but only of tenants held by their limits (or paused): sleep until the
         first hold ends, or a new job, a freed slot or a resume wakes the queue."""
         self._state = WorkerStatus.IDLE
         keys = fair.wake_keys([queueing.logical_queue(q.name) for q in self.queues])
         try:
-            self.connection.blpop(keys, min(max(seconds, 0.01), POLL_SECONDS))
+            wait = POLL_SECONDS if seconds is None else min(max(seconds, 0.01), POLL_SECONDS)
+            self.connection.blpop(keys, wait)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
             time.sleep(1)

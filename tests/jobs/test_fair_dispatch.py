@@ -112,3 +112,30 @@ def test_a_concurrency_hold_sets_jobs_aside_until_a_slot_frees(tenant, worker_pr
     assert (last - first).total_seconds() < 2.5  # three pairs of 0.3 s: freed slots pass on
     assert set(Job.objects.values_list("attempt", flat=True)) == {1}
     assert not JobLog.objects.filter(event=JobLog.Event.REQUEUED).exists()
+
+
+def test_forking_workers_take_in_rotation_and_set_held_jobs_aside(
+    tenant, other_tenant, worker_process
+):
+    held = enqueue_jobs(tenant=tenant, kind="tests.two_at_once", payloads=[{"seconds": 0.3}] * 6)
+    other = enqueue_job(tenant=other_tenant, kind="jobs.noop", payload={})
+    for _ in range(3):
+        worker_process("default", worker_class="jobs.runtime.worker.Worker")
+
+    wait_for(
+        lambda: (
+            not Job.objects.filter(pk__in=[j.pk for j in [*held, other]])
+            .exclude(status="succeeded")
+            .exists()
+        ),
+        timeout=60,
+    )
+
+    rows = Job.objects.filter(pk__in=[j.pk for j in held]).values_list("started_at", "finished_at")
+    spans = [(start, end) for start, end in rows if start and end]
+    moments = sorted({start for start, _ in spans} | {end for _, end in spans})
+    busiest = max(sum(1 for start, end in spans if start <= moment < end) for moment in moments)
+    assert busiest <= 2
+    assert set(Job.objects.values_list("attempt", flat=True)) == {1}
+    assert not JobLog.objects.filter(event=JobLog.Event.REQUEUED).exists()
+    assert _start_order([*held, other]).index(Job.objects.get(pk=other.pk)) <= 3
