@@ -55,7 +55,7 @@ def test_a_tenant_held_by_its_rate_limit_does_not_delay_another(
 ):
     limited = enqueue_jobs(tenant=tenant, kind="tests.rate_limited", payloads=[{}] * 300)
     worker_process("default")
-    wait_for(lambda: status_of(limited[3]) == Job.Status.SUCCEEDED)
+    wait_for(lambda: status_of(limited[3]) == Job.Status.SUCCEEDED, timeout=60)  # worker start
 
     other = enqueue_job(tenant=other_tenant, kind="jobs.noop", payload={})
     wait_for(lambda: status_of(other) == Job.Status.SUCCEEDED, timeout=10)
@@ -78,7 +78,7 @@ def test_another_tenants_job_starts_within_a_job_of_a_backlog_of_thousands(
         tenant=tenant, kind="jobs.sleep", payloads=[{"seconds": 0.01, "steps": 1}] * 3000
     )
     worker_process("default")
-    wait_for(lambda: status_of(backlog[5]) == Job.Status.SUCCEEDED)
+    wait_for(lambda: status_of(backlog[5]) == Job.Status.SUCCEEDED, timeout=60)  # worker start
 
     other = enqueue_job(tenant=other_tenant, kind="jobs.noop", payload={})
     wait_for(lambda: status_of(other) == Job.Status.SUCCEEDED, timeout=10)
