@@ -32,17 +32,12 @@ class DomainError(Exception):
     """A rule of the product refused the action; the message says why (answered as 409)."""
 
 
-class CapacityError(Exception):
-    """A limit on how much may wait refused the action; retry later (answered as 429)."""
+class TooSoon(DomainError):
+    """Refused for now, allowed again after `retry_after` seconds (answered as 429)."""
 
-
-class TooMuchWaiting(exceptions.APIException):
-    status_code = status.HTTP_429_TOO_MANY_REQUESTS
-    default_detail = "Too much is waiting already: try again later."
-    default_code = "backlog_full"
-
-
-CAPACITY_RETRY_AFTER = 30
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def handle_api_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -51,8 +46,6 @@ def handle_api_exception(exc: Exception, context: dict[str, Any]) -> Response | 
         return None
     if isinstance(exc, RedisError):
         response["Retry-After"] = str(REDIS_RETRY_AFTER)
-    if isinstance(exc, CapacityError):
-        response["Retry-After"] = str(CAPACITY_RETRY_AFTER)
     if isinstance(response.data, list):  # ValidationError("…") without a field
         response.data = {"detail": " ".join(str(message) for message in response.data)}
     return response
@@ -65,10 +58,10 @@ def _as_api_exception(exc: Exception) -> Exception:
         return exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         )
+    if isinstance(exc, TooSoon):
+        return exceptions.Throttled(wait=exc.retry_after, detail=str(exc))
     if isinstance(exc, DomainError):
         return Conflict(str(exc))
-    if isinstance(exc, CapacityError):
-        return TooMuchWaiting(str(exc))
     if isinstance(exc, RedisError):
         return RedisUnavailable()
     if isinstance(exc, SuspiciousOperation):  # e.g. too many form fields: the client's fault

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0002_tenant_default_region_tenant_time_zone'),
+        ('tenants', '0003_queue_defaults'),
     ]
 
     operations = [
