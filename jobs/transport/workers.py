@@ -117,10 +117,6 @@ class ConveyorWorkerMixin(_WorkerBase):
         if last is None or (utcnow() - last).total_seconds() >= 1:
             self.heartbeat()
 
-    def _listening_queues(self) -> list[Queue]:
-        paused = queueing.paused_queues(self.connection)
-        return [q for q in self.queues if queueing.logical_queue(q.name) not in paused]
-
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[RQJob, Queue] | None:
