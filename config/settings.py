@@ -52,12 +52,12 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_rq",
     "import_export",
     "tenants",
     "jobs",
     "communications",
     "reports",
+    "django_rq",  # after jobs, whose `rqworker` command extends django-rq's
 ]
 
 MIDDLEWARE = [
@@ -98,6 +98,16 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# DATABASE_POOL_SIZE > 0: each process shares at most that many connections among its threads
+# (psycopg's pool; a job thread borrows one for the job). 0: each thread keeps its own.
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=0)
+if DATABASE_POOL_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": 60,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -140,8 +150,26 @@ CONVEYOR_MESSAGING = {
     }
     for channel, prefix in (("sms", "SMS"), ("whatsapp", "WHATSAPP"))
 }
+# Keys that encrypt tenants' provider credentials (Fernet keys, comma-separated, newest first:
+# the first encrypts, every one decrypts, `rotate_sender_credentials` re-encrypts with the first).
+# Unset, one key is derived from SECRET_KEY: fine locally, set your own in production.
+CONVEYOR_SECRET_KEYS = env.list("CONVEYOR_SECRET_KEYS", default=[])
+# Where this deployment is reached, e.g. https://conveyor.example.com: links in emails are made
+# absolute with it, and providers call back there (delivery receipts). Unset in production,
+# receipts are not asked for and links stay relative.
+CONVEYOR_PUBLIC_URL = env.str(
+    "CONVEYOR_PUBLIC_URL", default="http://127.0.0.1:8000" if _local else ""
+).rstrip("/")
+# Seconds a tenant's provider (Twilio, Meta, an email API) may take to answer one send.
+CONVEYOR_SENDER_TIMEOUT = env.float("CONVEYOR_SENDER_TIMEOUT", default=10.0)
+# Members a notifications job writes per transaction when it notifies a tenant's members.
+CONVEYOR_NOTIFY_BATCH_SIZE = env.int("CONVEYOR_NOTIFY_BATCH_SIZE", default=500)
 # Recipients per campaign batch job; batches run in parallel on the channel's queue.
 CONVEYOR_CAMPAIGN_BATCH_SIZE = env.int("CONVEYOR_CAMPAIGN_BATCH_SIZE", default=500)
+# Provider calls a campaign batch job makes at once (threads; claims and marks stay in order in
+# the job's own thread): a provider that answers in 100 ms then costs 100 ms per window, not per
+# send. Cancels are noticed between windows.
+CONVEYOR_CAMPAIGN_SEND_CONCURRENCY = env.int("CONVEYOR_CAMPAIGN_SEND_CONCURRENCY", default=20)
 
 # --- Queues -----------------------------------------------------------------------------------
 
@@ -150,25 +178,36 @@ REDIS_CONNECTION = redis_connection(REDIS_URL)
 
 # The queue table (PRODUCT.md §4): defaults per queue that kinds and tenants override.
 # timeout in seconds; workers is how many worker processes production should run for it;
-# rate_limits are per tenant, keyed by the limit name kinds refer to; tenant_concurrency caps
-# how many jobs of one tenant run at once on this queue; worker_class is what its workers run
-# (default CONVEYOR_WORKER_CLASS: in-process and fast; the forking Worker isolates heavy jobs);
+# concurrency is how many of its jobs one worker process runs at once (threads of the default
+# ConcurrentWorker; for a forking Worker, which runs one at a time, how many processes `make run`
+# starts); rate_limits are per tenant, keyed by the limit name kinds refer to;
+# tenant_concurrency caps how many jobs of one tenant run at once on this queue; worker_class is
+# what its workers run (default CONVEYOR_WORKER_CLASS: many jobs at once in one process; the
+# forking Worker isolates heavy jobs);
 # preload lists modules its workers import once at start (with CONVEYOR_PRELOAD's).
 CONVEYOR_QUEUES: dict[str, dict] = {
-    "notifications": {"timeout": 30, "max_attempts": 3, "workers": 4},
-    "email": {"timeout": 60, "max_attempts": 5, "workers": 4, "rate_limits": {"email": "10/s"}},
+    "notifications": {"timeout": 30, "max_attempts": 3, "workers": 4, "concurrency": 20},
+    "email": {
+        "timeout": 60,
+        "max_attempts": 5,
+        "workers": 4,
+        "concurrency": 10,
+        "rate_limits": {"email": "10/s"},
+    },
     "messaging": {
         "timeout": 600,
         "max_attempts": 3,
         "workers": 2,
+        "concurrency": 5,
         "rate_limits": {"whatsapp": "12/s", "sms": "10/s"},
     },
-    "webhooks": {"timeout": 30, "max_attempts": 10, "workers": 2},
-    "default": {"timeout": 180, "max_attempts": 3, "workers": 2},
+    "webhooks": {"timeout": 30, "max_attempts": 10, "workers": 2, "concurrency": 10},
+    "default": {"timeout": 180, "max_attempts": 3, "workers": 2, "concurrency": 10},
     "imports": {
         "timeout": 1800,
         "max_attempts": 2,
         "workers": 1,
+        "concurrency": 3,
         "tenant_concurrency": 2,
         "worker_class": "jobs.runtime.worker.Worker",
     },
@@ -176,6 +215,7 @@ CONVEYOR_QUEUES: dict[str, dict] = {
         "timeout": 600,
         "max_attempts": 3,
         "workers": 1,
+        "concurrency": 2,
         "tenant_concurrency": 2,
         "worker_class": "jobs.runtime.worker.Worker",
         "preload": ["weasyprint"],
@@ -184,11 +224,12 @@ CONVEYOR_QUEUES: dict[str, dict] = {
         "timeout": 1800,
         "max_attempts": 1,
         "workers": 1,
+        "concurrency": 1,
         "worker_class": "jobs.runtime.worker.Worker",
     },
 }
 
-CONVEYOR_WORKER_CLASS = "jobs.runtime.worker.FastWorker"
+CONVEYOR_WORKER_CLASS = "jobs.runtime.worker.ConcurrentWorker"
 
 # Each queue is served as RQ sub-queues, one per priority, listened to in this order.
 CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
@@ -315,6 +356,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.Job.Status",
         "MessageStatusEnum": "communications.models.Message.Status",
+        "MessageDeliveryStatusEnum": "communications.models.Message.Delivery",
         "CampaignStatusEnum": "communications.models.Campaign.Status",
         "HealthStatusEnum": ["healthy", "degraded", "error"],
         # Imports, exports and reports share the engine's words: one enum for the three.

@@ -166,7 +166,14 @@ class Tenant(models.Model):
         max_length=64,
         default="UTC",
         validators=[_validate_time_zone],
-        help_text="Time zone for reports, e.g. Europe/Paris.",
+        help_text="Time zone for reports and scheduled sends, e.g. Europe/Paris.",
+    )
+    contact_created_notify = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=Role.choices,
+        help_text="When a contact is created (API or admin), notify and email the members with "
+        "this role or higher; blank: nobody.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

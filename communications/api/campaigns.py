@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from communications.api.messages import MAX_ID, object_id
+from communications.api.messages import MAX_ID, SendAtField, object_id
 from communications.models import Campaign, Channel
 from communications.selectors.campaigns import campaigns_totals, get_campaign, list_campaigns
 from communications.services.campaigns import cancel_campaign, create_campaign, start_campaign
@@ -36,6 +36,10 @@ class TotalsOutput(serializers.Serializer):
     skipped = serializers.IntegerField(help_text="Opted out or without an address.")
     canceled = serializers.IntegerField(help_text="Not sent because the campaign was canceled.")
     pending = serializers.IntegerField(help_text="Still to send.")
+    delivered = serializers.IntegerField(help_text="Receipts: delivered (read ones included).")
+    read = serializers.IntegerField(help_text="Receipts: read or opened.")
+    bounced = serializers.IntegerField(help_text="Receipts: bounced (the contact opted out).")
+    complained = serializers.IntegerField(help_text="Receipts: marked as spam (opted out).")
 
 
 class CampaignOutput(serializers.ModelSerializer):
@@ -58,6 +62,7 @@ class CampaignOutput(serializers.ModelSerializer):
             "job",
             "batch",
             "created_at",
+            "send_at",
             "started_at",
             "finished_at",
             "cancel_requested_at",
@@ -133,6 +138,16 @@ class CampaignListView(generics.ListAPIView):
         )
         start = serializers.BooleanField(
             default=True, help_text="false: save a draft, started later with start/."
+        )
+        send_at = SendAtField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="Start at this time instead of now (scheduled); without an offset it is "
+            "read in time_zone, else the tenant's.",
+        )
+        time_zone = serializers.CharField(
+            required=False, default="", help_text="IANA name, e.g. Europe/Paris."
         )
 
     @property

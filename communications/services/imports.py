@@ -42,6 +42,7 @@ from communications.services.import_rows import (
     Planner,
     check_mapping,
     clean_row,
+    describe_target,
     match_columns,
     text_value,
 )
@@ -165,7 +166,9 @@ def _mark_started(contact_import: ContactImport) -> None:
 
 
 def _record_columns(contact_import: ContactImport, table: Table, columns: dict[int, str]) -> None:
-    contact_import.columns = {table.headers[index]: target for index, target in columns.items()}
+    contact_import.columns = {
+        table.headers[index]: describe_target(target) for index, target in columns.items()
+    }
     contact_import.total_rows = len(table.rows)
     contact_import.save(update_fields=["columns", "total_rows"])
 

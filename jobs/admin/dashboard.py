@@ -121,6 +121,7 @@ def queue_rows(tenant_ids: list[int] | None) -> list[dict[str, Any]]:
             {
                 **live,
                 "name": name,
+                "concurrency": settings.CONVEYOR_QUEUES[name].get("concurrency", 1),
                 "dead_letters": mine[Job.Status.FAILED],
                 "tenant_counts": mine,
                 "oldest_waiting": human_duration(_seconds(live.get("oldest_waiting_seconds"))),

@@ -53,6 +53,8 @@ def _queue_lines() -> list[str]:
         for priority, waiting in queue["waiting_by_priority"].items():
             add("waiting_by_priority", _labels(queue=queue["name"], priority=priority), waiting)
         add("workers", label, queue["workers"])
+        add("slots", label, queue["slots"])
+        add("busy_slots", label, queue["busy_slots"])
         add("paused", label, int(queue["paused"]))
         add("oldest_waiting_seconds", label, queue["oldest_waiting_seconds"] or 0)
         add("throughput_per_minute", label, queue["throughput_per_minute"])

@@ -40,6 +40,10 @@ class QueueOutput(serializers.Serializer):
     finished = serializers.IntegerField()
     canceled = serializers.IntegerField()
     workers = serializers.IntegerField(help_text="Workers listening to this queue.")
+    slots = serializers.IntegerField(
+        help_text="Jobs the workers listening to this queue can run at once (their concurrency)."
+    )
+    busy_slots = serializers.IntegerField(help_text="Jobs of this queue running now.")
     paused = serializers.BooleanField()
     oldest_waiting_seconds = serializers.FloatField(allow_null=True)
     throughput_per_minute = serializers.FloatField(help_text="Over the last 5 minutes.")
@@ -51,7 +55,14 @@ class WorkerOutput(serializers.Serializer):
     pid = serializers.IntegerField(allow_null=True)
     queues = serializers.ListField(child=serializers.CharField())
     state = serializers.CharField()
-    current_job_id = serializers.CharField(allow_null=True)
+    concurrency = serializers.IntegerField(help_text="How many jobs it runs at once.")
+    busy_slots = serializers.IntegerField(help_text="How many it runs now.")
+    running_job_ids = serializers.ListField(
+        child=serializers.CharField(), help_text="The jobs in its busy slots."
+    )
+    current_job_id = serializers.CharField(
+        allow_null=True, help_text="The first of `running_job_ids`, or null."
+    )
     last_heartbeat = serializers.DateTimeField(allow_null=True)
     successful_jobs = serializers.IntegerField()
     failed_jobs = serializers.IntegerField()
@@ -244,6 +255,9 @@ class WorkerListView(APIView):
                     "pid": 4242,
                     "queues": ["email"],
                     "state": "busy",
+                    "concurrency": 10,
+                    "busy_slots": 1,
+                    "running_job_ids": ["6f1c2a4e-8d0b-4c55-9a3e-1f2b3c4d5e6f"],
                     "current_job_id": "6f1c2a4e-8d0b-4c55-9a3e-1f2b3c4d5e6f",
                     "last_heartbeat": "2026-11-22T16:30:00Z",
                     "successful_jobs": 1200,
@@ -255,7 +269,7 @@ class WorkerListView(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        """Every worker: host, pid, queues, state, current job, heartbeat, counts, staleness."""
+        """Every worker: host, pid, queues, state, slots and their jobs, heartbeat, counts."""
         return Response(WorkerOutput(list_workers(), many=True).data)
 
 

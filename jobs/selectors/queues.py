@@ -26,12 +26,16 @@ def _throughput(queue: str, *, minutes: int = 5) -> float:
 
 
 def queue_stats() -> list[dict[str, Any]]:
-    """Per queue: live counts from Redis, workers listening, paused flag, oldest wait, rate."""
+    """Per queue: live counts from Redis, workers listening and their slots, paused flag,
+    oldest wait, rate. A worker serving several queues counts its slots for each of them."""
     paused = queueing.paused_queues()
     listening: dict[str, int] = {}
+    slots: dict[str, int] = {}
     for worker in queueing.workers():
         for name in worker["queues"]:
             listening[name] = listening.get(name, 0) + 1
+            slots[name] = slots.get(name, 0) + worker["concurrency"]
+    running = queueing.running_by_queue()
     now = timezone.now()
     stats = []
     for name in settings.CONVEYOR_QUEUES:
@@ -42,6 +46,8 @@ def queue_stats() -> list[dict[str, Any]]:
                 **queueing.queue_counts(name),
                 "waiting_by_priority": queueing.waiting_by_priority(name),
                 "workers": listening.get(name, 0),
+                "slots": slots.get(name, 0),
+                "busy_slots": len(running.get(name, ())),
                 "paused": name in paused,
                 "oldest_waiting_seconds": round((now - oldest).total_seconds(), 1)
                 if oldest

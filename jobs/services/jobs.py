@@ -474,6 +474,11 @@ def create_batch(
     )
 
 
+def cancel_batch(batch: Batch, *, by: Actor = None) -> dict[str, int]:
+    """Cancel every member of `batch` that has not ended; the callback still runs once all end."""
+    return cancel_jobs(Job.objects.filter(batch=batch, tenant_id=batch.tenant_id), by=by)
+
+
 def announce_end(job: Job) -> None:
     """Tell the job's kind (its `on_end`) and every `job_finished` receiver that it ended.
 

@@ -430,29 +430,47 @@ def is_waiting(job_ids: list[str]) -> list[bool]:
 
 def running_job_ids() -> set[str]:
     """Ids of RQ jobs a live worker is executing now (their heartbeat has not expired)."""
+    return {job_id for found in running_by_queue().values() for job_id in found}
+
+
+def running_by_queue() -> dict[str, set[str]]:
+    """Per Conveyor queue, the ids of the RQ jobs a live worker is executing now."""
     redis = connection()
     now = time.time()
+    names = [(queue, name) for queue in settings.CONVEYOR_QUEUES for name in rq_queue_names(queue)]
     with redis.pipeline(transaction=False) as pipe:
-        for queue in settings.CONVEYOR_QUEUES:
-            for name in rq_queue_names(queue):
-                pipe.zrangebyscore(StartedJobRegistry(name, connection=redis).key, now, "+inf")
+        for _, name in names:
+            pipe.zrangebyscore(StartedJobRegistry(name, connection=redis).key, now, "+inf")
         entries = pipe.execute()
-    return {as_text(entry).split(":", 1)[0] for found in entries for entry in found}
+    running: dict[str, set[str]] = {queue: set() for queue in settings.CONVEYOR_QUEUES}
+    for (queue, _), found in zip(names, entries, strict=True):
+        running[queue].update(as_text(entry).split(":", 1)[0] for entry in found)
+    return running
 
 
 def workers() -> list[dict[str, Any]]:
-    """Every worker RQ knows of, with the logical queues it serves and the job it runs."""
+    """Every worker RQ knows of: its logical queues, its slots and the jobs running in them.
+
+    `concurrency` is how many jobs the worker runs at once (1 for the one-at-a-time classes);
+    `running_job_ids` are the jobs in its busy slots.
+    """
     redis = connection()
     running = sorted(running_job_ids())
+    rq_workers = RQWorker.all(connection=redis)
     with redis.pipeline(transaction=False) as pipe:
         for job_id in running:
             pipe.hget(RQJob.key_for(job_id), "worker_name")
-        owners = pipe.execute()
-    current = {
-        as_text(owner): job_id for job_id, owner in zip(running, owners, strict=True) if owner
-    }
+        for worker in rq_workers:
+            pipe.hget(worker.key, "concurrency")
+        replies = pipe.execute()
+    owners, concurrency = replies[: len(running)], replies[len(running) :]
+    jobs_of: dict[str, list[str]] = {}
+    for job_id, owner in zip(running, owners, strict=True):
+        if owner:
+            jobs_of.setdefault(as_text(owner), []).append(job_id)
     found = []
-    for worker in RQWorker.all(connection=redis):
+    for worker, slots in zip(rq_workers, concurrency, strict=True):
+        jobs = jobs_of.get(worker.name, [])
         found.append(
             {
                 "name": worker.name,
@@ -460,7 +478,10 @@ def workers() -> list[dict[str, Any]]:
                 "pid": worker.pid,
                 "queues": sorted({logical_queue(name) for name in worker.queue_names()}),
                 "state": worker.get_state(),
-                "current_job_id": current.get(worker.name),
+                "concurrency": int(slots) if slots else 1,
+                "busy_slots": len(jobs),
+                "running_job_ids": jobs,
+                "current_job_id": jobs[0] if jobs else None,
                 "last_heartbeat": worker.last_heartbeat,
                 "successful_jobs": worker.successful_job_count,
                 "failed_jobs": worker.failed_job_count,

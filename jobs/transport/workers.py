@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 import redis.exceptions
 from django import db
 from django.conf import settings
+from django_rq.management.commands.rqworker import (  # jobs' own rqworker extends it
+    Command as RQWorkerCommand,  # noqa: F401
+)
 from rq import Queue, Retry, SimpleWorker
 from rq import Worker as RQWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -363,17 +366,19 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         if finished is not None:
             self._bookkeeper.finish(finished)
 
-    def _wait(self) -> bookkeeping.Taken | bookkeeping.Held | str | None:
-        """Block on the queues that are not paused until a job comes (at most POLL_SECONDS)."""
+    def _wait(
+        self, seconds: float = POLL_SECONDS
+    ) -> bookkeeping.Taken | bookkeeping.Held | str | None:
+        """Block on the queues that are not paused until a job comes (at most `seconds`)."""
         self._state = WorkerStatus.IDLE
         self.procline("Listening on " + ",".join(self.queue_names()))
         try:
             paused = queueing.paused_queues(self.connection)
             keys = [q.key for q in self.queues if queueing.logical_queue(q.name) not in paused]
             if not keys:
-                time.sleep(POLL_SECONDS)
+                time.sleep(seconds)
                 return None
-            popped = self.connection.blpop(keys, POLL_SECONDS)
+            popped = self.connection.blpop(keys, seconds)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
             time.sleep(1)

@@ -470,7 +470,7 @@ def test_a_finished_import_notifies_its_uploader_and_publishes_import_completed(
     content = csv_bytes("Email", "a@example.com", "bad")
 
     contact_import = finished(run_worker, upload(tenant, tenant_admin, content, "leads.csv"))
-    run_worker(["email"])
+    run_worker(["notifications", "email"])
 
     notification = Notification.objects.get(user=tenant_admin)
     assert notification.title == "Contacts imported: 1 new, 0 updated, 0 skipped, 1 invalid"

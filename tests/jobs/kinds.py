@@ -13,6 +13,13 @@ from tenants.models import Tenant
 logger = logging.getLogger(__name__)
 
 
+def _pause(seconds: float) -> None:
+    """Sleep in short steps, as I/O with a short timeout does: a stop request lands in between."""
+    until = time.time() + seconds
+    while (left := until - time.time()) > 0:
+        time.sleep(min(left, 0.05))
+
+
 def _span(seconds: float) -> dict[str, Any]:
     started = time.time()
     time.sleep(seconds)
@@ -59,14 +66,34 @@ def record_then_sleep(ctx: JobContext, *, seconds: float = 0) -> None:
     """
     Tenant.objects.get_or_create(slug=f"effect-{ctx.job.pk}", defaults={"name": str(os.getpid())})
     if ctx.attempt == 1:
-        time.sleep(seconds)
+        _pause(seconds)
 
 
 @job_kind("tests.sleep_then_record", queue="default", max_attempts=5)
 def sleep_then_record(ctx: JobContext, *, seconds: float = 0) -> None:
     """Sleep, then insert a row keyed by the job id: once, however often the job runs."""
-    time.sleep(seconds)
+    _pause(seconds)
     Tenant.objects.get_or_create(slug=f"effect-{ctx.job.pk}", defaults={"name": str(os.getpid())})
+
+
+@job_kind("tests.wait", queue="default")
+def wait(ctx: JobContext, *, seconds: float = 0.1) -> dict[str, Any]:
+    """Wait as a call to a slow service with a short socket timeout does; record when it ran."""
+    started = time.time()
+    _pause(seconds)
+    return {"start": started, "end": time.time()}
+
+
+@job_kind("tests.swallow_everything", queue="default", timeout=1, max_attempts=2)
+def swallow_everything(ctx: JobContext, *, seconds: float = 30) -> dict[str, Any]:
+    """Run past its one-second timeout on attempt 1, catching every Exception; then succeed."""
+    started = time.time()
+    while ctx.attempt == 1 and time.time() - started < seconds:
+        try:
+            time.sleep(0.05)
+        except Exception:
+            logger.info("swallowed")
+    return {"start": started, "end": time.time()}
 
 
 @job_kind("tests.snooze_then_succeed", queue="default", max_attempts=1)

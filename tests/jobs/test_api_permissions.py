@@ -54,6 +54,8 @@ ENDPOINTS = [
         "post", "/api/v1/jobs/bulk/", Role.AGENT, 202, {"kind": "jobs.noop", "payloads": [{}]}
     ),
     Endpoint("get", "/api/v1/jobs/logs/", Role.VIEWER),
+    Endpoint("get", "/api/v1/batches/", Role.VIEWER),
+    Endpoint("post", "/api/v1/batches/", Role.AGENT, 202, {"members": [{"kind": "jobs.noop"}]}),
     Endpoint(
         "post", "/api/v1/jobs/{job}/retry-now/", Role.AGENT, 202, job_status=Job.Status.SCHEDULED
     ),
