@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0003_queue_defaults'),
+        ('tenants', '0004_tenant_contact_created_notify'),
     ]
 
     operations = [
