@@ -22,7 +22,7 @@ from bench.table import Figure, render
 
 ENGINE = ["enqueue", "throughput", "latency", "memory", "concurrency", "fairness"]
 WEB = ["api", "million"]
-AREAS = ["imports", "campaigns", "reports"]
+AREAS = ["imports", "campaigns", "reports", "workflows"]
 ON_REQUEST = ["cleanup", "scaling"]  # minutes of their own: only with --only
 NAMES = ENGINE + WEB + AREAS + ON_REQUEST
 
@@ -125,6 +125,7 @@ AREA_DATABASES = {
     "reports": "conveyor_reports_bench",
     "cleanup": "conveyor_cleanup_bench",
     "campaigns": None,
+    "workflows": None,
 }
 
 

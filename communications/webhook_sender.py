@@ -13,9 +13,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import urllib3
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
@@ -173,6 +175,42 @@ def _read(response: urllib3.BaseHTTPResponse, outcome: Outcome) -> None:
     finally:
         response.close()
     outcome.excerpt = raw.decode("utf-8", errors="replace")[:EXCERPT_LENGTH]
+
+
+def post_json(url: str, body: Any) -> Outcome:
+    """POST `body` as JSON to a public `url` (a workflow's webhook step): unsigned, no redirects.
+
+    A URL that resolves to a private address is refused (UnsafeURL), as endpoints' are.
+    """
+    target = check_url(url)
+    outcome = Outcome()
+    data = json.dumps(body, cls=DjangoJSONEncoder).encode()
+    headers = {"Host": target.host_header, "Content-Type": "application/json"}
+    headers["User-Agent"] = USER_AGENT
+    for address in target.addresses:
+        outcome.address = str(address)
+        pool = _pool(target, str(address))
+        try:
+            response = pool.urlopen(
+                "POST",
+                target.path,
+                body=data,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                assert_same_host=False,
+            )
+            _read(response, outcome)
+            return outcome
+        except NewConnectionError as error:
+            outcome.error = _describe(error)
+        except (HTTPError, OSError) as error:
+            outcome.error = _describe(error)
+            return outcome
+        finally:
+            pool.close()
+    return outcome
 
 
 def _describe(error: BaseException) -> str:

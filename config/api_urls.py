@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("jobs.urls")),
     path("", include("communications.urls")),
     path("", include("reports.urls")),
+    path("", include("workflows.urls")),
 ]

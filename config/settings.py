@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "jobs",
     "communications",
     "reports",
+    "workflows",
     "django_rq",  # after jobs, whose `rqworker` command extends django-rq's
 ]
 

@@ -25,6 +25,7 @@ class EventType(models.TextChoices):
     IMPORT_COMPLETED = "import.completed", "Import completed"
     REPORT_READY = "report.ready", "Report ready"
     MESSAGE_FAILED = "message.failed", "Message failed"
+    WORKFLOW_FINISHED = "workflow.finished", "Workflow finished"
     WEBHOOK_TEST = "webhook.test", "Test event"
 
 

@@ -163,6 +163,43 @@ def send_message(
     """Render one message now (bad input is a ValidationError) and queue its send, at
     `send_at` when given. A contact who opted out is refused; so is an address of one.
     """
+    message = compose_message(
+        tenant=tenant,
+        channel=channel,
+        template=template,
+        subject=subject,
+        html=html,
+        text=text,
+        recipient=recipient,
+        contact=contact,
+        variables=variables,
+        provider_template=provider_template,
+        send_at=send_at,
+        time_zone=time_zone,
+        by=by,
+    )
+    queue_message(message, by=by)
+    return message
+
+
+def compose_message(
+    *,
+    tenant: Tenant,
+    channel: str,
+    template: str = "",
+    subject: str = "",
+    html: str = "",
+    text: str = "",
+    recipient: str = "",
+    contact: Contact | None = None,
+    variables: dict[str, Any] | None = None,
+    provider_template: dict[str, Any] | None = None,
+    send_at: datetime | None = None,
+    time_zone: str = "",
+    by: Actor = None,
+    job: Job | None = None,
+) -> Message:
+    """Render and save one `queued` message without queuing a send (its caller delivers it)."""
     due = due_time(tenant, send_at, time_zone=time_zone)
     address, contact = _resolve(tenant, channel, recipient, contact)
     if contact is not None and contact.opted_out:
@@ -187,8 +224,8 @@ def send_message(
         provider_template=provider_template or {},
         send_at=due,
         created_by=acting_user(by),
+        job=job,
     )
-    queue_message(message, by=by)
     return message
 
 

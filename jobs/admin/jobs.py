@@ -36,6 +36,7 @@ from jobs.admin.listing import (
     QueueFilter,
     ScheduleFilter,
     TenantFilter,
+    WorkflowFilter,
 )
 from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog
@@ -182,6 +183,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
         ("created_at", admin.DateFieldListFilter),
         ("finished_at", admin.DateFieldListFilter),
         ScheduleFilter,
+        WorkflowFilter,
     ]
     inlines = [JobLogInline]
     actions = ["cancel", "retry", "retry_now", "discard"]

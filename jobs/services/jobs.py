@@ -398,8 +398,13 @@ def enqueue_jobs(
     delay: float | timedelta | None = None,
     batch: Batch | None = None,
     parent: Job | None = None,
+    idempotency_keys: Sequence[str] = (),
 ) -> list[Job]:
-    """Record many jobs of one kind in one transaction and hand them over in one pipeline."""
+    """Record many jobs of one kind in one transaction and hand them over in one pipeline.
+
+    `idempotency_keys`, if given, has one key per payload; the keys must not be held by active
+    jobs (the insert fails as a whole if one is).
+    """
     _check_tenant(tenant)
     kind = get_kind(kind) if isinstance(kind, str) else kind
     run_at = _due(delay, None)
@@ -431,6 +436,8 @@ def enqueue_jobs(
             errors[str(index)] = error.detail
     if errors:
         raise serializers.ValidationError({"payloads": errors})
+    for job, key in zip(jobs, idempotency_keys, strict=False):
+        job.idempotency_key = key
     if jobs:
         check_backlog(tenant, jobs[0].queue, adding=len(jobs))  # all or nothing
     inserts.copy_jobs(jobs)

@@ -79,6 +79,12 @@ SYSTEM_SCHEDULES = (
         "0 * * * *",
         Schedule.MissedRunPolicy.RUN_ONCE,
     ),
+    BuiltIn(
+        "Reconcile workflows",
+        "workflows.reconcile_workflows",
+        "* * * * *",
+        Schedule.MissedRunPolicy.SKIP,
+    ),
 )
 
 

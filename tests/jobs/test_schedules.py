@@ -14,6 +14,7 @@ from rest_framework.exceptions import ValidationError
 
 from jobs.models import Job, Priority, Schedule
 from jobs.services.schedules import (
+    SYSTEM_SCHEDULES,
     SYSTEM_TENANT_SLUG,
     ScheduleError,
     create_schedule,
@@ -424,6 +425,7 @@ def test_built_in_schedules_are_created_once_in_an_active_system_tenant():
         ("jobs.reconcile_jobs", "* * * * *", "UTC"),
         ("jobs.clean_up_jobs", "0 3 * * *", "UTC"),
         ("reports.roll_up_analytics", "0 * * * *", "UTC"),
+        ("workflows.reconcile_workflows", "* * * * *", "UTC"),
     }
     assert all(s.is_system and s.tenant == system and s.next_run_at for s in first)
 
@@ -450,4 +452,4 @@ def test_the_run_scheduler_command_runs_one_tick_with_once(tenant):
 
     assert out.getvalue().strip() == "enqueued 1 job(s)"
     assert Job.objects.get().schedule == schedule
-    assert Schedule.objects.filter(is_system=True).count() == 3
+    assert Schedule.objects.filter(is_system=True).count() == len(SYSTEM_SCHEDULES)
