@@ -20,7 +20,7 @@ from collections.abc import Callable
 from bench import servers
 from bench.table import Figure, render
 
-ENGINE = ["enqueue", "throughput", "latency", "memory", "concurrency"]
+ENGINE = ["enqueue", "throughput", "latency", "memory", "concurrency", "fairness"]
 WEB = ["api", "million"]
 AREAS = ["imports", "campaigns", "reports", "workflows"]
 ON_REQUEST = ["cleanup", "scaling"]  # minutes of their own: only with --only
@@ -64,7 +64,7 @@ def say(message: str) -> None:
 
 
 def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[Figure]]]]:
-    from bench import concurrency, engine, web
+    from bench import concurrency, engine, fairness, web
 
     sizes = engine.Sizes.for_run(quick=args.quick)
     rounds, chosen = args.rounds, args.chosen
@@ -83,6 +83,10 @@ def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[
                     memory="memory" in chosen,
                 ),
             )
+        )
+    if "fairness" in chosen:
+        steps.append(
+            ("fairness", lambda: fairness.measure_fairness(rounds=rounds, quick=args.quick))
         )
     if "concurrency" in chosen:
         steps.append(

@@ -299,6 +299,9 @@ CONVEYOR_TENANT_LIMITS = {
     "max_attempts": env.int("CONVEYOR_TENANT_MAX_ATTEMPTS", default=10),
 }
 CONVEYOR_METRICS_TOKEN = env.str("CONVEYOR_METRICS_TOKEN", default="")
+# /metrics labels per tenant: the top N by backlog, the rest as tenant="other" (or every tenant).
+CONVEYOR_METRICS_TOP_TENANTS = env.int("CONVEYOR_METRICS_TOP_TENANTS", default=10)
+CONVEYOR_METRICS_ALL_TENANTS = env.bool("CONVEYOR_METRICS_ALL_TENANTS", default=False)
 # Reports: the longest period one report covers, and how many days reports and files are kept.
 REPORTS_MAX_SPAN_DAYS = env.int("REPORTS_MAX_SPAN_DAYS", default=366)
 REPORTS_RETENTION_DAYS = env.int("REPORTS_RETENTION_DAYS", default=90)

@@ -53,3 +53,7 @@ class JobTimedOut(BaseException):
 class LeaseLost(BaseException):
     """This attempt's lease was taken over (it was rescued and may run elsewhere): every write it
     tries is refused, and the runner ends it without recording anything."""
+
+
+class BacklogFull(TooSoon):
+    """The tenant's backlog cap on the queue would be passed: nothing was enqueued (429)."""

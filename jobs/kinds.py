@@ -51,6 +51,8 @@ class JobKind:
     concurrency: int | None = None
     payload: type[serializers.Serializer] | None = None
     description: str = ""
+    # The priority its jobs get unless the caller names one: transactional kinds above bulk.
+    priority: str = "normal"
     # Called with the job once it has ended (succeeded, failed or canceled), after the commit:
     # how a workload's own row learns the outcome, whatever ended the job.
     on_end: "Callable[[Job], None] | None" = None
@@ -144,6 +146,7 @@ def job_kind(
     payload: type[serializers.Serializer] | None = None,
     on_end: "Callable[[Job], None] | None" = None,
     aliases: tuple[str, ...] = (),
+    priority: str = "normal",
     backoff: str | Sequence[float] = JITTERED,
     max_snoozes: int | None = None,
     unique_for: timedelta | None = None,
@@ -167,6 +170,8 @@ def job_kind(
         raise ImproperlyConfigured(f"Kind {name!r} runs on {queue!r}: it cannot be public.")
     if role not in Role.values:
         raise ImproperlyConfigured(f"Kind {name!r} names an unknown role {role!r}.")
+    if priority not in settings.CONVEYOR_PRIORITIES:
+        raise ImproperlyConfigured(f"Kind {name!r} names an unknown priority {priority!r}.")
     style = _backoff(name, backoff)
     windows = [window for window in (unique_for, debounce, throttle) if window is not None]
     if len(windows) > 1:
@@ -192,6 +197,7 @@ def job_kind(
             description=(func.__doc__ or "").strip().split("\n")[0],
             on_end=on_end,
             aliases=aliases,
+            priority=priority,
             backoff=style,
             max_snoozes=max_snoozes,
             unique_for=unique_for,

@@ -20,11 +20,16 @@ from tenants.selectors import get_role, roles_by_tenant
 from tenants.services import (
     add_member,
     create_api_key,
+    pause_tenant,
     remove_member,
     rename_api_key,
+    resume_tenant,
     revoke_api_key,
     set_role,
 )
+
+# What only platform operators change: how a tenant's jobs are dispatched among all tenants'.
+OPERATOR_FIELDS = ("weight", "paused_queues", "backlog_caps")
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Any]
@@ -195,16 +200,40 @@ def _tenant_params(request: HttpRequest) -> set[str] | None:
 
 @admin.register(Tenant)
 class TenantAdmin(_ModelAdmin):
-    """Superusers add and delete tenants; owners may change their tenant's limits."""
+    """Superusers add and delete tenants and set how their jobs are dispatched (weight, paused
+    queues, backlog caps); owners may change their tenant's limits."""
 
-    list_display = ("name", "slug", "is_active", "created_at")
+    list_display = ("name", "slug", "is_active", "weight", "paused", "created_at")
     list_filter = ("is_active",)
     search_fields = ("name", "slug")
+    actions = ("pause_work", "resume_work")
+
+    @admin.display(description="Paused queues")
+    def paused(self, obj: Tenant) -> str:
+        return ", ".join("all" if name == "*" else name for name in obj.paused_queues) or "—"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if request.user.is_superuser:
             return ("created_at",)
-        return ("name", "slug", "is_active", "created_at")
+        return ("name", "slug", "is_active", *OPERATOR_FIELDS, "created_at")
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """Dispatch of a tenant's jobs concerns every tenant's: platform operators only."""
+        return request.user.is_superuser
+
+    @admin.action(description="Pause all work of selected tenants", permissions=["operate"])
+    def pause_work(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        tenants = [tenant for tenant in queryset if not tenant.is_paused("*")]
+        for tenant in tenants:
+            pause_tenant(tenant, by=request.user)  # written to the admin log
+        self.message_user(request, f"Paused {len(tenants)} tenant(s): their jobs wait.")
+
+    @admin.action(description="Resume all work of selected tenants", permissions=["operate"])
+    def resume_work(self, request: HttpRequest, queryset: QuerySet[Tenant]) -> None:
+        tenants = [tenant for tenant in queryset if tenant.paused_queues]
+        for tenant in tenants:
+            resume_tenant(tenant, by=request.user)
+        self.message_user(request, f"Resumed {len(tenants)} tenant(s).")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tenant]:
         queryset = super().get_queryset(request)

@@ -6,9 +6,12 @@ from typing import Any, Self
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from tenants.limits import parse_rate
+
+MAX_WEIGHT = 100
 
 
 class Role(models.TextChoices):
@@ -65,6 +68,27 @@ def _queue_default_limits() -> dict[str, tuple[int, int]]:
     return {"timeout": (1, limits["max_timeout"]), "max_attempts": (1, limits["max_attempts"])}
 
 
+def _validate_paused_queues(value: Any) -> None:
+    known = set(settings.CONVEYOR_QUEUES)
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValidationError('Paused queues are a list of queue names, or ["*"] for all.')
+    unknown = [name for name in value if name != "*" and name not in known]
+    if unknown:
+        raise ValidationError(
+            f"Unknown queue(s) {', '.join(unknown)}; the queues are {', '.join(sorted(known))}."
+        )
+
+
+def _validate_backlog_caps(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ValidationError('Backlog caps are an object of queue → count, e.g. {"email": 5000}.')
+    for name, count in value.items():
+        if name not in settings.CONVEYOR_QUEUES:
+            raise ValidationError(f"{name}: there is no such queue.")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValidationError(f"{name}: the cap must be a whole number of at least 0.")
+
+
 def _validate_queue_defaults(value: Any) -> None:
     example = '{"reports": {"timeout": 1800, "max_attempts": 2}}'
     if not isinstance(value, dict):
@@ -109,6 +133,26 @@ class Tenant(models.Model):
         validators=[_validate_concurrency_limits],
         help_text='Overrides of how many jobs may run at once per queue, e.g. {"imports": 3}.',
     )
+    # Dispatch, set by operators (superusers): mirrored into Redis, where workers read it.
+    weight = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WEIGHT)],
+        help_text="Jobs this tenant gets in a row in each queue's rotation across tenants (1–100).",
+    )
+    paused_queues = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[_validate_paused_queues],
+        help_text='Queues whose jobs of this tenant wait without running, e.g. ["email"]; '
+        '["*"] pauses all.',
+    )
+    backlog_caps = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[_validate_backlog_caps],
+        help_text='Most jobs of this tenant that may wait per queue, e.g. {"email": 5000}; '
+        "enqueues past it are refused.",
+    )
     queue_defaults = models.JSONField(
         default=dict,
         blank=True,
@@ -144,6 +188,9 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def is_paused(self, queue: str) -> bool:
+        return "*" in self.paused_queues or queue in self.paused_queues
 
     def queue_default(self, queue: str, name: str) -> int | None:
         """This tenant's own `timeout` or `max_attempts` for jobs on `queue`, if it has one."""

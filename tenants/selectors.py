@@ -67,16 +67,19 @@ def resolve_tenant(
                 f"This API key acts only in tenant {api_key.tenant.slug!r}, "
                 f"not in {slug!r}: drop the {TENANT_HEADER} header or use another key."
             )
-        return _check_access(user, api_key.tenant, api_key.tenant.slug)
+        known = None if user.is_superuser else getattr(api_key, "bound_role", None)
+        return _check_access(user, api_key.tenant, api_key.tenant.slug, role=known)
     if not slug:
         return _only_tenant(user)
     return _check_access(user, Tenant.objects.filter(slug=slug).first(), slug)
 
 
 def _check_access(
-    user: User | AnonymousUser, tenant: Tenant | None, slug: str
+    user: User | AnonymousUser, tenant: Tenant | None, slug: str, *, role: str | None = None
 ) -> tuple[Tenant, str]:
-    role = get_role(user, tenant) if tenant is not None else None
+    """`role`, when the caller read it already (an API key's query), saves reading it again."""
+    if role is None and tenant is not None:
+        role = get_role(user, tenant)
     if tenant is None or role is None:
         raise NotFound(f"No tenant {slug!r}.")
     if not tenant.is_active:  # checked after membership, so outsiders learn nothing

@@ -4,7 +4,9 @@ import logging
 import secrets
 import string
 from dataclasses import dataclass
+from typing import Any
 
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -13,6 +15,7 @@ from django.utils import timezone
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.selectors import get_role
 from tenants.signals import member_added
+from tenants.users import Actor, acting_user
 
 logger = logging.getLogger(__name__)
 
@@ -158,3 +161,62 @@ def _demo_superuser(password: str) -> User:
     user.set_password(password)
     user.save(update_fields=["is_active", "is_staff", "is_superuser", "password"])
     return user
+
+
+# Dispatch controls: what operators (superusers) change about how a tenant's jobs are taken.
+DISPATCH_FIELDS = ("weight", "paused_queues", "backlog_caps", "rate_limits", "concurrency_limits")
+
+
+def set_dispatch(tenant: Tenant, *, by: Actor = None, **changes: Any) -> list[str]:
+    """Change a tenant's weight, paused queues, backlog caps, or rate and concurrency overrides.
+
+    Validated as the admin validates them (a ValidationError names the field); saved, mirrored
+    into Redis by the jobs app (workers see it at their next take; limits within a worker's
+    30 s tenant cache), and written to the admin log. Returns the fields that changed.
+    """
+    unknown = set(changes) - set(DISPATCH_FIELDS)
+    if unknown:
+        raise ValidationError({name: "Not a dispatch setting." for name in sorted(unknown)})
+    changed = [name for name, value in changes.items() if getattr(tenant, name) != value]
+    if not changed:
+        return []
+    before = {name: getattr(tenant, name) for name in changed}
+    for name in changed:
+        setattr(tenant, name, changes[name])
+    try:
+        tenant.full_clean(exclude=[f.name for f in Tenant._meta.fields if f.name not in changed])
+    except ValidationError:
+        for name, value in before.items():
+            setattr(tenant, name, value)
+        raise
+    tenant.save(update_fields=changed)
+    described = "; ".join(f"{name}: {before[name]!r} → {changes[name]!r}" for name in changed)
+    log_operator_change(tenant, by=by, message=f"Dispatch changed: {described}.")
+    logger.info("tenant=%s dispatch changed by %s: %s", tenant.slug, by, described)
+    return changed
+
+
+def pause_tenant(tenant: Tenant, *, queue: str = "*", by: Actor = None) -> list[str]:
+    """Hold the tenant's jobs on `queue` ("*": every queue) without running them."""
+    paused = [name for name in tenant.paused_queues if name != queue] + [queue]
+    return set_dispatch(tenant, by=by, paused_queues=paused)
+
+
+def resume_tenant(tenant: Tenant, *, queue: str = "*", by: Actor = None) -> list[str]:
+    """Let the tenant's jobs on `queue` run again ("*": lift every pause)."""
+    paused = [] if queue == "*" else [name for name in tenant.paused_queues if name != queue]
+    return set_dispatch(tenant, by=by, paused_queues=paused)
+
+
+def log_operator_change(tenant: Tenant, *, by: Actor, message: str) -> None:
+    """An entry in the admin log (Django's LogEntry) for a change made outside the admin."""
+    user = acting_user(by)
+    if user is None:
+        return
+    LogEntry.objects.log_actions(
+        user_id=user.pk,
+        queryset=[tenant],
+        action_flag=CHANGE,
+        change_message=message,
+        single_object=True,
+    )

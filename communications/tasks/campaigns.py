@@ -15,6 +15,7 @@ from communications.services.messages import channel_rate, relaxed_commits
 from communications.services.senders import Route, route_for
 from jobs.errors import RetryableError
 from jobs.kinds import job_kind
+from jobs.models import Priority
 from jobs.runtime.context import JobContext
 
 
@@ -30,6 +31,7 @@ class BatchPayload(CampaignPayload):
 @job_kind(
     campaigns.LAUNCH_KIND,
     queue="messaging",
+    priority=Priority.LOW,
     timeout=1800,
     max_attempts=3,
     payload=CampaignPayload,
@@ -45,6 +47,7 @@ def launch_campaign(ctx: JobContext, *, campaign_id: int) -> dict[str, Any]:
 @job_kind(
     campaigns.BATCH_KIND,
     queue="messaging",
+    priority=Priority.LOW,
     timeout=3600,
     max_attempts=5,
     payload=BatchPayload,

@@ -15,6 +15,7 @@ from communications.services.imports import (
 )
 from jobs.errors import PermanentError
 from jobs.kinds import job_kind
+from jobs.models import Priority
 from jobs.runtime.context import JobContext
 
 
@@ -29,6 +30,7 @@ class ExportPayload(serializers.Serializer):
 @job_kind(
     "communications.import_contacts",
     queue="imports",
+    priority=Priority.LOW,
     payload=ImportPayload,
     on_end=settle_import_job,
 )
@@ -44,6 +46,7 @@ def import_contacts(ctx: JobContext, *, import_id: str) -> dict[str, Any]:
 @job_kind(
     "communications.export_contacts",
     queue="imports",
+    priority=Priority.LOW,
     payload=ExportPayload,
     on_end=settle_export_job,
 )

@@ -8,6 +8,7 @@ from communications.models import Message
 from communications.services.messages import deliver, mark_skipped, settle_message_job
 from jobs.errors import PermanentError, RetryableError
 from jobs.kinds import job_kind
+from jobs.models import Priority
 from jobs.runtime.context import JobContext
 
 
@@ -17,6 +18,7 @@ class MessagePayload(serializers.Serializer):
 
 @job_kind(
     "communications.send_email",
+    priority=Priority.HIGH,
     queue="email",
     rate_limit="email",
     payload=MessagePayload,
@@ -29,6 +31,7 @@ def send_email(ctx: JobContext, *, message_id: int) -> dict[str, Any]:
 
 @job_kind(
     "communications.send_sms",
+    priority=Priority.HIGH,
     queue="messaging",
     rate_limit="sms",
     payload=MessagePayload,
@@ -41,6 +44,7 @@ def send_sms(ctx: JobContext, *, message_id: int) -> dict[str, Any]:
 
 @job_kind(
     "communications.send_whatsapp",
+    priority=Priority.HIGH,
     queue="messaging",
     rate_limit="whatsapp",
     payload=MessagePayload,

@@ -15,6 +15,7 @@ from communications.services.webhooks import (
 from communications.webhook_sender import MAX_RETRY_AFTER, retry_delay, send_delivery
 from jobs.errors import PermanentError, RetryableError
 from jobs.kinds import job_kind
+from jobs.models import Priority
 from jobs.runtime.context import JobContext
 
 
@@ -25,6 +26,7 @@ class DeliverWebhookPayload(serializers.Serializer):
 @job_kind(
     DELIVER_KIND,
     queue="webhooks",
+    priority=Priority.HIGH,
     backoff_cap=MAX_RETRY_AFTER,  # the delays come from the kind (Retry-After may be long)
     payload=DeliverWebhookPayload,
     on_end=settle_delivery_job,

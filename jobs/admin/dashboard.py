@@ -28,7 +28,13 @@ from jobs.admin.jobs import may_see_dashboard
 from jobs.errors import UnknownQueue
 from jobs.models import Job
 from jobs.selectors.health import health_timeline
-from jobs.selectors.queues import health_report, job_counts_by_queue, list_workers, queue_stats
+from jobs.selectors.queues import (
+    health_report,
+    job_counts_by_queue,
+    list_workers,
+    queue_stats,
+    tenant_backlog,
+)
 from jobs.selectors.stats import hourly_activity
 from jobs.services.jobs import check_queue
 from jobs.services.queues import clean_queue, empty_queue, pause_queue, resume_queue
@@ -83,6 +89,9 @@ def superuser_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpR
 # --- What the page shows ----------------------------------------------------------------------
 
 
+TOP_TENANTS = 10
+
+
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     tenant_ids = admin_tenant_ids(request)
     operator = tenant_ids is None
@@ -93,6 +102,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
         "queues": queue_rows(tenant_ids),
         "workers": list_workers() if operator else [],
         "charts": activity_charts(tenant_ids),
+        "tenants": tenant_backlog(tenant_ids=tenant_ids, top=TOP_TENANTS),
         "refresh_seconds": REFRESH_SECONDS,
         "now": timezone.now(),
     }

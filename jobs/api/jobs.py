@@ -274,7 +274,11 @@ class JobListView(generics.ListAPIView):
     class Input(serializers.Serializer):
         kind = serializers.CharField(max_length=100, help_text="A registered kind: see `kinds/`.")
         payload = serializers.DictField(default=dict, help_text="Checked by the kind.")
-        priority = serializers.ChoiceField(choices=TENANT_PRIORITIES, default=Priority.NORMAL)
+        priority = serializers.ChoiceField(
+            choices=TENANT_PRIORITIES,
+            required=False,
+            help_text="Defaults to the kind's priority (transactional kinds high, bulk ones low).",
+        )
         delay = serializers.IntegerField(
             min_value=0, max_value=MAX_DELAY, required=False, help_text="Seconds to wait first."
         )
@@ -338,6 +342,8 @@ class JobListView(generics.ListAPIView):
             return run_at
 
         def validate_depends_on(self, ids: list[UUID]) -> list[Job]:
+            if not ids:
+                return []  # the common case: no query
             tenant: Tenant = self.context["request"].tenant
             parents = list(list_jobs(tenant=tenant).filter(pk__in=ids))
             missing = sorted(set(map(str, ids)) - {str(parent.pk) for parent in parents})

@@ -1,9 +1,11 @@
 """A Prometheus endpoint: queue, worker and health gauges, job counters and timing histograms.
 
 Gauges (waiting by priority, started, scheduled, …, workers, each worker's memory, CPU and its
-host's load and free disk) are read live from Redis; the job
-counters and histograms are totals kept in Redis (`jobs.selectors.metrics`). No tenant data is
-exposed.
+host's load and free disk) are read live from Redis; the job counters and histograms are totals
+kept in Redis (`jobs.selectors.metrics`). Per tenant, only slugs and counts: waiting, running and
+wait p95 per queue for the top tenants by backlog (CONVEYOR_METRICS_TOP_TENANTS), the rest
+summed under tenant="other", so the label's cardinality stays bounded;
+CONVEYOR_METRICS_ALL_TENANTS lists every tenant instead.
 """
 
 import contextlib
@@ -16,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from redis.exceptions import RedisError
 
 from jobs.selectors.metrics import BUCKETS, job_totals
-from jobs.selectors.queues import health_report, list_workers, queue_stats
+from jobs.selectors.queues import health_report, list_workers, queue_stats, tenant_backlog
 
 _QUEUE_GAUGES = ("waiting", "started", "scheduled", "deferred", "failed", "finished", "canceled")
 _HEALTH = {"healthy": 0, "degraded": 1, "error": 2}
@@ -86,6 +88,26 @@ def _worker_figure_lines(workers: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+_TENANT_GAUGES = {
+    "waiting": "Jobs of the tenant pending or queued.",
+    "running": "Jobs of the tenant started.",
+    "wait_p95_seconds": "p95 wait of the tenant's jobs enqueued in the last 15 minutes.",
+}
+
+
+def _tenant_lines() -> list[str]:
+    top = 10**9 if settings.CONVEYOR_METRICS_ALL_TENANTS else settings.CONVEYOR_METRICS_TOP_TENANTS
+    rows = tenant_backlog(top=top)
+    lines = []
+    for gauge, help_text in _TENANT_GAUGES.items():
+        name = f"conveyor_tenant_{gauge}"
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        for row in rows:
+            value = row[gauge] if row[gauge] is not None else 0
+            lines.append(f"{name}{{{_labels(queue=row['queue'], tenant=row['tenant'])}}} {value}")
+    return lines
+
+
 def _histogram(name: str, row: dict[str, Any], prefix: str, labels: dict[str, str]) -> list[str]:
     lines = [
         f"{name}_bucket{{{_labels(**labels, le=str(float(bound)))}}} {row[f'{prefix}_{index}']}"
@@ -137,4 +159,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if any(c["name"] == "database" and c["status"] == "healthy" for c in report["components"]):
         with contextlib.suppress(RedisError):  # the totals live in Redis
             lines += _job_lines(job_totals())
+        lines += _tenant_lines()
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")

@@ -13,9 +13,11 @@ from rest_framework.views import APIView
 
 from jobs.api.common import TENANT_ERRORS, errors
 from jobs.models import Job
+from jobs.selectors.queues import tenant_backlog
 from jobs.selectors.stats import job_stats
 from tenants.api import TENANT_PARAMETER
-from tenants.permissions import HasTenantRole, TenantRequest
+from tenants.models import Role
+from tenants.permissions import HasTenantRole, IsSuperuser, TenantRequest
 
 
 class PercentilesOutput(serializers.Serializer):
@@ -107,6 +109,55 @@ class JobStatsView(APIView):
         return Response(StatsOutput(stats).data)
 
 
+class TenantBacklogOutput(serializers.Serializer):
+    tenant = serializers.CharField(help_text='Slug; "other" sums the tenants past the top ones.')
+    queue = serializers.CharField()
+    waiting = serializers.IntegerField(help_text="Pending or queued jobs.")
+    running = serializers.IntegerField()
+    wait_p95_seconds = serializers.FloatField(
+        allow_null=True, help_text="Of jobs enqueued in the last 15 minutes that started."
+    )
+
+
+class TenantBacklogView(APIView):
+    permission_classes = [IsSuperuser | HasTenantRole]
+    required_role = Role.ADMIN
+
+    class Query(serializers.Serializer):
+        top = serializers.IntegerField(
+            min_value=1, max_value=100, default=10, help_text="Operators: tenants listed."
+        )
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER, Query],
+        responses={200: TenantBacklogOutput(many=True), **errors(400, *TENANT_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "One tenant's email backlog",
+                value=[
+                    {
+                        "tenant": "acme",
+                        "queue": "email",
+                        "waiting": 1200,
+                        "running": 10,
+                        "wait_p95_seconds": 0.8,
+                    }
+                ],
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: TenantRequest) -> Response:
+        """Waiting and running jobs and the wait p95, per queue: a tenant's admins see their
+        tenant only; a superuser sees the top tenants by backlog and the rest as "other"."""
+        query = self.Query(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        tenant_ids = None if request.user.is_superuser else [request.tenant.pk]
+        rows = tenant_backlog(tenant_ids=tenant_ids, top=query.validated_data["top"])
+        return Response(TenantBacklogOutput(rows, many=True).data)
+
+
 urlpatterns: list[URLPattern] = [
     path("jobs/stats/", JobStatsView.as_view(), name="job-stats"),
+    path("jobs/stats/tenants/", TenantBacklogView.as_view(), name="tenant-backlog"),
 ]

@@ -8,6 +8,7 @@ while batches come back full (for at most `budget` seconds), so thousands of job
 back in one pass. A started row is rescued only when both records say its worker is gone: no
 live heartbeat in Redis and an expired lease in PostgreSQL (which survives Redis losing
 everything). The rescue takes the lease over, so nothing the old attempt writes later lands.
+It also writes tenants' dispatch settings (weights, pauses) to Redis again.
 """
 
 import logging
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from jobs.models import Job, JobLog
 from jobs.runtime import runner
+from jobs.services import dispatch
 from jobs.services.jobs import add_log, release_if_ready
 from jobs.transport import queueing
 
@@ -66,6 +68,7 @@ def reconcile(
     outcome.rescued = rescue_orphans(limit=limit)
     outcome.released = release_deferred(cutoff=cutoff, limit=limit)
     outcome.overdue = queueing.release_overdue(grace=overdue_seconds)
+    dispatch.mirror_all()  # tenants' weights and pauses, in case Redis lost them
     return outcome
 
 

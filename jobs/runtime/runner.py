@@ -53,7 +53,8 @@ def execute(
     *,
     record_success: "Callable[[Job, Any], None] | None" = None,
 ) -> Any:
-    """Run one delivery of the job; returns an RQ retry request when it must run again later.
+    """Run one delivery of the job; returns an RQ retry request when it must run again later,
+    or the Hold of a job its tenant's limits keep from starting now (the worker sets it aside).
 
     The RQ job carries the kind and tenant id beside the job id, so limits are checked and the
     row claimed without reading it first. `record_success(job, result)` records a success in
@@ -92,12 +93,13 @@ def _deliver(
         limits.release(tenant, kind, holder=job_id)
 
 
-def _hold(job_id: str, hold: limits.Hold) -> Any:
-    job = Job.objects.filter(pk=job_id, status__in=Job.RUNNABLE).first()
-    if job is None:
+def _hold(job_id: str, hold: limits.Hold) -> limits.Hold | None:
+    """The worker sets a held job aside (no attempt, no log line); a job canceled meanwhile
+    is simply dropped."""
+    if not Job.objects.filter(pk=job_id, status__in=Job.RUNNABLE).exists():
         return None
-    services.add_log(job, JobLog.Event.REQUEUED, f"Waiting: {hold.reason}.")
-    return queueing.retry_later(hold.wait)
+    logger.debug("job=%s held: %s", job_id, hold.reason)
+    return hold
 
 
 _TENANTS: dict[int, tuple[float, Tenant]] = {}

@@ -331,3 +331,73 @@ def job_counts_by_queue(*, tenant_ids: list[int] | None) -> dict[str, dict[str, 
     for queue, status, n in rows:
         counts.setdefault(queue, dict.fromkeys(DASHBOARD_STATUSES, 0))[status] = n
     return counts
+
+
+# --- Per tenant: who waits, who runs, how long they wait --------------------------------------
+
+TENANT_WAIT_WINDOW = timedelta(minutes=15)
+OTHER_TENANTS = "other"
+
+_TENANT_BACKLOG_SQL = f"""
+WITH live AS (
+    SELECT tenant_id, queue,
+        count(*) FILTER (WHERE status IN ('pending', 'queued')) AS waiting,
+        count(*) FILTER (WHERE status = 'started') AS running
+    FROM {Job._meta.db_table}
+    WHERE status IN ('pending', 'queued', 'started') {{tenant_filter}}
+    GROUP BY tenant_id, queue
+), waits AS (
+    SELECT tenant_id, queue,
+        percentile_cont(0.95) WITHIN GROUP (
+            ORDER BY extract(epoch FROM started_at - enqueued_at)
+        ) AS wait_p95
+    FROM {Job._meta.db_table}
+    WHERE created_at >= %(since)s AND started_at IS NOT NULL AND enqueued_at IS NOT NULL
+        {{tenant_filter}}
+    GROUP BY tenant_id, queue
+)
+SELECT coalesce(live.tenant_id, waits.tenant_id), coalesce(live.queue, waits.queue),
+    coalesce(waiting, 0), coalesce(running, 0), wait_p95
+FROM live FULL JOIN waits ON live.tenant_id = waits.tenant_id AND live.queue = waits.queue
+"""
+
+
+def tenant_backlog(*, tenant_ids: list[int] | None = None, top: int = 10) -> list[dict[str, Any]]:
+    """Per tenant and queue: jobs waiting (pending or queued), running, and the p95 wait of
+    jobs enqueued in the last 15 minutes that have started; from PostgreSQL.
+
+    `tenant_ids` None covers every tenant (operators): the `top` tenants by backlog are listed,
+    the rest summed as one row whose tenant is "other" (its p95 is the highest among them).
+    Rows are ordered by backlog, largest first.
+    """
+    tenant_filter = "AND tenant_id = ANY(%(tenants)s)" if tenant_ids is not None else ""
+    sql = _TENANT_BACKLOG_SQL.format(tenant_filter=tenant_filter)
+    params: dict[str, Any] = {
+        "since": timezone.now() - TENANT_WAIT_WINDOW,
+        "tenants": tenant_ids or [],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    totals: dict[int, int] = {}
+    for tenant_id, _, waiting, running, _ in rows:
+        totals[tenant_id] = totals.get(tenant_id, 0) + waiting + running
+    ranked = sorted(totals, key=lambda tenant_id: (-totals[tenant_id], tenant_id))
+    shown = set(ranked if tenant_ids is not None else ranked[:top])
+    slugs = dict(Tenant.objects.filter(pk__in=shown).values_list("pk", "slug"))
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for tenant_id, queue, waiting, running, wait_p95 in rows:
+        name = slugs.get(tenant_id, str(tenant_id)) if tenant_id in shown else OTHER_TENANTS
+        row = found.setdefault(
+            (name, queue),
+            {"tenant": name, "queue": queue, "waiting": 0, "running": 0, "wait_p95_seconds": None},
+        )
+        row["waiting"] += waiting
+        row["running"] += running
+        if wait_p95 is not None:
+            row["wait_p95_seconds"] = max(row["wait_p95_seconds"] or 0.0, float(wait_p95))
+    order = {slugs.get(tenant_id, str(tenant_id)): i for i, tenant_id in enumerate(ranked)}
+    return sorted(
+        found.values(),
+        key=lambda row: (order.get(row["tenant"], len(order)), -row["waiting"], row["queue"]),
+    )

@@ -15,7 +15,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 from rest_framework import serializers
 
-from jobs.errors import InvalidTransition, Throttled, UnknownKind, UnknownQueue
+from jobs.errors import BacklogFull, InvalidTransition, Throttled, UnknownKind, UnknownQueue
 from jobs.kinds import JobKind, get_kind
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
 from jobs.services import inserts
@@ -56,7 +56,7 @@ def _build_job(
     kind: JobKind,
     payload: dict[str, Any],
     by: Actor,
-    priority: str,
+    priority: str | None,
     queue: str | None,
     run_at: datetime | None,
     timeout: int | None,
@@ -65,6 +65,7 @@ def _build_job(
     batch: Batch | None,
     parent: Job | None,
 ) -> Job:
+    priority = priority or kind.priority
     if priority not in Priority.values:
         raise serializers.ValidationError(
             {"priority": [f"Choose one of {', '.join(Priority.values)}."]}
@@ -111,7 +112,7 @@ def enqueue_job(
     kind: str | JobKind,
     payload: dict[str, Any],
     by: Actor = None,
-    priority: str = Priority.NORMAL,
+    priority: str | None = None,
     queue: str | None = None,
     delay: float | timedelta | None = None,
     run_at: datetime | None = None,
@@ -132,7 +133,8 @@ def enqueue_job(
     `unique_for` returns the key's job created within the window, even after it finished;
     `debounce` delays the job by the window, and an enqueue within it replaces the waiting
     job's payload and starts the delay again; `throttle` refuses (`Throttled`) a second job
-    with the key within the window.
+    with the key within the window. `priority` defaults to the kind's (transactional kinds high,
+    bulk ones low).
     """
     _check_tenant(tenant)
     kind = get_kind(kind) if isinstance(kind, str) else kind
@@ -170,7 +172,7 @@ def _enqueue_one(
     kind: JobKind,
     payload: dict[str, Any],
     by: Actor,
-    priority: str,
+    priority: str | None,
     queue: str | None,
     run_at: datetime | None,
     timeout: int | None,
@@ -201,7 +203,8 @@ def _enqueue_one(
         job.status = Job.Status.DEFERRED  # handed over once its parents succeed
     else:
         queueing.mark_for_handover(job, timezone.now())
-    if parents or batch is not None or transaction.get_connection().in_atomic_block:
+    capped = job.queue in tenant.backlog_caps
+    if capped or parents or batch is not None or transaction.get_connection().in_atomic_block:
         saved = _insert_in_transaction(job, kind=kind, by=by, parents=parents, batch=batch)
     else:
         saved = _insert_alone(job, kind=kind, by=by)
@@ -321,6 +324,7 @@ def _insert_in_transaction(
 ) -> Job:
     idempotency_key = job.idempotency_key
     tenant = job.tenant
+    check_backlog(tenant, job.queue, adding=1)
     if not idempotency_key:
         job.save(force_insert=True)  # no savepoint: an error here rolls everything back anyway
     else:
@@ -338,6 +342,30 @@ def _insert_in_transaction(
         Job.objects.filter(pk__in=[parent.pk for parent in parents]).update(has_dependents=True)
         release_if_ready(job)
     return job
+
+
+# What a refused enqueue is told to wait: a backlog drains at the pace of its workers.
+BACKLOG_RETRY_AFTER = 30
+
+
+def check_backlog(tenant: Tenant, queue: str, *, adding: int) -> None:
+    """Refuse (BacklogFull) when `adding` more jobs would pass the tenant's cap on `queue`.
+
+    Inside the caller's transaction: a lock per tenant and queue, held to its commit, makes
+    concurrent enqueues count one after another.
+    """
+    cap = tenant.backlog_caps.get(queue)
+    if cap is None:
+        return
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [tenant.pk, queue])
+    waiting = Job.objects.filter(tenant=tenant, queue=queue, status__in=Job.WAITING).count()
+    if waiting + adding > cap:
+        raise BacklogFull(
+            f"Tenant {tenant.slug!r} may have at most {cap} job(s) waiting on {queue}; "
+            f"{waiting} wait already and this adds {adding}. Nothing was enqueued.",
+            retry_after=BACKLOG_RETRY_AFTER,
+        )
 
 
 def _enqueued_message(job: Job) -> str:
@@ -365,7 +393,7 @@ def enqueue_jobs(
     kind: str | JobKind,
     payloads: Iterable[dict[str, Any]],
     by: Actor = None,
-    priority: str = Priority.NORMAL,
+    priority: str | None = None,
     queue: str | None = None,
     delay: float | timedelta | None = None,
     batch: Batch | None = None,
@@ -410,6 +438,8 @@ def enqueue_jobs(
         raise serializers.ValidationError({"payloads": errors})
     for job, key in zip(jobs, idempotency_keys, strict=False):
         job.idempotency_key = key
+    if jobs:
+        check_backlog(tenant, jobs[0].queue, adding=len(jobs))  # all or nothing
     inserts.copy_jobs(jobs)
     message = _enqueued_message(jobs[0]) if jobs else ""
     inserts.log_many(jobs, JobLog.Event.ENQUEUED, message, _log_data(by))

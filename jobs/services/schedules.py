@@ -24,7 +24,7 @@ from rest_framework import serializers
 from config.exceptions import DomainError
 from jobs.errors import UnknownKind
 from jobs.kinds import get_kind, tenant_option_errors
-from jobs.models import Job, Priority, Schedule
+from jobs.models import Job, Schedule
 from jobs.services.jobs import enqueue_job
 from jobs.triggers import check_cron, get_zone, next_run_after
 from tenants.models import Tenant
@@ -348,7 +348,7 @@ def _enqueue(schedule: Schedule, *, by: Actor = None, idempotency_key: str) -> J
         kind=schedule.kind,
         payload=schedule.payload,
         by=by,
-        priority=schedule.priority or Priority.NORMAL,
+        priority=schedule.priority or None,
         queue=schedule.queue or None,
         idempotency_key=idempotency_key,
         schedule=schedule,

@@ -22,24 +22,38 @@ from rq.defaults import RQ_KEY_PREFIX
 from rq.executions import ExecutionRegistry
 from rq.job import Job as RQJob
 from rq.queue import Queue
+from rq.registry import StartedJobRegistry
 from rq.suspension import WORKERS_SUSPENDED
 from rq.utils import utcformat
+
+from jobs.transport import fair
+from jobs.transport.limits import Hold
 
 # KEYS: paused set, suspension flag, worker hash, worker execution index, then for each queue
 # in listening order its list and its started registry.
 # ARGV: 1 now (epoch s), 2 now (RQ's text form), 3 worker name, 4 worker key TTL, 5 job key
 # prefix, 6 execution key prefix, 7 execution registry prefix, 8 new execution id, 9 heartbeat
 # interval, 10 heartbeat grace, 11 a job id popped already by BLPOP or '', 12 its queue's
-# position, 13… each queue's logical name (what the paused set holds).
-_TAKE = """
+# position, 13 paused tenants set, 14 tenant weights hash, 15 held tenants prefix,
+# 16… each queue's logical name (what the paused set holds).
+# Returns the job taken {position, id, data, timeout, result_ttl, heartbeat ttl}, 'suspended',
+# {0, ms} when every waiting job's tenant is held (ms until the first may run; -1 when only
+# paused tenants' jobs wait), or nil.
+_TAKE = (
+    """
+local JOB_PREFIX, FAIR_PAUSED, FAIR_WEIGHTS, FAIR_HELD = ARGV[5], ARGV[13], ARGV[14], ARGV[15]
+local NAMES = 15
+"""
+    + fair.LUA
+    + """
 local now = tonumber(ARGV[1])
 redis.call('HSET', KEYS[3], 'last_heartbeat', ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 
-local function paused(i)
-    return redis.call('SISMEMBER', KEYS[1], ARGV[12 + i]) == 1
-end
+local function logical(i) return ARGV[NAMES + i] end
+local function list(i) return KEYS[3 + 2 * i] end
+local function paused(i) return redis.call('SISMEMBER', KEYS[1], logical(i)) == 1 end
 
 local function start(i, id)
     local jkey = ARGV[5] .. id
@@ -68,31 +82,42 @@ local function start(i, id)
 end
 
 if redis.call('EXISTS', KEYS[2]) == 1 then
-    if ARGV[11] ~= '' then redis.call('LPUSH', KEYS[3 + 2 * tonumber(ARGV[12])], ARGV[11]) end
+    if ARGV[11] ~= '' then redis.call('LPUSH', list(tonumber(ARGV[12])), ARGV[11]) end
     return 'suspended'
 end
 if ARGV[11] ~= '' then
-    local i = tonumber(ARGV[12])
-    if paused(i) then
-        redis.call('LPUSH', KEYS[3 + 2 * i], ARGV[11])
+    -- Popped by BLPOP from an empty queue: it runs now unless its queue or tenant may not.
+    local i, id = tonumber(ARGV[12]), ARGV[11]
+    local t = fair_tenant(id)
+    if paused(i) or fair_wait(t, logical(i)) ~= 0 then
+        fair_put_back(list(i), t, id)
     else
-        local taken = start(i, ARGV[11])
+        local taken = start(i, id)
         if taken then return taken end
     end
 end
+local soonest, held_paused = nil, false
 for i = 1, (#KEYS - 4) / 2 do
     if not paused(i) then
+        fair_intake(list(i))
         while true do
-            local id = redis.call('LPOP', KEYS[3 + 2 * i])
-            if not id then break end
+            local id, wait, tenant_paused = fair_pick(list(i), logical(i))
+            if not id then
+                if wait and (soonest == nil or wait < soonest) then soonest = wait end
+                held_paused = held_paused or tenant_paused
+                break
+            end
             local taken = start(i, id)
             if taken then return taken end
         end
     end
 end
 redis.call('HSET', KEYS[3], 'state', 'idle')
+if soonest then return {0, soonest} end
+if held_paused then return {0, -1} end
 return nil
 """
+)
 
 # KEYS: started registry, job hash, execution hash, job's execution registry, worker hash,
 # worker execution index, finished registry.
@@ -144,8 +169,16 @@ redis.call('EXPIRE', KEYS[6], ARGV[6])
 return 1
 """
 
-SCRIPTS = {"take": _TAKE, "finish": _FINISH, "beat": _BEAT}
+SCRIPTS = {"take": _TAKE, "finish": _FINISH, "beat": _BEAT, "set_aside": fair.SET_ASIDE}
 SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True)
+class Held:
+    """Every job waiting on the worker's queues belongs to a tenant held by its limits (the
+    first may run in `seconds`) or paused (`seconds` None: until a resume)."""
+
+    seconds: float | None
 
 
 @dataclass
@@ -206,15 +239,17 @@ class Bookkeeper:
 
     def take(
         self, *, finished: "Finished | None" = None, given: tuple[int, str] | None = None
-    ) -> Taken | str | None:
+    ) -> Taken | Held | str | None:
         """Finish `finished` (if any) and take the next job, in one round trip.
 
-        `given` is a job id BLPOP popped already, with its queue's position; it is started (or
-        pushed back at the front if its queue was paused meanwhile). Returns the job taken,
-        SUSPENDED while `rq suspend` holds, or None when every listened queue is empty.
+        The job is the next in its queue's rotation across tenants (`jobs.transport.fair`),
+        queues and priorities in listening order. `given` is a job id BLPOP popped already, with
+        its queue's position; it is started (or put back at the front if its queue or tenant was
+        paused or held meanwhile). Returns the job taken, SUSPENDED while `rq suspend` holds,
+        Held when every waiting job's tenant is held, or None when every queue is empty.
         """
         taken = self.take_many(1, finished=[finished] if finished else [], given=given)
-        return taken if isinstance(taken, str) else next(iter(taken), None)
+        return taken if isinstance(taken, (str, Held)) else next(iter(taken), None)
 
     def take_many(
         self,
@@ -222,25 +257,31 @@ class Bookkeeper:
         *,
         finished: Sequence["Finished"] = (),
         given: tuple[int, str] | None = None,
-    ) -> list[Taken] | str:
+    ) -> list[Taken] | Held | str:
         """Finish `finished` and take up to `count` jobs, in one round trip.
 
         Each job is taken by its own run of the take script, in order, so each is the next one
         that script would choose on its own. `given` is as for `take` (it is the first taken).
-        Returns the jobs taken (none when every listened queue is empty) or SUSPENDED.
+        Returns the jobs taken (none when every listened queue is empty), Held when none was
+        taken because every waiting job's tenant is held or paused, or SUSPENDED.
         """
         calls = [done.call() for done in finished]
         starts = [self._take_call(given if index == 0 else None) for index in range(count)]
         calls += [call for call, _ in starts]
         replies = self._run(calls)[len(finished) :]
         taken: list[Taken] = []
+        held: Held | None = None
         for reply, (_, started_at) in zip(replies, starts, strict=True):
             if reply is None:
                 continue
             if not isinstance(reply, list):
                 return SUSPENDED
+            if int(reply[0]) == 0:
+                wait = int(reply[1])
+                held = Held(wait / 1000 if wait >= 0 else None)
+                continue
             taken.append(self._taken(reply, started_at))
-        return taken
+        return held if held is not None and not taken else taken
 
     def _take_call(
         self, given: tuple[int, str] | None
@@ -262,6 +303,9 @@ class Bookkeeper:
             self.grace,
             job_id,
             position + 1,
+            fair.PAUSED_KEY,
+            fair.WEIGHTS_KEY,
+            fair.HELD_PREFIX,
             *self._logical_names,
         ]
         return ("take", self._take_keys, args), (started_at, execution_id)
@@ -320,6 +364,17 @@ class Bookkeeper:
     def finished(self, taken: Taken, *, result_ttl: int) -> "Finished":
         return Finished(self, taken, result_ttl, datetime.now(UTC))
 
+    def set_aside(self, taken: Taken, hold: Hold) -> None:
+        """Put a job its tenant's limit holds back at the head of its queue; see `set_aside`."""
+        call = _set_aside_call(
+            job_id=taken.job_id,
+            execution_id=taken.execution_id,
+            list_key=self.queues[taken.position].key,
+            executions_key=self.executions_key,
+            hold=hold,
+        )
+        self._run([("set_aside", *call)])
+
     def drop(self, taken: Taken) -> None:
         """Remove the records of a job whose RQ hash vanished while it ran."""
         self.finish(Finished(self, taken, 0, datetime.now(UTC), succeeded=False))
@@ -338,6 +393,47 @@ class Bookkeeper:
             elif isinstance(reply, Exception):
                 raise reply
         return replies
+
+
+def set_aside(
+    connection: Redis,
+    *,
+    job_id: str,
+    execution_id: str,
+    list_key: str,
+    executions_key: str,
+    hold: Hold,
+) -> None:
+    """Put a job its tenant's limit holds back at the head of its queue (RQ status queued, its
+    started records gone) and hold the tenant on the queue for the hold's wait: workers take
+    other tenants' jobs meanwhile. No attempt is used and nothing is logged."""
+    keys, args = _set_aside_call(
+        job_id=job_id,
+        execution_id=execution_id,
+        list_key=list_key,
+        executions_key=executions_key,
+        hold=hold,
+    )
+    connection.eval(fair.SET_ASIDE, len(keys), *keys, *args)
+
+
+def _set_aside_call(
+    *, job_id: str, execution_id: str, list_key: str, executions_key: str, hold: Hold
+) -> tuple[list[Any], list[Any]]:
+    member = f"{job_id}:{execution_id}"
+    name = list_key.removeprefix(Queue.redis_queue_namespace_prefix)
+    keys = [
+        StartedJobRegistry.key_template.format(name),
+        RQJob.key_for(job_id),
+        f"{RQ_KEY_PREFIX}:execution:{member}",
+        ExecutionRegistry.key_template.format(job_id),
+        executions_key,
+        list_key,
+        fair.HELD_PREFIX + hold.queue,
+        fair.wake_key(hold.queue),
+    ]
+    args = [member, execution_id, job_id, hold.tenant_id, max(1, int(hold.wait * 1000))]
+    return keys, args
 
 
 @dataclass

@@ -34,7 +34,7 @@ from rq.executions import Execution
 from rq.timeouts import TimerDeathPenalty
 from rq.worker import DequeueStrategy, WorkerStatus
 
-from jobs.transport import bookkeeping, queueing
+from jobs.transport import bookkeeping, limits, queueing
 from jobs.transport.workers import POLL_SECONDS, InProcessWorkerBase
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
     # RQ's own code (jobs other code put on our queues, failure callbacks) runs in job threads,
     # where signals cannot reach: its timeouts use a timer thread instead of SIGALRM.
     death_penalty_class = TimerDeathPenalty
+    _held: bookkeeping.Held | None = None  # what the last take answered, when all were held
 
     # Set by `with_concurrency` for `manage.py rqworker --concurrency`.
     chosen_concurrency: int | None = None
@@ -247,8 +248,12 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
     def _take(self, count: int) -> list[bookkeeping.Taken] | str:
         finished = self._take_finished()
         self._state = WorkerStatus.BUSY
+        self._held = None
         try:
             taken = self._bookkeeper.take_many(count, finished=finished)
+            if isinstance(taken, bookkeeping.Held):
+                # Only held or paused tenants' jobs wait: `_wait_in_redis` waits for a wake-up.
+                self._held, taken = taken, []
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             self._give_back_finished(finished)  # written again later: harmless, must not be lost
             logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
@@ -267,7 +272,13 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
         if busy:
             with contextlib.suppress(redis.exceptions.RedisError):
                 self._bookkeeper.finish_many(self._take_finished())
-        taken = self._wait(seconds)
+        held = self._held
+        if held is not None:
+            # Blocking on the lists would pop the held tenants' jobs again and again.
+            self._wait_for_tenants(seconds if held.seconds is None else min(held.seconds, seconds))
+            taken: bookkeeping.Taken | bookkeeping.Held | str | None = None
+        else:
+            taken = self._wait(seconds)
         if busy:
             self._state = WorkerStatus.BUSY
         return [taken] if isinstance(taken, bookkeeping.Taken) else []
@@ -361,6 +372,9 @@ class ConcurrentWorkerBase(InProcessWorkerBase):
             if isinstance(outcome, Retry):
                 with self._rq_lock:
                     self._retry_with_rq(taken, queue, execution, outcome)
+                return None
+            if isinstance(outcome, limits.Hold):
+                self._bookkeeper.set_aside(taken, outcome)
                 return None
             ttl = taken.result_ttl if taken.result_ttl is not None else self.default_result_ttl
             finished = self._bookkeeper.finished(taken, result_ttl=ttl)

@@ -12,7 +12,7 @@ from django.conf import settings
 from redis import Redis
 
 from jobs.kinds import JobKind
-from jobs.transport import queueing
+from jobs.transport import fair, queueing
 from tenants.limits import parse_rate
 from tenants.models import Tenant
 
@@ -28,6 +28,8 @@ redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(interval) + 1000)
 return 0
 """
 
+# Returns 0 when a slot is taken, else the ms until the first running slot expires (a slot
+# freed earlier ends the tenant's hold at once: `release`).
 _SLOT_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -35,21 +37,32 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZSCORE', KEYS[1], ARGV[2]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
     redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
     redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])) + 60)
-    return 1
+    return 0
 end
-return 0
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return math.max(1, math.ceil((tonumber(first[2]) - now) * 1000))
 """
 
-# A wait this short is slept in place; a longer one sends the job back to wait in Redis.
-INLINE_WAIT = 1.0
+# Ends a tenant's hold on a queue when one of its concurrency slots frees, and wakes a worker.
+_UNHOLD_SCRIPT = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+    redis.call('RPUSH', KEYS[2], '1')
+    redis.call('LTRIM', KEYS[2], -8, -1)
+    redis.call('EXPIRE', KEYS[2], 60)
+end
+return 1
+"""
 
 
 @dataclass(frozen=True)
 class Hold:
-    """Why a job may not start yet, and roughly how long until it may."""
+    """Why a job may not start yet, how long until its tenant may run again, and where: the
+    worker sets the job aside and holds the tenant on the queue that long."""
 
     reason: str
     wait: float
+    tenant_id: int = 0
+    queue: str = ""
 
 
 def rate_for(tenant: Tenant, kind: JobKind) -> tuple[str, str] | None:
@@ -88,9 +101,11 @@ def wait_for_token(tenant: Tenant, name: str, rate: str) -> None:
         time.sleep(wait)
 
 
-def take_slot(tenant: Tenant, name: str, limit: int, *, holder: str, ttl: float) -> bool:
+def take_slot(tenant: Tenant, name: str, limit: int, *, holder: str, ttl: float) -> float:
+    """Take one of the tenant's `name` slots: 0 when taken, else seconds until one expires."""
     key = f"conveyor:slots:{tenant.pk}:{name}"
-    return bool(queueing.connection().eval(_SLOT_SCRIPT, 1, key, limit, holder, ttl))
+    waited_ms = queueing.connection().eval(_SLOT_SCRIPT, 1, key, limit, holder, ttl)
+    return float(waited_ms) / 1000
 
 
 def release_slot(tenant: Tenant, name: str, *, holder: str) -> None:
@@ -98,21 +113,26 @@ def release_slot(tenant: Tenant, name: str, *, holder: str) -> None:
 
 
 def acquire(tenant: Tenant, kind: JobKind, *, holder: str, ttl: float) -> Hold | None:
-    """Take the slot and the start `kind` needs, waiting briefly in place; a Hold if not now."""
+    """Take the slot and the start `kind` needs, or say how long until the tenant may run.
+
+    Never waits: a held job is set aside by the worker, which takes other tenants' jobs.
+    """
     slot = concurrency_for(tenant, kind)
-    if slot and not take_slot(tenant, slot[0], slot[1], holder=holder, ttl=ttl):
-        return Hold(f"{slot[1]} {slot[0]} job(s) of this tenant are running already", 1.0)
+    if slot and (wait := take_slot(tenant, slot[0], slot[1], holder=holder, ttl=ttl)) > 0:
+        reason = f"{slot[1]} {slot[0]} job(s) of this tenant are running already"
+        return Hold(reason, wait, tenant.pk, kind.queue)
     rate = rate_for(tenant, kind)
-    while rate and (wait := take_token(tenant, *rate)) > 0:
-        if wait > INLINE_WAIT:
-            if slot:
-                release_slot(tenant, slot[0], holder=holder)
-            return Hold(f"rate limit {rate[0]} ({rate[1]}) reached", wait)
-        time.sleep(wait)
+    if rate and (wait := take_token(tenant, *rate)) > 0:
+        if slot:
+            release_slot(tenant, slot[0], holder=holder)
+        return Hold(f"rate limit {rate[0]} ({rate[1]}) reached", wait, tenant.pk, kind.queue)
     return None
 
 
 def release(tenant: Tenant, kind: JobKind, *, holder: str) -> None:
+    """Free the job's slot; a tenant held for want of one may run again at once."""
     slot = concurrency_for(tenant, kind)
     if slot:
         release_slot(tenant, slot[0], holder=holder)
+        keys = [fair.HELD_PREFIX + kind.queue, fair.wake_key(kind.queue)]
+        queueing.connection().eval(_UNHOLD_SCRIPT, 2, *keys, tenant.pk)

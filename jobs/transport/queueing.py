@@ -34,13 +34,14 @@ from rq.utils import as_text, utcformat
 from rq.worker_registration import clean_worker_registry
 
 from jobs.models import Job, Priority
+from jobs.transport import fair
 
 logger = logging.getLogger(__name__)
 
 EXECUTE = "jobs.runtime.runner.execute"
 # What RQ jobs enqueued by earlier releases name; workers run them as EXECUTE.
 LEGACY_EXECUTE = ("jobs.runner.execute",)
-PAUSED_KEY = "conveyor:paused-queues"
+PAUSED_KEY = fair.PAUSED_QUEUES_KEY
 CANCEL_KEY = "conveyor:cancel:{}"
 CANCEL_FLAG_TTL = 7 * 24 * 3600
 
@@ -144,6 +145,8 @@ def push_many(jobs: Iterable[Job]) -> int:
                         _enqueue(job, name, now, pipe)
                 else:
                     _enqueue_many(group, name, now, pipe)
+            for queue in dict.fromkeys(logical_queue(name) for name in by_queue):
+                fair.wake(pipe, queue)
             pipe.execute()
     except RedisError as error:
         logger.warning("redis refused %d job(s), left pending: %s", len(jobs), error)
@@ -300,6 +303,7 @@ def withdraw(job: Job) -> None:
     try:
         rq_job = RQJob.fetch(job.rq_id, connection=connection())
         rq_job.cancel(remove_from_dependencies=True)
+        fair.forget(connection(), get_rq_queue(rq_job.origin).key, job.rq_id, job.tenant_id)
     except (NoSuchJobError, InvalidJobOperation):
         return
     except RedisError as error:
@@ -360,6 +364,7 @@ def empty(queue: str) -> list[str]:
         rq_queue = get_rq_queue(name)
         dropped += rq_queue.get_job_ids()
         rq_queue.empty()
+        fair.drop_index(connection(), rq_queue.key)
         scheduled = ScheduledJobRegistry(queue=rq_queue)
         for job_id in scheduled.get_job_ids():
             scheduled.remove(job_id, delete_job=True)

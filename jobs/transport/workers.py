@@ -27,7 +27,7 @@ from django_rq.management.commands.rqworker import Command as RQWorkerCommand
 from rq import Queue, Retry, SimpleWorker
 from rq import Worker as RQWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
-from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
+from rq.exceptions import NoSuchJobError, StopRequested
 from rq.executions import Execution
 from rq.job import Job as RQJob
 from rq.timeouts import BaseDeathPenalty, JobTimeoutException, UnixSignalDeathPenalty
@@ -37,13 +37,15 @@ from rq.worker import DequeueStrategy, WorkerStatus
 
 from jobs import host_figures, liveness
 from jobs.errors import JobTimedOut
-from jobs.transport import bookkeeping, queueing
+from jobs.transport import bookkeeping, fair, limits, queueing
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["RQWorkerCommand"]  # django-rq's `rqworker`, which Conveyor's command extends
 
 POLL_SECONDS = 5
+# The forking worker wakes on enqueues; RQ's scheduler moving a due job does not wake it.
+WAKE_POLL_SECONDS = 1.0
 
 
 class GracePeriodOver(Exception):
@@ -198,10 +200,6 @@ class ConveyorWorkerMixin(_WorkerBase):
         with self.outage.ridden("scheduler restart"):
             scheduler.acquire_locks(auto_start=True)
 
-    def _listening_queues(self) -> list[Queue]:
-        paused = queueing.paused_queues(self.connection)
-        return [q for q in self.queues if queueing.logical_queue(q.name) not in paused]
-
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[RQJob, Queue] | None:
@@ -226,33 +224,29 @@ class ConveyorWorkerMixin(_WorkerBase):
                 return None
 
     def _dequeue_once(self, timeout: int | None) -> tuple[RQJob, Queue] | None:
-        queues = self._listening_queues()
-        if not queues:
-            if timeout:
-                time.sleep(timeout)
-            return None
+        """The next job by the tenants' rotation (`jobs.transport.fair`); when none may run,
+        wait for a wake-up (an enqueue, a resume, a freed slot) or the first hold's end."""
         try:
-            result = self.queue_class.dequeue_any(
-                queues,
-                timeout,
-                connection=self.connection,
-                job_class=self.job_class,
-                serializer=self.serializer,
-                death_penalty_class=self.death_penalty_class,
-            )
-        except DequeueTimeout:
-            return None
-        self.outage.over()
-        if result is None:
-            return None
-        job, queue = result
-        if queueing.logical_queue(queue.name) in queueing.paused_queues(self.connection):
-            # Paused while we waited: put it back where it was.
-            queue.push_job_id(job.id, at_front=True)
-            return None
-        job.redis_server_version = self.get_redis_server_version()
-        logger.debug("worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
-        return result
+            picked = fair.pick(self.connection, self.queues)
+            if isinstance(picked, tuple):
+                position, job_id = picked
+                queue = self.queues[position]
+                try:
+                    job = self.job_class.fetch(job_id, self.connection, self.serializer)
+                except NoSuchJobError:
+                    return None
+                self.outage.over()
+                job.redis_server_version = self.get_redis_server_version()
+                logger.debug("worker %s: %s: %s", self.name, queue.name, job.id)
+                return job, queue
+            if timeout:
+                wait = picked if isinstance(picked, float) else WAKE_POLL_SECONDS
+                wait = min(wait, WAKE_POLL_SECONDS)
+                keys = fair.wake_keys([queueing.logical_queue(q.name) for q in self.queues])
+                self.connection.blpop(keys, max(wait, 0.01))
+        except REDIS_DOWN as error:
+            self.outage.wait(error)
+        return None
 
     def get_heartbeat_ttl(self, job: RQJob, working_time: float = 0.0) -> int:
         """A running job's registry entry outlives its worker by this much: how fast death shows."""
@@ -333,6 +327,21 @@ class ForkingWorkerBase(ConveyorWorkerMixin, RQWorker):
         if job.func_name in queueing.LEGACY_EXECUTE:
             job._func_name = queueing.EXECUTE  # enqueued before the runner moved
         return super().perform_job(job, queue, execution)
+
+    def _finalize_success(
+        self, job: RQJob, queue: Queue, execution: Execution, return_value: Any
+    ) -> None:
+        if isinstance(return_value, limits.Hold):
+            bookkeeping.set_aside(
+                self.connection,
+                job_id=job.id,
+                execution_id=execution.id,
+                list_key=queue.key,
+                executions_key=self.executions_key,
+                hold=return_value,
+            )
+            return
+        super()._finalize_success(job, queue, execution, return_value)
 
     def fork_work_horse(self, job: RQJob, queue: Queue) -> None:
         # A forked child must not share the parent's database sockets.
@@ -433,11 +442,18 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                     self.outage.wait(error)
                     continue
                 finished = None
+                if isinstance(taken, bookkeeping.Held):
+                    # Jobs held by limits are work still to do, even for a burst; jobs of
+                    # paused tenants are not, until a resume.
+                    if burst and taken.seconds is None:
+                        break
+                    self._wait_for_tenants(taken.seconds)
+                    continue
                 if taken is None:
                     if burst:
                         break
                     taken = self._wait()
-                    if taken is None:
+                    if taken is None or isinstance(taken, bookkeeping.Held):
                         if max_idle is not None and time.monotonic() - idle_since >= max_idle:
                             break
                         continue
@@ -470,7 +486,9 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         if finished is not None:
             self._bookkeeper.finish(finished)
 
-    def _wait(self, seconds: float = POLL_SECONDS) -> bookkeeping.Taken | str | None:
+    def _wait(
+        self, seconds: float = POLL_SECONDS
+    ) -> bookkeeping.Taken | bookkeeping.Held | str | None:
         """Block on the queues that are not paused until a job comes (at most `seconds`)."""
         self._state = WorkerStatus.IDLE
         self.procline("Listening on " + ",".join(self.queue_names()))
@@ -500,6 +518,18 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 self.connection.lpush(queue_key, job_id)
             return None
 
+    def _wait_for_tenants(self, seconds: float | None) -> None:
+        """Jobs wait, but only of tenants held by their limits (or paused): sleep until the
+        first hold ends, or a new job, a freed slot or a resume wakes the queue."""
+        self._state = WorkerStatus.IDLE
+        keys = fair.wake_keys([queueing.logical_queue(q.name) for q in self.queues])
+        try:
+            wait = POLL_SECONDS if seconds is None else min(max(seconds, 0.01), POLL_SECONDS)
+            self.connection.blpop(keys, wait)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
+            time.sleep(1)
+
     def _perform(self, taken: bookkeeping.Taken) -> bookkeeping.Finished | None:
         """Run one job; returns its success records to write with the next take, if any."""
         queue = self.queues[taken.position]
@@ -523,6 +553,9 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
                 return None
             if isinstance(outcome, Retry):
                 self._retry_with_rq(taken, queue, execution, outcome)
+                return None
+            if isinstance(outcome, limits.Hold):
+                self._bookkeeper.set_aside(taken, outcome)
                 return None
             ttl = taken.result_ttl if taken.result_ttl is not None else self.default_result_ttl
             return self._bookkeeper.finished(taken, result_ttl=ttl)

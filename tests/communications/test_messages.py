@@ -381,7 +381,7 @@ def test_the_list_filters_and_another_tenants_message_is_404(
         tenant=other_tenant, channel=Channel.SMS, recipient="+14155550123", text="z"
     )
 
-    with django_assert_num_queries(4):  # key and its last use, role, the page
+    with django_assert_num_queries(3):  # key with its role, its last use, the page
         page = agent_client.get("/api/v1/messages/?channel=sms&status=queued")
 
     assert [row["id"] for row in page.data["results"]] == [sms.pk]

@@ -92,9 +92,9 @@ def test_a_freed_slot_takes_the_highest_priority_and_a_paused_queue_gives_none(
     assert _most_at_once(_spans(low + high)) == 2
 
 
-def test_a_job_held_by_a_tenant_limit_does_not_occupy_a_slot(tenant, worker_process):
+def test_a_job_held_by_a_tenant_limit_does_not_occupy_a_slot(tenant, other_tenant, worker_process):
     limited = enqueue_jobs(tenant=tenant, kind="tests.two_at_once", payloads=[{"seconds": 1}] * 4)
-    other = enqueue_job(tenant=tenant, kind="tests.wait", payload={"seconds": 0})
+    other = enqueue_job(tenant=other_tenant, kind="tests.wait", payload={"seconds": 0})
 
     worker_process("default", worker_class=CONCURRENT, concurrency=3)
     wait_for(lambda: _all([*limited, other], Job.Status.SUCCEEDED), timeout=30)
@@ -102,7 +102,11 @@ def test_a_job_held_by_a_tenant_limit_does_not_occupy_a_slot(tenant, worker_proc
     assert _most_at_once(_spans(limited)) == 2
     other_start = _spans([other])[0][0]
     assert other_start < min(end for _, end in _spans(limited))
-    assert JobLog.objects.filter(job__in=limited, event=JobLog.Event.REQUEUED).exists()
+    # Set aside without a log line or an attempt (the tenant waits for a free slot).
+    assert not JobLog.objects.filter(job__in=limited, event=JobLog.Event.REQUEUED).exists()
+    assert set(
+        Job.objects.filter(pk__in=[j.pk for j in limited]).values_list("attempt", flat=True)
+    ) == {1}
 
 
 def test_a_job_past_its_timeout_is_stopped_in_its_thread_and_retried_while_others_run(

@@ -18,7 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("kind", help="A registered kind, e.g. jobs.sleep")
         parser.add_argument("payload", nargs="?", default="{}", help="JSON object (default {}).")
         parser.add_argument("--tenant", required=True, help="The tenant's slug.")
-        parser.add_argument("--priority", default=Priority.NORMAL, choices=Priority.values)
+        parser.add_argument("--priority", default=None, choices=Priority.values)
         parser.add_argument("--queue", help="Override the kind's queue.")
         parser.add_argument("--delay", type=float, help="Seconds to wait before running.")
         parser.add_argument("--idempotency-key", default="")
