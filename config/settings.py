@@ -412,6 +412,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",  # operations are tagged by what follows: jobs, queues…
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.Job.Status",
+        "RoleEnum": "tenants.models.Role",
         "MessageStatusEnum": "communications.models.Message.Status",
         "MessageDeliveryStatusEnum": "communications.models.Message.Delivery",
         "CampaignStatusEnum": "communications.models.Campaign.Status",

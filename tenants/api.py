@@ -1,16 +1,30 @@
-"""API views of the tenants app: who the caller is and where they act."""
+"""API views of the tenants app: who the caller is and where they act; the tenant's own settings
+and members (owners); dispatch controls (operators)."""
 
+from typing import cast
+
+from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tenants.models import MAX_WEIGHT, ApiKey, Tenant
+from tenants.models import MAX_WEIGHT, ApiKey, Membership, Role, Tenant
 from tenants.permissions import HasTenantRole, IsSuperuser, TenantRequest
-from tenants.selectors import TENANT_HEADER, memberships_for_user
-from tenants.services import pause_tenant, resume_tenant, set_dispatch
+from tenants.selectors import TENANT_HEADER, colleagues, memberships_for_user, tenant_members
+from tenants.services import (
+    SETTINGS_FIELDS,
+    add_member,
+    keep_an_owner,
+    pause_tenant,
+    remove_member,
+    resume_tenant,
+    set_dispatch,
+    set_role,
+    update_settings,
+)
 
 TENANT_PARAMETER = OpenApiParameter(
     TENANT_HEADER,
@@ -54,6 +68,140 @@ class MeView(APIView):
             "memberships": memberships,
         }
         return Response(MeOutput(me).data)
+
+
+# --- The tenant's own settings and members (owners change them) --------------------------------
+
+
+class TenantSettingsOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Tenant
+        fields = [
+            "slug",
+            "name",
+            *SETTINGS_FIELDS,
+            "rate_limits",
+            "concurrency_limits",
+            "weight",
+            "paused_queues",
+            "backlog_caps",
+        ]
+        read_only_fields = fields
+
+
+class TenantSettingsInput(serializers.Serializer):
+    queue_defaults = serializers.JSONField(
+        required=False,
+        help_text='The tenant\'s own timeout and attempts per queue, e.g. {"reports": '
+        '{"timeout": 1800, "max_attempts": 2}}.',
+    )
+    retention_days = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    time_zone = serializers.CharField(max_length=64, required=False)
+    default_region = serializers.CharField(max_length=2, required=False)
+    contact_created_notify = serializers.ChoiceField(
+        choices=Role.choices, allow_blank=True, required=False
+    )
+
+
+class TenantSettingsView(APIView):
+    """`tenant/`: the tenant's settings (members read them; owners change what they may —
+    its limits, weight, pauses and caps are set by the platform's operators)."""
+
+    permission_classes = [HasTenantRole]
+    access_area = "tenant"
+
+    @extend_schema(parameters=[TENANT_PARAMETER], responses=TenantSettingsOutput)
+    def get(self, request: TenantRequest) -> Response:
+        """The tenant's settings, limits and dispatch as they apply now."""
+        return Response(TenantSettingsOutput(request.tenant).data)
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER], request=TenantSettingsInput, responses=TenantSettingsOutput
+    )
+    def patch(self, request: TenantRequest) -> Response:
+        """Change the tenant's queue defaults, retention, time zone, region or notifications."""
+        data = TenantSettingsInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        update_settings(request.tenant, by=request.user, **data.validated_data)
+        return Response(TenantSettingsOutput(request.tenant).data)
+
+
+class MemberOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField(source="user.username")
+    role = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class NewMemberInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.VIEWER)
+
+
+class RoleInput(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberListView(APIView):
+    """`members/`: who belongs to the tenant (members read it; owners add people)."""
+
+    permission_classes = [HasTenantRole]
+    access_area = "memberships"
+
+    @extend_schema(parameters=[TENANT_PARAMETER], responses=MemberOutput(many=True))
+    def get(self, request: TenantRequest) -> Response:
+        """The tenant's members and their roles."""
+        return Response(MemberOutput(tenant_members(request.tenant), many=True).data)
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER], request=NewMemberInput, responses={201: MemberOutput}
+    )
+    def post(self, request: TenantRequest) -> Response:
+        """Add a person with a role. As in the admin, an owner adds people who already belong
+        to one of the tenants they own; a superuser adds any user."""
+        data = NewMemberInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        username = data.validated_data["username"]
+        user = colleagues(cast(User, request.user)).filter(username=username).first()
+        if user is None:
+            raise ValidationError(
+                {"username": [f"No user {username!r} among the members of your tenants."]}
+            )
+        membership = add_member(request.tenant, user=user, role=data.validated_data["role"])
+        return Response(MemberOutput(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailView(APIView):
+    permission_classes = [HasTenantRole]
+    access_area = "memberships"
+
+    def _membership(self, request: TenantRequest, pk: int) -> Membership:
+        membership = tenant_members(request.tenant).filter(pk=pk).first()
+        if membership is None:
+            raise NotFound(f"No member {pk} in this tenant.")
+        return membership
+
+    @extend_schema(parameters=[TENANT_PARAMETER], responses=MemberOutput)
+    def get(self, request: TenantRequest, pk: int) -> Response:
+        return Response(MemberOutput(self._membership(request, pk)).data)
+
+    @extend_schema(parameters=[TENANT_PARAMETER], request=RoleInput, responses=MemberOutput)
+    def patch(self, request: TenantRequest, pk: int) -> Response:
+        """Change a member's role; the last owner stays an owner."""
+        membership = self._membership(request, pk)
+        data = RoleInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        keep_an_owner(membership, role=data.validated_data["role"])
+        set_role(membership, role=data.validated_data["role"])
+        return Response(MemberOutput(membership).data)
+
+    @extend_schema(parameters=[TENANT_PARAMETER], request=None, responses={204: None})
+    def delete(self, request: TenantRequest, pk: int) -> Response:
+        """End a membership (the person keeps their account); the last owner stays."""
+        membership = self._membership(request, pk)
+        keep_an_owner(membership, role=None)
+        remove_member(membership)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- Dispatch controls (platform operators) ----------------------------------------------------

@@ -105,3 +105,16 @@ def _tenant_choices(user: User | AnonymousUser) -> list[tuple[Tenant, str]]:
         return [(tenant, Role.OWNER) for tenant in tenants_for_user(user)[:2]]
     memberships = memberships_for_user(user).filter(tenant__is_active=True)[:2]
     return [(membership.tenant, membership.role) for membership in memberships]
+
+
+def colleagues(user: User) -> QuerySet[User]:
+    """The people `user` may add to a tenant they own: members of any tenant they own (the
+    admin's rule); every active user for a superuser. Never the whole user table otherwise."""
+    if user.is_superuser:
+        return User.objects.filter(is_active=True)
+    owned = [pk for pk, role in roles_by_tenant(user).items() if role == Role.OWNER]
+    return User.objects.filter(is_active=True, memberships__tenant__in=owned).distinct()
+
+
+def tenant_members(tenant: Tenant) -> QuerySet[Membership]:
+    return Membership.objects.for_tenant(tenant).select_related("user").order_by("user__username")

@@ -220,3 +220,50 @@ def log_operator_change(tenant: Tenant, *, by: Actor, message: str) -> None:
         change_message=message,
         single_object=True,
     )
+
+
+# --- A tenant's own settings and members, as its owners manage them ---------------------------
+
+SETTINGS_FIELDS = (
+    "queue_defaults",
+    "retention_days",
+    "time_zone",
+    "default_region",
+    "contact_created_notify",
+)
+
+
+def update_settings(tenant: Tenant, *, by: Actor = None, **changes: Any) -> list[str]:
+    """Change what a tenant's owners may change of it (not its dispatch: operators do that).
+
+    Validated as the admin validates them (a ValidationError names the field), saved and
+    written to the admin log. Returns the fields that changed.
+    """
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ValidationError({name: "Not a setting owners change." for name in sorted(unknown)})
+    changed = [name for name, value in changes.items() if getattr(tenant, name) != value]
+    if not changed:
+        return []
+    before = {name: getattr(tenant, name) for name in changed}
+    for name in changed:
+        setattr(tenant, name, changes[name])
+    try:
+        tenant.full_clean(exclude=[f.name for f in Tenant._meta.fields if f.name not in changed])
+    except ValidationError:
+        for name, value in before.items():
+            setattr(tenant, name, value)
+        raise
+    tenant.save(update_fields=changed)
+    described = "; ".join(f"{name}: {before[name]!r} → {changes[name]!r}" for name in changed)
+    log_operator_change(tenant, by=by, message=f"Settings changed: {described}.")
+    return changed
+
+
+def keep_an_owner(membership: Membership, *, role: str | None) -> None:
+    """Refuse to demote (`role`) or remove (None) the tenant's last owner."""
+    if membership.role != Role.OWNER or role == Role.OWNER:
+        return
+    owners = Membership.objects.for_tenant(membership.tenant).filter(role=Role.OWNER)
+    if not owners.exclude(pk=membership.pk).exists():
+        raise ValidationError({"role": "A tenant keeps at least one owner: name another first."})
