@@ -42,6 +42,8 @@ SNAPSHOT_CHUNK = 2000
 # The steps after a person starts a campaign, each a kind: launch (snapshot the audience, split it
 # into batches), send each batch, finish (the batch's callback).
 LAUNCH_KIND = "communications.launch_campaign"
+# Public: what a tenant's schedule runs to start a draft (the launch itself is internal).
+START_DRAFT_KIND = "communications.start_draft_campaign"
 BATCH_KIND = "communications.send_campaign_batch"
 FINISH_KIND = "communications.finish_campaign"
 FINISHED_EMAIL_TEMPLATE = "campaign-finished"

@@ -13,10 +13,11 @@ from communications.secrets import UnreadableSecret
 from communications.services import campaigns
 from communications.services.messages import channel_rate, relaxed_commits
 from communications.services.senders import Route, route_for
-from jobs.errors import RetryableError
+from jobs.errors import InvalidTransition, PermanentError, RetryableError
 from jobs.kinds import job_kind
 from jobs.models import Priority
 from jobs.runtime.context import JobContext
+from tenants.models import Role
 
 
 class CampaignPayload(serializers.Serializer):
@@ -42,6 +43,26 @@ def launch_campaign(ctx: JobContext, *, campaign_id: int) -> dict[str, Any]:
     campaign = Campaign.objects.get(tenant=ctx.tenant, pk=campaign_id)
     batches = campaigns.launch_campaign(campaign, job=ctx.job)
     return {"campaign_id": campaign.pk, "batches": batches}
+
+
+@job_kind(
+    campaigns.START_DRAFT_KIND,
+    queue="default",
+    max_attempts=1,
+    payload=CampaignPayload,
+    public=True,
+    role=Role.AGENT,
+)
+def start_draft_campaign(ctx: JobContext, *, campaign_id: int) -> dict[str, Any]:
+    """Start one of the tenant's draft campaigns (what a schedule runs to send it later)."""
+    campaign = Campaign.objects.filter(tenant=ctx.tenant, pk=campaign_id).first()
+    if campaign is None:
+        raise PermanentError(f"No campaign {campaign_id} in this tenant.")
+    try:
+        campaigns.start_campaign(campaign)
+    except InvalidTransition as error:
+        raise PermanentError(f"{error} It cannot start (again): create a new campaign.") from None
+    return {"campaign_id": campaign.pk, "status": campaign.status}
 
 
 @job_kind(

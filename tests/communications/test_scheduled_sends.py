@@ -185,7 +185,7 @@ def test_a_schedule_starts_a_draft_and_says_why_it_cannot_start_an_ended_one(
     schedule = create_schedule(
         tenant=tenant,
         name="start it",
-        kind="communications.launch_campaign",
+        kind="communications.start_draft_campaign",
         payload={"campaign_id": draft.pk},
         interval_seconds=3600,
     )
@@ -201,7 +201,7 @@ def test_a_schedule_starts_a_draft_and_says_why_it_cannot_start_an_ended_one(
     second.refresh_from_db()
     assert first.status == Job.Status.SUCCEEDED
     assert second.status == Job.Status.FAILED
-    assert "finished: it cannot start" in second.error_message
+    assert "only drafts start. It cannot start (again)" in second.error_message
 
 
 def test_the_admin_schedules_a_campaign_at_a_wall_clock_time_of_the_tenant(admin_client, tenant):
