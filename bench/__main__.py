@@ -20,7 +20,7 @@ from collections.abc import Callable
 from bench import servers
 from bench.table import Figure, render
 
-ENGINE = ["enqueue", "throughput", "latency", "memory"]
+ENGINE = ["enqueue", "throughput", "latency", "memory", "tracing"]
 WEB = ["api", "million"]
 AREAS = ["imports", "campaigns", "reports"]
 ON_REQUEST = ["cleanup"]  # minutes of its own: only with --only cleanup
@@ -64,7 +64,7 @@ def say(message: str) -> None:
 
 
 def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[Figure]]]]:
-    from bench import engine, web
+    from bench import engine, tracing, web
 
     sizes = engine.Sizes.for_run(quick=args.quick)
     rounds, chosen = args.rounds, args.chosen
@@ -84,6 +84,8 @@ def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[
                 ),
             )
         )
+    if "tracing" in chosen:
+        steps.append(("tracing", lambda: tracing.measure(rounds=rounds, sizes=sizes)))
     if "api" in chosen:
         steps.append(("api", lambda: web.measure_api(rounds=rounds, quick=args.quick)))
     if "million" in chosen:

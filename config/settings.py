@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # A request carrying W3C `traceparent` continues its trace into the jobs it enqueues.
+    "jobs.tracing.TraceContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -333,11 +335,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s job=%(job_id)s kind=%(kind)s "
-            "tenant=%(tenant)s attempt=%(attempt)s %(message)s",
-            "defaults": dict.fromkeys(("job_id", "kind", "tenant", "attempt"), "-"),
-        },
+        # Job fields (and trace ids) only on the lines written inside a job.
+        "plain": {"()": "jobs.log_context.PlainFormatter"},
         "json": {"()": "jobs.log_context.JsonFormatter"},
     },
     "handlers": {

@@ -115,6 +115,8 @@ class Job(models.Model):
         "self", symmetrical=False, blank=True, related_name="dependents"
     )
     worker_name = models.CharField(max_length=200, blank=True)
+    # The W3C trace context of the enqueue (jobs.tracing): every attempt continues its trace.
+    trace_context = models.JSONField(default=dict, blank=True, editable=False)
     # Set when another job depends on this one, so that ending it looks for dependents.
     has_dependents = models.BooleanField(default=False, editable=False)
     schedule = models.ForeignKey(

@@ -20,6 +20,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from jobs import tracing
 from jobs.errors import JobCanceled, PermanentError, RetryableError, UnknownKind
 from jobs.kinds import JobKind, get_kind
 from jobs.log_context import job_logging, set_job_attempt
@@ -66,7 +67,8 @@ def _deliver(job_id: str, tenant: Tenant, kind: JobKind) -> Any:
         if job is None:
             logger.info("job=%s skipped: not waiting to run", job_id)
             return None
-        return _run(job, kind)
+        with tracing.attempt_span(job):
+            return _run(job, kind)
     finally:
         limits.release(tenant, kind, holder=job_id)
 
@@ -277,6 +279,8 @@ def _retry(job: Job, error: BaseException, *, delay: float) -> Any:
         )
         if not updated:
             return None
+        job.status, job.error_type = Job.Status.RETRYING, fields["error_type"]
+        job.error_message = fields["error_message"]
         services.add_log(
             job,
             JobLog.Event.RETRY_SCHEDULED,
