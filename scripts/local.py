@@ -355,8 +355,14 @@ def run_checks(*, pytest_args: list[str] | None) -> int:
         return run_pytest(pytest_args)
 
 
-# Debian packages the tests drive: a browser for tests/e2e, poppler for reading PDFs back.
-TEST_PACKAGES = {"chromium": "chromium", "pdftotext": "poppler-utils", "pdftoppm": "poppler-utils"}
+# Debian packages the tests drive: a browser for tests/e2e, poppler for reading PDFs back,
+# promtool for checking /metrics and the example alert rules.
+TEST_PACKAGES = {
+    "chromium": "chromium",
+    "pdftotext": "poppler-utils",
+    "pdftoppm": "poppler-utils",
+    "promtool": "prometheus",
+}
 
 
 def ensure_test_packages() -> None:

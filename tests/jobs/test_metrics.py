@@ -8,9 +8,11 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -238,3 +240,39 @@ def test_promtool_finds_nothing_to_complain_about(tenant, client, work_until):
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout + checked.stderr == ""
+
+
+PROMETHEUS_DOCS = Path(settings.BASE_DIR) / "docs" / "prometheus"
+
+
+def _names_in(text: str) -> set[str]:
+    return {re.sub(r"_(bucket|count|sum)$", "", name) for name in re.findall(r"conveyor_\w+", text)}
+
+
+def test_the_dashboard_and_alert_rules_use_only_metrics_the_endpoint_serves(
+    tenant, client, work_until
+):
+    flaky = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"times": 1})
+    work_until(lambda: status_of(flaky) == Job.Status.SUCCEEDED)
+    served = set(re.findall(r"^# TYPE (\S+) ", client.get("/metrics").text, flags=re.MULTILINE))
+
+    dashboard = json.loads((PROMETHEUS_DOCS / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    rules = (PROMETHEUS_DOCS / "alerts.yml").read_text()
+
+    assert _names_in("\n".join(exprs)) <= served
+    assert _names_in(rules) <= served
+    assert {"conveyor_health_check_status", "conveyor_jobs_failed_total"} <= _names_in(rules)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus)")
+def test_the_example_alert_rules_are_valid_and_fire_on_their_reasons():
+    for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts-test.yml"]):
+        checked = subprocess.run(
+            ["promtool", *command],
+            cwd=PROMETHEUS_DOCS,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
