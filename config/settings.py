@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "jobs",
     "communications",
     "reports",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -6,6 +6,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from jobs.api.metrics import metrics
 
+admin.site.site_header = "Conveyor"
+admin.site.site_title = "Conveyor"
+admin.site.index_title = "Operations"
+
 urlpatterns = [
     path("admin/queues/", include("jobs.admin.dashboard")),  # before admin/: its catch-all
     path("admin/", admin.site.urls),
