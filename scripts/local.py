@@ -279,6 +279,10 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("DEMO_RECEIVER_URL", f"http://127.0.0.1:{receiver_port}")
     # The demo's webhook endpoints point at the local receiver, on the loopback address.
     os.environ.setdefault("CONVEYOR_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+    # Emails go to files rather than the log, where each would take a screenful.
+    if "EMAIL_URL" not in os.environ:
+        os.environ["EMAIL_URL"] = f"filemail://{VAR / 'mail'}"
+        say("emails are written to var/mail/ (EMAIL_URL=consolemail:// prints them instead)")
     with ensure_services():
         facts = django_facts()
         rc = call([*MANAGE, "migrate", "--no-input"])

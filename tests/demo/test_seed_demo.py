@@ -72,7 +72,8 @@ def test_the_first_run_seeds_the_demo_through_the_product_and_only_once(receiver
         Job.Status.DEFERRED,
     } <= statuses(tenant)
     long = Job.objects.get(tenant=tenant, kind="jobs.sleep", schedule=None)
-    assert long.status == Job.Status.QUEUED  # the default worker of `make run` starts it
+    assert long.status == Job.Status.QUEUED  # the reports worker of `make run` starts it
+    assert long.timeout > long.payload["seconds"]
 
     # The deliveries wait for the webhooks worker: the receiver verifies each one.
     run_worker(["webhooks"])
