@@ -23,7 +23,7 @@ from bench.table import Figure, render
 ENGINE = ["enqueue", "throughput", "latency", "memory", "tracing"]
 WEB = ["api", "million"]
 AREAS = ["imports", "campaigns", "reports"]
-ON_REQUEST = ["cleanup"]  # minutes of its own: only with --only cleanup
+ON_REQUEST = ["cleanup", "scaling"]  # minutes of their own: only with --only
 NAMES = ENGINE + WEB + AREAS + ON_REQUEST
 
 
@@ -86,6 +86,10 @@ def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[
         )
     if "tracing" in chosen:
         steps.append(("tracing", lambda: tracing.measure(rounds=rounds, sizes=sizes)))
+    if "scaling" in chosen:
+        from bench import scaling
+
+        steps.append(("scaling", lambda: scaling.measure_scaling(rounds=rounds, sizes=sizes)))
     if "api" in chosen:
         steps.append(("api", lambda: web.measure_api(rounds=rounds, quick=args.quick)))
     if "million" in chosen:
@@ -97,7 +101,7 @@ def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[
                 ),
             )
         )
-    for area in AREAS + ON_REQUEST:
+    for area in [*AREAS, "cleanup"]:
         if area in chosen:
             steps.append((area, _area(area, rounds)))
     return steps

@@ -32,6 +32,14 @@ class DomainError(Exception):
     """A rule of the product refused the action; the message says why (answered as 409)."""
 
 
+class TooSoon(DomainError):
+    """Refused for now, allowed again after `retry_after` seconds (answered as 429)."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def handle_api_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
     response = exception_handler(_as_api_exception(exc), context)
     if response is None:
@@ -50,6 +58,8 @@ def _as_api_exception(exc: Exception) -> Exception:
         return exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         )
+    if isinstance(exc, TooSoon):
+        return exceptions.Throttled(wait=exc.retry_after, detail=str(exc))
     if isinstance(exc, DomainError):
         return Conflict(str(exc))
     if isinstance(exc, RedisError):

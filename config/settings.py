@@ -200,6 +200,8 @@ CONVEYOR_RESULT_TTL = env.int("CONVEYOR_RESULT_TTL", default=600)
 CONVEYOR_DURABLE_ENQUEUE = env.bool("CONVEYOR_DURABLE_ENQUEUE", default=True)
 CONVEYOR_BACKOFF_BASE = env.float("CONVEYOR_BACKOFF_BASE", default=2.0)
 CONVEYOR_BACKOFF_CAP = env.float("CONVEYOR_BACKOFF_CAP", default=3600.0)
+# Times a job may put itself back (`ctx.snooze`) without using an attempt; later snoozes count.
+CONVEYOR_MAX_SNOOZES = env.int("CONVEYOR_MAX_SNOOZES", default=20)
 CONVEYOR_SHUTDOWN_GRACE = env.int("CONVEYOR_SHUTDOWN_GRACE", default=30)
 CONVEYOR_WORKER_TTL = env.int("CONVEYOR_WORKER_TTL", default=60)
 # A worker refreshes its running job's heartbeat this often; a job whose heartbeat is older
@@ -315,12 +317,12 @@ SPECTACULAR_SETTINGS = {
         "MessageStatusEnum": "communications.models.Message.Status",
         "CampaignStatusEnum": "communications.models.Campaign.Status",
         "HealthStatusEnum": ["healthy", "degraded", "error"],
-        "TransferStatusEnum": "communications.models.imports.TransferStatus",
+        # Imports, exports and reports share the engine's words: one enum for the three.
+        "WorkStatusEnum": "communications.models.imports.TransferStatus",
         "ImportFormatEnum": "communications.models.imports.ContactImport.Format",
         "ExportFormatEnum": "communications.models.imports.ContactExport.Format",
         "WebhookDeliveryStatusEnum": "communications.models.WebhookDelivery.Status",
         "WebhookEventTypeEnum": "communications.models.EventType",
-        "ReportStatusEnum": "reports.models.Report.Status",
         "ReportFormatEnum": "reports.models.ReportFormat",
         "ReportTypeEnum": "reports.models.ReportType",
     },

@@ -1,6 +1,6 @@
 """Errors a job body raises to steer the runner, and errors services raise to callers."""
 
-from config.exceptions import DomainError
+from config.exceptions import DomainError, TooSoon
 
 
 class PermanentError(Exception):
@@ -13,6 +13,14 @@ class RetryableError(Exception):
     def __init__(self, message: str = "", *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+class Snooze(Exception):
+    """Raised by `JobContext.snooze(seconds)`: run again later without using an attempt."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"snoozed for {seconds:g} s")
+        self.seconds = seconds
 
 
 class JobCanceled(Exception):
@@ -29,3 +37,7 @@ class InvalidTransition(DomainError):
 
 class UnknownQueue(DomainError):
     """No queue of that name is configured."""
+
+
+class Throttled(TooSoon):
+    """An enqueue within a throttle window: at most one job per key per window."""

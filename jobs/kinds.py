@@ -5,8 +5,9 @@ enqueued in this process, or when a task backend's allow-list lets `get_kind` re
 """
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
 
 # One encoder for every payload (`json.dumps(cls=…)` builds a new one per call).
 _ENCODER = DjangoJSONEncoder()
+
+# How the delay before the next attempt grows: exponential with full jitter (the default: spreads
+# a crowd of retries), exponential without jitter (base, 2·base, 4·base…), or a fixed list of
+# delays (the last repeats).
+JITTERED = "jittered"
+EXPONENTIAL = "exponential"
+Backoff = str | tuple[float, ...]
 
 _KINDS: dict[str, "JobKind"] = {}
 _ALIASES: dict[str, str] = {}  # an earlier name of a kind → its name
@@ -47,6 +55,13 @@ class JobKind:
     on_end: "Callable[[Job], None] | None" = None
     # Earlier names of the kind: jobs recorded under them still run as this kind.
     aliases: tuple[str, ...] = ()
+    backoff: Backoff = JITTERED
+    # Times a job may snooze (`ctx.snooze`) without using an attempt; None: the setting.
+    max_snoozes: int | None = None
+    # Defaults of the enqueue options of the same names (see `enqueue_job`).
+    unique_for: timedelta | None = None
+    debounce: timedelta | None = None
+    throttle: timedelta | None = None
 
     @property
     def queue_spec(self) -> dict[str, Any]:
@@ -69,6 +84,17 @@ class JobKind:
     @property
     def max_delay(self) -> float:
         return self.backoff_cap if self.backoff_cap is not None else settings.CONVEYOR_BACKOFF_CAP
+
+    @property
+    def snooze_limit(self) -> int:
+        return self.max_snoozes if self.max_snoozes is not None else settings.CONVEYOR_MAX_SNOOZES
+
+    def delay_before(self, attempt: int, spread: Callable[[float], float]) -> float:
+        """Seconds to wait after failed attempt `attempt` (1-based), by the kind's backoff."""
+        if isinstance(self.backoff, tuple):
+            return min(self.backoff[min(attempt, len(self.backoff)) - 1], self.max_delay)
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return spread(ceiling) if self.backoff == JITTERED else ceiling
 
     @property
     def tenant_concurrency(self) -> int | None:
@@ -113,14 +139,27 @@ def job_kind(
     payload: type[serializers.Serializer] | None = None,
     on_end: "Callable[[Job], None] | None" = None,
     aliases: tuple[str, ...] = (),
+    backoff: str | Sequence[float] = JITTERED,
+    max_snoozes: int | None = None,
+    unique_for: timedelta | None = None,
+    debounce: timedelta | None = None,
+    throttle: timedelta | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated `func(ctx, **payload)` as the kind `name`.
 
     `on_end(job)` is called once a job of the kind has ended, however it ended (its body's
-    outcome, a cancel while it waited, a rescue after its worker died).
+    outcome, a cancel while it waited, a rescue after its worker died). `backoff` is
+    "jittered" (exponential with full jitter), "exponential" or a list of delays in seconds;
+    `unique_for`, `debounce` and `throttle` are the defaults of `enqueue_job`'s options.
     """
     if queue not in settings.CONVEYOR_QUEUES:
         raise ImproperlyConfigured(f"Kind {name!r} names an unknown queue {queue!r}.")
+    style = _backoff(name, backoff)
+    windows = [window for window in (unique_for, debounce, throttle) if window is not None]
+    if len(windows) > 1:
+        raise ImproperlyConfigured(f"Kind {name!r}: choose one of unique_for, debounce, throttle.")
+    if any(window.total_seconds() <= 0 for window in windows):
+        raise ImproperlyConfigured(f"Kind {name!r}: a window must be longer than zero.")
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
         existing = _KINDS.get(name)
@@ -140,12 +179,30 @@ def job_kind(
             description=(func.__doc__ or "").strip().split("\n")[0],
             on_end=on_end,
             aliases=aliases,
+            backoff=style,
+            max_snoozes=max_snoozes,
+            unique_for=unique_for,
+            debounce=debounce,
+            throttle=throttle,
         )
         for alias in aliases:
             _ALIASES[alias] = name
         return func
 
     return register
+
+
+def _backoff(name: str, backoff: str | Sequence[float]) -> Backoff:
+    if isinstance(backoff, str):
+        if backoff not in (JITTERED, EXPONENTIAL):
+            raise ImproperlyConfigured(
+                f"Kind {name!r}: backoff is {JITTERED!r}, {EXPONENTIAL!r} or a list of delays."
+            )
+        return backoff
+    delays = tuple(float(delay) for delay in backoff)
+    if not delays or any(delay < 0 for delay in delays):
+        raise ImproperlyConfigured(f"Kind {name!r}: give at least one delay, none negative.")
+    return delays
 
 
 def register_kind(kind: JobKind) -> JobKind:

@@ -84,6 +84,9 @@ class Job(models.Model):
     error_traceback = models.TextField(blank=True)
     attempt = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=1)
+    snoozes = models.PositiveIntegerField(
+        default=0, help_text="Times the job put itself back without using an attempt."
+    )
     timeout = models.PositiveIntegerField(help_text="Seconds an attempt may run.")
     idempotency_key = models.CharField(max_length=200, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True, help_text="When it is due to run.")
@@ -222,6 +225,7 @@ class JobLog(models.Model):
         CANCELED = "canceled", "Canceled"
         STOPPED = "stopped", "Stopped"
         RESCUED = "rescued", "Rescued"
+        SNOOZED = "snoozed", "Snoozed"
         REQUEUED = "requeued", "Requeued"
 
     class Level(models.TextChoices):

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver
 
-from jobs.api import jobs, kinds, queues, schedules, stats
+from jobs.api import batches, jobs, kinds, queues, schedules, stats
 
 urlpatterns: list[URLPattern | URLResolver] = [
     *stats.urlpatterns,  # before jobs/<job_id>/, which would take `stats` for an id
@@ -10,4 +10,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *kinds.urlpatterns,
     *queues.urlpatterns,
     *schedules.urlpatterns,
+    *batches.urlpatterns,
 ]

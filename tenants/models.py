@@ -59,6 +59,27 @@ def _validate_concurrency_limits(value: Any) -> None:
             raise ValidationError(f"{name}: the limit must be a whole number of at least 1.")
 
 
+QUEUE_DEFAULT_LIMITS = {"timeout": (1, 24 * 3600), "max_attempts": (1, 100)}
+
+
+def _validate_queue_defaults(value: Any) -> None:
+    example = '{"reports": {"timeout": 1800, "max_attempts": 2}}'
+    if not isinstance(value, dict):
+        raise ValidationError(f"Queue defaults are an object of queue → settings, e.g. {example}.")
+    for queue, chosen in value.items():
+        if queue not in settings.CONVEYOR_QUEUES:
+            known = ", ".join(settings.CONVEYOR_QUEUES)
+            raise ValidationError(f"{queue}: there is no such queue; the queues are {known}.")
+        if not isinstance(chosen, dict) or not chosen:
+            raise ValidationError(f"{queue}: give timeout and/or max_attempts, e.g. {example}.")
+        for name, number in chosen.items():
+            if name not in QUEUE_DEFAULT_LIMITS:
+                raise ValidationError(f"{queue}: {name!r} is not timeout or max_attempts.")
+            low, high = QUEUE_DEFAULT_LIMITS[name]
+            if not isinstance(number, int) or isinstance(number, bool) or not low <= number <= high:
+                raise ValidationError(f"{queue}.{name}: a whole number from {low} to {high}.")
+
+
 def _validate_time_zone(value: str) -> None:
     try:
         zoneinfo.ZoneInfo(value)
@@ -82,6 +103,13 @@ class Tenant(models.Model):
         validators=[_validate_concurrency_limits],
         help_text='Overrides of how many jobs may run at once per queue, e.g. {"imports": 3}.',
     )
+    queue_defaults = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[_validate_queue_defaults],
+        help_text="Overrides of a queue's timeout (seconds) and attempts for this tenant's jobs, "
+        'e.g. {"reports": {"timeout": 1800, "max_attempts": 2}}.',
+    )
     retention_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Keep finished jobs this many days (default 90)."
     )
@@ -103,6 +131,11 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def queue_default(self, queue: str, name: str) -> int | None:
+        """This tenant's own `timeout` or `max_attempts` for jobs on `queue`, if it has one."""
+        value = (self.queue_defaults or {}).get(queue, {}).get(name)
+        return value if isinstance(value, int) else None
 
 
 class Membership(models.Model):

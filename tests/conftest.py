@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from tenants.models import Role, Tenant
 from tests.factories import TenantFactory, make_member
+from tests.servers import private_postgres  # noqa: F401 (fixtures)
 from tests.workers import run_worker, work_until, worker_process  # noqa: F401 (fixtures)
 
 

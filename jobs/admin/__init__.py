@@ -1,5 +1,5 @@
-"""The jobs app's admin: jobs and logs, schedules, and the queues dashboard."""
+"""The jobs app's admin: jobs and logs, batches, schedules, and the queues dashboard."""
 
-from jobs.admin import dashboard, jobs, schedules
+from jobs.admin import batches, dashboard, jobs, schedules
 
-__all__ = ["dashboard", "jobs", "schedules"]
+__all__ = ["batches", "dashboard", "jobs", "schedules"]

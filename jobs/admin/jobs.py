@@ -312,7 +312,8 @@ class JobAdmin(ReadOnlyRecordAdmin):
 
     @admin.display(description="attempt")
     def attempts(self, job: Job) -> str:
-        return f"{job.attempt}/{job.max_attempts}"
+        snoozed = f" (snoozed {job.snoozes}×)" if job.snoozes else ""
+        return f"{job.attempt}/{job.max_attempts}{snoozed}"
 
     @admin.display(description="created", ordering="created_at")
     def created(self, job: Job) -> SafeString | str:

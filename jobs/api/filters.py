@@ -1,4 +1,5 @@
-"""Which jobs a request means: one FilterSet for `jobs/` and the bulk cancel and retry."""
+"""Which jobs a request means (one FilterSet for `jobs/` and the bulk operations), and which log
+lines `jobs/logs/` means."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from jobs.kinds import all_kinds
-from jobs.models import Job, Priority
+from jobs.models import Job, JobLog, Priority
 
 
 def _queue_choices() -> list[tuple[str, str]]:
@@ -90,3 +91,17 @@ class JobOrdering(OrderingFilter):
             )
         first = terms[0] if terms else "-created_at"
         return [first, "-id" if first.startswith("-") else "id"]
+
+
+class JobLogFilter(django_filters.FilterSet):
+    """`jobs/logs/`: the tenant's log lines by job, event, level and time."""
+
+    job = django_filters.UUIDFilter(field_name="job_id")
+    event = django_filters.MultipleChoiceFilter(choices=JobLog.Event.choices)
+    level = django_filters.MultipleChoiceFilter(choices=JobLog.Level.choices)
+    created_after = TimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = TimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = JobLog
+        fields: list[str] = []

@@ -1,4 +1,5 @@
-"""API views: jobs — list, enqueue, detail, cancel, retry, bulk operations, logs."""
+"""API views: jobs — list, enqueue, bulk enqueue, detail, cancel, retry, retry now, bulk
+operations (cancel, retry, discard), logs of a job and of the tenant."""
 
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -30,14 +31,23 @@ from jobs.api.common import (
     require_redis,
     tenant_request,
 )
-from jobs.api.filters import JobFilter, JobOrdering
+from jobs.api.filters import JobFilter, JobLogFilter, JobOrdering
 from jobs.api.kinds import INTERNAL_QUEUES
 from jobs.errors import UnknownKind
 from jobs.kinds import JobKind, get_kind
 from jobs.models import Job, JobLog, Priority
 from jobs.redaction import redact
-from jobs.selectors.jobs import get_job, job_logs, list_jobs
-from jobs.services.jobs import cancel_job, cancel_jobs, enqueue_job, retry_job, retry_jobs
+from jobs.selectors.jobs import get_job, job_logs, list_jobs, tenant_logs
+from jobs.services.jobs import (
+    cancel_job,
+    cancel_jobs,
+    discard_jobs,
+    enqueue_job,
+    enqueue_jobs,
+    retry_job,
+    retry_jobs,
+    retry_now,
+)
 from tenants.api import TENANT_PARAMETER
 from tenants.models import Role, Tenant
 from tenants.permissions import HasTenantRole, TenantRequest
@@ -46,6 +56,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 RECENT_LOGS = 20
 MAX_DELAY = 366 * 24 * 3600
 MAX_BULK_IDS = 1000
+MAX_BULK_ENQUEUE = 1000
+MAX_WINDOW = 30 * 24 * 3600
+WINDOWS = ("unique_for", "debounce", "throttle")
 
 
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
@@ -87,6 +100,13 @@ class JobLogOutput(serializers.ModelSerializer):
         return row
 
 
+class TenantLogOutput(JobLogOutput):
+    job = serializers.UUIDField(source="job_id", help_text="The job the line belongs to.")
+
+    class Meta(JobLogOutput.Meta):
+        fields = [*JobLogOutput.Meta.fields, "job"]
+
+
 class JobOutput(serializers.ModelSerializer):
     tenant = serializers.CharField(source="tenant.slug")
     payload = RedactedObjectField()
@@ -110,6 +130,7 @@ class JobOutput(serializers.ModelSerializer):
             "error_message",
             "attempt",
             "max_attempts",
+            "snoozes",
             "timeout",
             "idempotency_key",
             "scheduled_at",
@@ -151,6 +172,11 @@ class BulkCancelOutput(serializers.Serializer):
     skipped = serializers.IntegerField(help_text="Jobs that had already ended.")
 
 
+class BulkDiscardOutput(serializers.Serializer):
+    discarded = serializers.IntegerField(help_text="Failed jobs (dead letters) deleted.")
+    skipped = serializers.IntegerField(help_text="Chosen jobs that were not failed: kept.")
+
+
 class BulkRetryOutput(serializers.Serializer):
     retried = serializers.IntegerField(help_text="Failed or canceled jobs handed over again.")
     skipped = serializers.IntegerField(help_text="Jobs that were not failed or canceled.")
@@ -171,6 +197,7 @@ JOB_EXAMPLE: dict[str, Any] = {
     "error_message": "",
     "attempt": 0,
     "max_attempts": 3,
+    "snoozes": 0,
     "timeout": 180,
     "idempotency_key": "nightly-2026-11-22",
     "scheduled_at": None,
@@ -260,6 +287,25 @@ class JobListView(generics.ListAPIView):
             default=list,
             help_text="Ids of this tenant's jobs that must succeed first.",
         )
+        unique_for = serializers.IntegerField(
+            min_value=1,
+            max_value=MAX_WINDOW,
+            required=False,
+            help_text="Seconds: the key's job created within them is returned, even finished.",
+        )
+        debounce = serializers.IntegerField(
+            min_value=1,
+            max_value=MAX_WINDOW,
+            required=False,
+            help_text="Seconds to wait; an enqueue with the key meanwhile replaces the payload "
+            "and starts the wait again.",
+        )
+        throttle = serializers.IntegerField(
+            min_value=1,
+            max_value=MAX_WINDOW,
+            required=False,
+            help_text="Seconds: one job with the key per window; later ones answer 429.",
+        )
 
         def validate_kind(self, name: str) -> JobKind:
             try:
@@ -286,6 +332,9 @@ class JobListView(generics.ListAPIView):
         def validate(self, data: dict[str, Any]) -> dict[str, Any]:
             if "delay" in data and "run_at" in data:
                 raise ValidationError({"run_at": ["Give either delay or run_at, not both."]})
+            for window in WINDOWS:
+                if window in data:
+                    data[window] = timedelta(seconds=data[window])
             data["idempotency_key"] = self._idempotency_key(data.get("idempotency_key", ""))
             data["payload"] = _validated_payload(data["kind"], data["payload"])
             return data
@@ -446,6 +495,26 @@ class JobRetryView(APIView):
         return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+class JobRetryNowView(APIView):
+    permission_classes = [HasTenantRole]
+    required_role = Role.AGENT
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER, JOB_ID],
+        request=None,
+        responses={202: JobOutput, **errors(*TENANT_ERRORS, 409, 503)},
+        examples=[
+            OpenApiExample("Due now", value={**JOB_EXAMPLE, "status": "queued"}, response_only=True)
+        ],
+    )
+    def post(self, request: TenantRequest, job_id: str) -> Response:
+        """Run a retrying or scheduled job now instead of at its due time (attempts unchanged)."""
+        job = find_job(request, job_id)
+        require_redis()
+        job = retry_now(job, by=request.user)
+        return Response(JobOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+
 @extend_schema_serializer(
     component_name="JobBulkInput",
     examples=[
@@ -529,6 +598,146 @@ class JobBulkRetryView(JobBulkView):
         return Response(BulkRetryOutput(retry_jobs(jobs, by=request.user)).data)
 
 
+class JobBulkDiscardView(JobBulkView):
+    required_role = Role.ADMIN  # deletes for good, as the admin's discard action
+
+    @extend_schema(
+        parameters=[TENANT_PARAMETER],
+        filters=True,
+        request=BulkInput,
+        responses={200: BulkDiscardOutput, **errors(*TENANT_ERRORS)},
+        examples=[
+            OpenApiExample("Counts", value={"discarded": 40, "skipped": 2}, response_only=True)
+        ],
+    )
+    def post(self, request: TenantRequest) -> Response:
+        """Delete the chosen failed jobs (dead letters) with their logs; others are kept."""
+        jobs = self.selected_jobs(request)
+        chosen = jobs.count()
+        discarded = discard_jobs(jobs)
+        counts = {"discarded": discarded, "skipped": chosen - discarded}
+        return Response(BulkDiscardOutput(counts).data)
+
+
+@extend_schema_serializer(
+    component_name="JobBulkEnqueueInput",
+    examples=[
+        OpenApiExample(
+            "Three no-ops, one of them keyed",
+            value={
+                "kind": "jobs.noop",
+                "payloads": [{"note": "a"}, {"note": "b"}, {"note": "c"}],
+                "priority": "low",
+            },
+            request_only=True,
+        )
+    ],
+)
+class BulkEnqueueInput(serializers.Serializer):
+    kind = serializers.CharField(max_length=100, help_text="A registered kind: see `kinds/`.")
+    payloads = serializers.ListField(
+        child=serializers.DictField(),
+        min_length=1,
+        max_length=MAX_BULK_ENQUEUE,
+        help_text=f"One payload per job, at most {MAX_BULK_ENQUEUE}; each checked by the kind.",
+    )
+    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+    delay = serializers.IntegerField(
+        min_value=0, max_value=MAX_DELAY, required=False, help_text="Seconds to wait first."
+    )
+
+    validate_kind = JobListView.Input.validate_kind
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        problems: dict[str, Any] = {}
+        checked = []
+        for index, payload in enumerate(data["payloads"]):
+            try:
+                checked.append(_validated_payload(data["kind"], payload))
+            except ValidationError as error:
+                problems[str(index)] = cast(dict[str, Any], error.detail)["payload"]
+        if problems:
+            raise ValidationError({"payloads": problems})
+        data["payloads"] = checked
+        return data
+
+
+class BulkEnqueueOutput(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Jobs in the answer, one per payload, in order.")
+    jobs = JobOutput(many=True)
+
+
+class JobBulkEnqueueView(generics.GenericAPIView):
+    """`jobs/bulk/`: many jobs of one kind in one call, all or none."""
+
+    permission_classes = [HasTenantRole]
+    required_role = Role.AGENT
+    queryset = Job.objects.none()  # the model, for the schema
+    serializer_class = BulkEnqueueInput
+
+    @extend_schema(
+        operation_id="jobs_bulk_enqueue",
+        parameters=[TENANT_PARAMETER],
+        request=BulkEnqueueInput,
+        responses={202: BulkEnqueueOutput, **errors(*TENANT_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "Enqueued", value={"count": 1, "jobs": [JOB_EXAMPLE]}, response_only=True
+            )
+        ],
+    )
+    def post(self, request: TenantRequest) -> Response:
+        """Enqueue up to 1,000 jobs of one kind in one transaction: every payload is checked
+        first, and one bad payload refuses them all (its errors under `payloads.<index>`)."""
+        data = BulkEnqueueInput(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        options = data.validated_data
+        jobs = enqueue_jobs(
+            tenant=request.tenant,
+            kind=options["kind"],
+            payloads=options["payloads"],
+            priority=options["priority"],
+            delay=options.get("delay"),
+            by=request.user,
+        )
+        body = {"count": len(jobs), "jobs": jobs}
+        return Response(BulkEnqueueOutput(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class TenantLogListView(generics.ListAPIView):
+    """`jobs/logs/`: the log lines of all the tenant's jobs, newest first."""
+
+    permission_classes = [HasTenantRole]
+    required_role = Role.VIEWER
+    queryset = JobLog.objects.none()  # the model, for the schema
+    serializer_class = JobLogOutput
+    filterset_class = JobLogFilter
+    filter_backends = [DjangoFilterBackend]
+    pagination_class = CreatedAtCursorPagination
+
+    def get_queryset(self) -> QuerySet[JobLog]:
+        return tenant_logs(tenant_request(self.request).tenant)
+
+    @extend_schema(
+        operation_id="jobs_logs_tenant",
+        parameters=[TENANT_PARAMETER],
+        responses={200: TenantLogOutput(many=True), **errors(*TENANT_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "A page of log lines",
+                value={**LOG_EXAMPLE, "job": JOB_EXAMPLE["id"]},
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Every log line of the tenant's jobs, newest first, filtered and paginated by cursor."""
+        return super().get(request, *args, **kwargs)
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return TenantLogOutput
+
+
 class JobLogListView(generics.ListAPIView):
     permission_classes = [HasTenantRole]
     required_role = Role.VIEWER
@@ -554,9 +763,13 @@ urlpatterns: list[URLPattern] = [
     path("jobs/", JobListView.as_view(), name="job-list"),
     path("jobs/bulk-cancel/", JobBulkCancelView.as_view(), name="job-bulk-cancel"),
     path("jobs/bulk-retry/", JobBulkRetryView.as_view(), name="job-bulk-retry"),
+    path("jobs/bulk-discard/", JobBulkDiscardView.as_view(), name="job-bulk-discard"),
+    path("jobs/bulk/", JobBulkEnqueueView.as_view(), name="job-bulk-enqueue"),
+    path("jobs/logs/", TenantLogListView.as_view(), name="tenant-logs"),
     # Ids are matched as text so that a malformed one answers a JSON 404, not Django's page.
     path("jobs/<str:job_id>/", JobDetailView.as_view(), name="job-detail"),
     path("jobs/<str:job_id>/cancel/", JobCancelView.as_view(), name="job-cancel"),
     path("jobs/<str:job_id>/retry/", JobRetryView.as_view(), name="job-retry"),
+    path("jobs/<str:job_id>/retry-now/", JobRetryNowView.as_view(), name="job-retry-now"),
     path("jobs/<str:job_id>/logs/", JobLogListView.as_view(), name="job-logs"),
 ]

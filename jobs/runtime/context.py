@@ -4,7 +4,7 @@ import logging
 import time
 from typing import Any
 
-from jobs.errors import JobCanceled
+from jobs.errors import JobCanceled, Snooze
 from jobs.models import Job, JobLog
 from jobs.services.jobs import add_log
 from jobs.transport import queueing
@@ -56,3 +56,12 @@ class JobContext:
     def log(self, message: str, *, level: str = JobLog.Level.INFO, **data: Any) -> None:
         """Add a line to the job's log."""
         add_log(self.job, JobLog.Event.NOTE, message, level=level, data=data)
+
+    def snooze(self, seconds: float) -> None:
+        """Stop here and run again in `seconds` without using an attempt (raises `Snooze`).
+
+        For "not yet" rather than "failed": a provider asks to wait, a file has not arrived.
+        A kind's `max_snoozes` (default CONVEYOR_MAX_SNOOZES) bounds it; later snoozes count
+        as attempts.
+        """
+        raise Snooze(seconds)

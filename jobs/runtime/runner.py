@@ -18,10 +18,11 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from jobs import tracing
-from jobs.errors import JobCanceled, PermanentError, RetryableError, UnknownKind
+from jobs.errors import JobCanceled, PermanentError, RetryableError, Snooze, UnknownKind
 from jobs.kinds import JobKind, get_kind
 from jobs.log_context import job_logging, set_job_attempt
 from jobs.models import Job, JobLog
@@ -176,6 +177,12 @@ def _run(job: Job, kind: JobKind) -> Any:
         result = kind.func(ctx, **job.payload)
     except JobCanceled as stop:
         _cancel(job, str(stop))
+    except Snooze as snooze:
+        if job.snoozes < kind.snooze_limit:
+            return _snooze(job, snooze.seconds)
+        if job.attempt < job.max_attempts:  # past the limit, a snooze uses up its attempt
+            return _retry(job, snooze, delay=snooze.seconds)
+        _fail(job, RetryableError(f"{snooze}, after {job.snoozes} snoozes and every attempt"))
     except PermanentError as error:
         _fail(job, error, permanent=True)
     except Exception as error:
@@ -191,11 +198,10 @@ def _run(job: Job, kind: JobKind) -> Any:
 
 
 def backoff(kind: JobKind, attempt: int, error: BaseException | None = None) -> float:
-    """Seconds before the next attempt: exponential with full jitter, capped per kind."""
+    """Seconds before the next attempt: the error's own delay, else the kind's backoff style."""
     if isinstance(error, RetryableError) and error.delay is not None:
         return min(error.delay, kind.max_delay)
-    ceiling = min(kind.max_delay, kind.base_delay * 2 ** (attempt - 1))
-    return random.uniform(0, ceiling)
+    return kind.delay_before(attempt, lambda ceiling: random.uniform(0, ceiling))
 
 
 def _error_fields(error: BaseException) -> dict[str, str]:
@@ -289,6 +295,31 @@ def _retry(job: Job, error: BaseException, *, delay: float) -> Any:
             data={"attempt": job.attempt, "delay": seconds, "traceback": fields["error_traceback"]},
         )
     logger.info("job=%s tenant=%s retry in %ss after %s", job.pk, job.tenant_id, seconds, error)
+    return queueing.retry_later(seconds)
+
+
+@persisting
+def _snooze(job: Job, seconds: float) -> Any:
+    """Put the job back for `seconds`, giving its attempt back: the snooze is not a failure."""
+    seconds = max(1, math.ceil(seconds))
+    due = timezone.now() + timedelta(seconds=seconds)
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, status=Job.Status.STARTED).update(
+            status=Job.Status.SCHEDULED,
+            scheduled_at=due,
+            attempt=F("attempt") - 1,
+            snoozes=F("snoozes") + 1,
+        )
+        if not updated:
+            return None
+        job.status = Job.Status.SCHEDULED  # the attempt's span ends snoozed, not started
+        services.add_log(
+            job,
+            JobLog.Event.SNOOZED,
+            f"Snoozed for {seconds} s ({job.snoozes + 1} so far); the attempt is given back.",
+            data={"attempt": job.attempt, "delay": seconds},
+        )
+    logger.info("job=%s tenant=%s snoozed for %ss", job.pk, job.tenant_id, seconds)
     return queueing.retry_later(seconds)
 
 

@@ -25,3 +25,8 @@ def get_job(*, tenant: Tenant, job_id: UUID | str) -> Job:
 
 def job_logs(job: Job) -> QuerySet[JobLog]:
     return JobLog.objects.filter(job=job, tenant_id=job.tenant_id).order_by("created_at", "id")
+
+
+def tenant_logs(tenant: Tenant) -> QuerySet[JobLog]:
+    """Every log line of the tenant's jobs, newest first."""
+    return JobLog.objects.for_tenant(tenant).order_by("-created_at", "-id")

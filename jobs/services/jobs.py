@@ -1,6 +1,8 @@
 """Every write to jobs: enqueue, cancel, retry, follow-ups, queue operations."""
 
+import contextlib
 import logging
+import math
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -14,7 +16,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from jobs import tracing
-from jobs.errors import InvalidTransition, UnknownKind, UnknownQueue
+from jobs.errors import InvalidTransition, Throttled, UnknownKind, UnknownQueue
 from jobs.kinds import JobKind, get_kind
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
 from jobs.services import inserts
@@ -68,14 +70,18 @@ def _build_job(
         raise serializers.ValidationError(
             {"priority": [f"Choose one of {', '.join(Priority.values)}."]}
         )
+    queue = check_queue(queue or kind.queue)
+    # The call's own choice, else the tenant's for the queue, else the kind's, else the queue's.
     return Job(
         tenant=tenant,
         kind=kind.name,
-        queue=check_queue(queue or kind.queue),
+        queue=queue,
         priority=priority,
         payload=kind.validate(payload),
-        timeout=timeout or kind.default_timeout,
-        max_attempts=max_attempts or kind.default_max_attempts,
+        timeout=timeout or tenant.queue_default(queue, "timeout") or kind.default_timeout,
+        max_attempts=max_attempts
+        or tenant.queue_default(queue, "max_attempts")
+        or kind.default_max_attempts,
         idempotency_key=idempotency_key,
         scheduled_at=run_at,
         created_by=acting_user(by),
@@ -119,10 +125,65 @@ def enqueue_job(
     batch: Batch | None = None,
     parent: Job | None = None,
     schedule: Schedule | None = None,
+    unique_for: timedelta | None = None,
+    debounce: timedelta | None = None,
+    throttle: timedelta | None = None,
 ) -> Job:
-    """Record a job and hand it to Redis after commit; an active job with the same key wins."""
+    """Record a job and hand it to Redis after commit; an active job with the same key wins.
+
+    With an idempotency key, one window (or the kind's) widens what "the same" means:
+    `unique_for` returns the key's job created within the window, even after it finished;
+    `debounce` delays the job by the window, and an enqueue within it replaces the waiting
+    job's payload and starts the delay again; `throttle` refuses (`Throttled`) a second job
+    with the key within the window.
+    """
     _check_tenant(tenant)
     kind = get_kind(kind) if isinstance(kind, str) else kind
+    window = _window(kind, idempotency_key, unique_for, debounce, throttle)
+    with transaction.atomic() if window else contextlib.nullcontext():
+        if window is not None:
+            mode, length = window
+            _lock_key(tenant, kind, idempotency_key)
+            found = _within_window(tenant, kind, idempotency_key, mode, length, payload, by)
+            if found is not None:
+                return found
+            if mode == DEBOUNCE:
+                delay, run_at = length, None
+        return _enqueue_one(
+            tenant=tenant,
+            kind=kind,
+            payload=payload,
+            by=by,
+            priority=priority,
+            queue=queue,
+            run_at=_due(delay, run_at),
+            timeout=timeout,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+            depends_on=depends_on,
+            batch=batch,
+            parent=parent,
+            schedule=schedule,
+        )
+
+
+def _enqueue_one(
+    *,
+    tenant: Tenant,
+    kind: JobKind,
+    payload: dict[str, Any],
+    by: Actor,
+    priority: str,
+    queue: str | None,
+    run_at: datetime | None,
+    timeout: int | None,
+    max_attempts: int | None,
+    idempotency_key: str,
+    depends_on: Sequence[Job],
+    batch: Batch | None,
+    parent: Job | None,
+    schedule: Schedule | None,
+) -> Job:
     job = _build_job(
         tenant=tenant,
         kind=kind,
@@ -130,7 +191,7 @@ def enqueue_job(
         by=by,
         priority=priority,
         queue=queue,
-        run_at=_due(delay, run_at),
+        run_at=run_at,
         timeout=timeout,
         max_attempts=max_attempts,
         idempotency_key=idempotency_key,
@@ -152,6 +213,89 @@ def enqueue_job(
     if not parents:
         queueing.push_on_commit([job])
     return job
+
+
+UNIQUE_FOR, DEBOUNCE, THROTTLE = "unique_for", "debounce", "throttle"
+
+
+def _window(
+    kind: JobKind,
+    key: str,
+    unique_for: timedelta | None,
+    debounce: timedelta | None,
+    throttle: timedelta | None,
+) -> tuple[str, timedelta] | None:
+    """The one window that applies (the call's, else the kind's), or None."""
+    given = {UNIQUE_FOR: unique_for, DEBOUNCE: debounce, THROTTLE: throttle}
+    chosen = {mode: length for mode, length in given.items() if length is not None}
+    if not chosen:
+        defaults = {UNIQUE_FOR: kind.unique_for, DEBOUNCE: kind.debounce, THROTTLE: kind.throttle}
+        chosen = {mode: length for mode, length in defaults.items() if length is not None}
+    if not chosen:
+        return None
+    if len(chosen) > 1:
+        raise serializers.ValidationError(
+            {"unique_for": ["Choose one of unique_for, debounce and throttle."]}
+        )
+    ((mode, length),) = chosen.items()
+    if length.total_seconds() <= 0:
+        raise serializers.ValidationError({mode: ["The window must be longer than zero."]})
+    if not key:
+        raise serializers.ValidationError(
+            {"idempotency_key": [f"{mode} needs an idempotency key: the key names the window."]}
+        )
+    return mode, length
+
+
+def _lock_key(tenant: Tenant, kind: JobKind, key: str) -> None:
+    """One enqueue at a time per tenant, kind and key, until the transaction ends."""
+    with transaction.get_connection().cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+            [f"conveyor-key:{tenant.pk}:{kind.name}:{key}"],
+        )
+
+
+def _within_window(
+    tenant: Tenant,
+    kind: JobKind,
+    key: str,
+    mode: str,
+    length: timedelta,
+    payload: dict[str, Any],
+    by: Actor,
+) -> Job | None:
+    """The job that answers this enqueue under the window's rule, or None to make a new one."""
+    now = timezone.now()
+    same = Job.objects.filter(tenant=tenant, kind=kind.name, idempotency_key=key)
+    if mode == DEBOUNCE:
+        waiting = same.select_for_update().filter(status=Job.Status.SCHEDULED).first()
+        if waiting is None:
+            return None
+        waiting.payload = kind.validate(payload)
+        waiting.scheduled_at = now + length
+        waiting.save(update_fields=["payload", "scheduled_at"])
+        seconds = round(length.total_seconds())
+        message = f"Debounced: new payload, due in {seconds} s."
+        add_log(waiting, JobLog.Event.REQUEUED, message, by=by)
+        queueing.push_on_commit([waiting])  # the same RQ job, rescheduled at the new time
+        return waiting
+    latest = same.filter(created_at__gt=now - length).order_by("-created_at").first()
+    if latest is None:
+        return None
+    if mode == THROTTLE:
+        wait = (latest.created_at + length - now).total_seconds()
+        raise Throttled(
+            f"At most one {kind.name} job with key {key!r} per {_seconds(length)}: "
+            f"the last was created at {latest.created_at.isoformat()}; "
+            f"try again in {math.ceil(wait)} s.",
+            retry_after=wait,
+        )
+    return latest  # unique_for: the key's job within the window, whatever its state
+
+
+def _seconds(length: timedelta) -> str:
+    return f"{length.total_seconds():g} s"
 
 
 def _insert_alone(job: Job, *, kind: JobKind, by: Actor) -> Job:
@@ -302,6 +446,11 @@ def create_batch(
         callback_payload=callback_payload or {},
         description=description,
     )
+
+
+def cancel_batch(batch: Batch, *, by: Actor = None) -> dict[str, int]:
+    """Cancel every member of `batch` that has not ended; the callback still runs once all end."""
+    return cancel_jobs(Job.objects.filter(batch=batch, tenant_id=batch.tenant_id), by=by)
 
 
 def announce_end(job: Job) -> None:

@@ -25,9 +25,13 @@ def resume_queue(name: str, *, by: Actor = None) -> None:
 
 
 def empty_queue(name: str, *, by: Actor = None) -> int:
-    """Cancel every job waiting in the queue, for all tenants; returns how many."""
+    """Cancel every job waiting in the queue, for all tenants; returns how many.
+
+    Deferred jobs (waiting on parents) are canceled too, and with them their own dependents in
+    any queue, as a failed parent would have them.
+    """
     check_queue(name)
-    waiting = Q(queue=name, status__in=[s for s in Job.WAITING if s != Job.Status.DEFERRED])
+    waiting = Q(queue=name, status__in=Job.WAITING)
     canceled = 0
     while True:
         with transaction.atomic():

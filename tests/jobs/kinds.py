@@ -67,3 +67,23 @@ def sleep_then_record(ctx: JobContext, *, seconds: float = 0) -> None:
     """Sleep, then insert a row keyed by the job id: once, however often the job runs."""
     time.sleep(seconds)
     Tenant.objects.get_or_create(slug=f"effect-{ctx.job.pk}", defaults={"name": str(os.getpid())})
+
+
+@job_kind("tests.snooze_then_succeed", queue="default", max_attempts=1)
+def snooze_then_succeed(ctx: JobContext, *, times: int = 2) -> dict[str, Any]:
+    """Snooze for a second `times` times, then succeed."""
+    if ctx.job.snoozes < times:
+        ctx.snooze(1)
+    return {"attempt": ctx.attempt, "snoozes": ctx.job.snoozes}
+
+
+@job_kind("tests.always_snooze", queue="default", max_attempts=2, max_snoozes=1)
+def always_snooze(ctx: JobContext) -> None:
+    """Never ready: snoozes every time it runs."""
+    ctx.snooze(1)
+
+
+@job_kind("tests.fixed_backoff", queue="default", max_attempts=4, backoff=[1, 3])
+def fixed_backoff(ctx: JobContext) -> None:
+    """Fails every attempt; waits 1 s, then 3 s, then 3 s again."""
+    raise RetryableError("not yet")

@@ -49,6 +49,16 @@ ENDPOINTS = [
     Endpoint("get", "/api/v1/jobs/{job}/logs/", Role.VIEWER),
     Endpoint("post", "/api/v1/jobs/bulk-cancel/?status=queued", Role.AGENT, body={}),
     Endpoint("post", "/api/v1/jobs/bulk-retry/?status=failed", Role.AGENT, body={}),
+    Endpoint("post", "/api/v1/jobs/bulk-discard/?status=failed", Role.ADMIN, body={}),
+    Endpoint(
+        "post", "/api/v1/jobs/bulk/", Role.AGENT, 202, {"kind": "jobs.noop", "payloads": [{}]}
+    ),
+    Endpoint("get", "/api/v1/jobs/logs/", Role.VIEWER),
+    Endpoint("get", "/api/v1/batches/", Role.VIEWER),
+    Endpoint("post", "/api/v1/batches/", Role.AGENT, 202, {"members": [{"kind": "jobs.noop"}]}),
+    Endpoint(
+        "post", "/api/v1/jobs/{job}/retry-now/", Role.AGENT, 202, job_status=Job.Status.SCHEDULED
+    ),
     Endpoint("get", "/api/v1/jobs/stats/?window=1h", Role.ADMIN),
     Endpoint("get", "/api/v1/kinds/", Role.VIEWER),
     Endpoint("get", "/api/v1/queues/", Role.ADMIN),

