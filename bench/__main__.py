@@ -20,9 +20,9 @@ from collections.abc import Callable
 from bench import servers
 from bench.table import Figure, render
 
-ENGINE = ["enqueue", "throughput", "latency", "memory", "tracing"]
+ENGINE = ["enqueue", "throughput", "latency", "memory", "concurrency", "tracing"]
 WEB = ["api", "million"]
-AREAS = ["imports", "campaigns", "reports"]
+AREAS = ["imports", "campaigns", "reports", "workflows"]
 ON_REQUEST = ["cleanup", "scaling"]  # minutes of their own: only with --only
 NAMES = ENGINE + WEB + AREAS + ON_REQUEST
 
@@ -64,7 +64,7 @@ def say(message: str) -> None:
 
 
 def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[Figure]]]]:
-    from bench import engine, tracing, web
+    from bench import concurrency, engine, tracing, web
 
     sizes = engine.Sizes.for_run(quick=args.quick)
     rounds, chosen = args.rounds, args.chosen
@@ -86,6 +86,15 @@ def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[
         )
     if "tracing" in chosen:
         steps.append(("tracing", lambda: tracing.measure(rounds=rounds, sizes=sizes)))
+    if "concurrency" in chosen:
+        steps.append(
+            (
+                "concurrency",
+                lambda: concurrency.measure_concurrency(
+                    rounds=rounds, sizes=sizes, quick=args.quick
+                ),
+            )
+        )
     if "scaling" in chosen:
         from bench import scaling
 
@@ -114,6 +123,7 @@ AREA_DATABASES = {
     "reports": "conveyor_reports_bench",
     "cleanup": "conveyor_cleanup_bench",
     "campaigns": None,
+    "workflows": None,
 }
 
 

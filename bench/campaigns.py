@@ -1,6 +1,11 @@
-"""Campaign throughput: SMS sends per second with the rate limit off, on the memory provider.
+"""Campaign throughput: SMS sends per second with the rate limit off, on the memory provider,
+or on a provider that takes a given time to answer.
 
-    python -m bench.campaigns [--recipients N] [--rounds R] [--workers W]
+    python -m bench.campaigns [--recipients N] [--rounds R] [--workers W] [--latency-ms MS]
+
+With `--latency-ms` (e.g. 100) the workers send through the generic HTTP provider to a local
+server that answers each POST after that many milliseconds, as a real provider's API would;
+CONVEYOR_CAMPAIGN_SEND_CONCURRENCY (20 by default) calls are made at once per batch job.
 
 Needs DATABASE_URL and REDIS_URL (a migrated database; the memory provider's outbox list in
 that Redis database is cleared) and starts W `manage.py rqworker messaging` processes (2 by
@@ -10,11 +15,17 @@ default) of a "bench-campaigns" tenant whose SMS limit is 1,000,000/s, and count
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from bench import standalone
 
@@ -49,8 +60,41 @@ def bench_tenant(recipients: int) -> Tenant:
     return tenant
 
 
-def start_workers(count: int) -> list[subprocess.Popen]:
+@contextmanager
+def slow_provider(latency: float) -> Iterator[str]:
+    """A local HTTP provider answering `{"id": …}` after `latency` seconds; yields its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            time.sleep(latency)
+            body = json.dumps({"id": f"bench-{time.monotonic_ns()}"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256  # every worker's window connects at once
+
+    server = Server(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/send"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def start_workers(count: int, provider_url: str = "") -> list[subprocess.Popen]:
     env = {**os.environ, "SMS_PROVIDER": "memory", "LOG_LEVEL": "WARNING"}
+    if provider_url:
+        env |= {"SMS_PROVIDER": "http", "SMS_HTTP_URL": provider_url}
     command = [sys.executable, "manage.py", "rqworker", "messaging"]
     return [
         subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)
@@ -83,21 +127,25 @@ def run_campaign(tenant: Tenant, recipients: int, *, timeout: float = 600) -> fl
     return campaign.sent / (campaign.finished_at - campaign.started_at).total_seconds()
 
 
-def measure(*, rounds: int = 3, recipients: int = 5000, workers: int = 2) -> list[Figure]:
+def measure(
+    *, rounds: int = 3, recipients: int = 5000, workers: int = 2, latency_ms: int = 0
+) -> list[Figure]:
     """Campaign sends per second with the rate limit off, on `workers` worker processes."""
     tenant = bench_tenant(recipients)
-    processes = start_workers(workers)
-    try:
-        run_campaign(tenant, min(recipients, 200))  # warm-up: workers up, caches filled
-        rates = [run_campaign(tenant, recipients) for _ in range(rounds)]
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=60)
+    with slow_provider(latency_ms / 1000) as url:
+        processes = start_workers(workers, url if latency_ms else "")
+        try:
+            run_campaign(tenant, min(recipients, 200))  # warm-up: workers up, caches filled
+            rates = [run_campaign(tenant, recipients) for _ in range(rounds)]
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=60)
+    provider = f"a provider answering in {latency_ms} ms" if latency_ms else "memory provider"
     return [
         Figure(
-            name=f"campaign sends, {recipients:,} recipients, {workers} workers, no rate limit",
+            name=f"campaign sends, {recipients:,} recipients, {workers} workers, {provider}",
             unit="sends/s",
             values=rates,
         )
@@ -109,8 +157,15 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--latency-ms", type=int, default=0, help="0: the memory provider")
     args = parser.parse_args()
-    for figure in measure(rounds=args.rounds, recipients=args.recipients, workers=args.workers):
+    figures = measure(
+        rounds=args.rounds,
+        recipients=args.recipients,
+        workers=args.workers,
+        latency_ms=args.latency_ms,
+    )
+    for figure in figures:
         low, high = min(figure.values), max(figure.values)
         print(f"{figure.name:<64} {figure.median:8.0f} {figure.unit}  ({low:.0f}–{high:.0f})")
 

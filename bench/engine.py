@@ -83,11 +83,26 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, every: float = 
 
 
 class Workers:
-    """`count` worker processes of one kind, started together and idle once `start` returns."""
+    """`count` worker processes of one kind, started together and idle once `start` returns.
 
-    def __init__(self, kind: str, count: int) -> None:
+    A tracked worker runs CONVEYOR_WORKER_CLASS unless `worker_class` names another, with the
+    `--concurrency` given (if any) and `env` added to its environment.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        count: int,
+        *,
+        worker_class: str = "",
+        concurrency: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.kind = kind
         self.count = count
+        self.worker_class = worker_class or settings.CONVEYOR_WORKER_CLASS
+        self.concurrency = concurrency
+        self.env = env or {}
         self.processes: list[subprocess.Popen[bytes]] = []
         self.jobs_done = 0
 
@@ -103,7 +118,8 @@ class Workers:
                 "rqworker",
                 TRACKED_QUEUE,
                 "--worker-class",
-                settings.CONVEYOR_WORKER_CLASS,
+                self.worker_class,
+                *(["--concurrency", str(self.concurrency)] if self.concurrency else []),
             ]
         return [
             sys.executable,
@@ -119,7 +135,7 @@ class Workers:
         ]
 
     def start(self) -> None:
-        self.processes = [servers.start(self.command()) for _ in range(self.count)]
+        self.processes = [servers.start(self.command(), **self.env) for _ in range(self.count)]
         redis = queueing.connection()
         pids = {process.pid for process in self.processes}
 

@@ -1,17 +1,20 @@
-"""Stats API and admin job list on 1,000,000 job rows; run by `python -m bench` in its own process.
+"""Stats API, admin job list and the scheduled health check on 1,000,000 job rows; run by
+`python -m bench` in its own process.
 
     DATABASE_URL=…/conveyor_admin_bench python -m bench.million [--rounds R] [--quick]
 
 The rows come from `bench.admin_million` (created once, about 4 to 7 minutes; reused after).
 With `--quick` an unfilled database is skipped rather than filled. Rows older than an hour are
 moved forward in time first, so "the last 24 hours" holds as many jobs as on the day of the
-fill. Prints one JSON line per figure: the name and the milliseconds of each request.
+fill. Prints one JSON line per figure: the name and the milliseconds of each request (or
+another unit, named).
 """
 
 import argparse
 import json
 import time
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Max
 from django.test import Client
@@ -96,6 +99,58 @@ def main() -> None:
     for name, client, url in cases:
         values = timed(client, url, args.rounds, {"X-Tenant": tenant})
         print(json.dumps({"name": name, "values": values}), flush=True)
+    health_figures(args.rounds)
+
+
+def health_figures(rounds: int) -> None:
+    """One scheduled health check (stored), then the built-in rules evaluated on it."""
+    # Imported here, like jobs.models above: only once admin_million has set Django up.
+    from alerts.models import AlertRule
+    from alerts.services.incidents import evaluate_rules
+    from alerts.services.rules import ensure_builtin_rules
+    from jobs.services.health import record_health_check
+
+    ensure_builtin_rules()
+    AlertRule.objects.exclude(builtin="").update(enabled=True)
+    evaluate_rules(record_health_check())  # warm-up; opens what is wrong once
+    checks, evaluations = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        check = record_health_check()
+        checks.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        evaluate_rules(check)
+        evaluations.append((time.perf_counter() - started) * 1000)
+    name = "health check, stored (scheduler, every 30 s), 1,000,000 jobs"
+    print(json.dumps({"name": name, "values": checks, "target": "< 100 ms"}), flush=True)
+    name = "evaluate the 8 built-in alert rules on it, 1,000,000 jobs"
+    print(json.dumps({"name": name, "values": evaluations, "target": "< 100 ms"}), flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT avg(pg_column_size(c.*)) FROM jobs_healthcheck c")
+        (row_bytes,) = cursor.fetchone()
+    per_day = 86400 / settings.CONVEYOR_ALERTS["check_seconds"]
+    print(
+        json.dumps(
+            {
+                "name": "health checks kept per day",
+                "unit": "rows",
+                "values": [per_day] * rounds,
+                "target": "",
+            }
+        ),
+        flush=True,
+    )
+    print(
+        json.dumps(
+            {
+                "name": "size of one stored health check",
+                "unit": "bytes",
+                "values": [float(row_bytes)] * rounds,
+                "target": "",
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """How tracked throughput grows with worker processes, and what one job costs the servers.
 
-Tracked no-ops are drained by 1, 2 and 4 `manage.py rqworker default` processes; each figure is
-a ratio to one process in the same run. From the drains by one process come the per-job costs a
-deployment is sized with (docs/capacity.md): Redis commands (`INFO commandstats`: everything
+Tracked no-ops are drained by 1, 2 and 4 `manage.py rqworker default` processes of the
+one-at-a-time `FastWorker`, and by one `ConcurrentWorker` process running 1 and 10 at once; each
+figure is a ratio to one FastWorker process in the same run. From the drains by one FastWorker
+and by the ConcurrentWorker × 10 come the per-job costs a deployment is sized with
+(docs/capacity.md): Redis commands (`INFO commandstats`: everything
 the enqueue, the workers and their heartbeats sent while the jobs ran, a script's own calls
 included) and the Redis server's CPU time (`INFO cpu`); PostgreSQL transactions, rows written
 and statement time (`pg_stat_database` of the bench database). Redis figures are server-wide:
@@ -19,48 +21,48 @@ from bench.table import Figure
 from jobs.transport import queueing
 
 PROCESSES = (1, 2, 4)
+FAST = "jobs.runtime.worker.FastWorker"
+CONCURRENT = "jobs.runtime.worker.ConcurrentWorker"
+SLOTS = (1, 10)  # one ConcurrentWorker process running this many at once
 
 
 def measure_scaling(*, rounds: int, sizes: Sizes) -> list[Figure]:
     tenant = bench_tenant()
     forget_jobs(tenant)
     queueing.connection().flushdb()
-    rates: dict[int, list[float]] = {}
-    costs: list[dict[str, float]] = []
-    for count in PROCESSES:
-        workers = Workers("tracked", count)
+    setups: list[tuple[str, str, int, int | None]] = [
+        (f"{n} FastWorker process{'es' if n > 1 else ''}", FAST, n, None) for n in PROCESSES
+    ]
+    setups += [(f"1 ConcurrentWorker process × {n}", CONCURRENT, 1, n) for n in SLOTS]
+    rates: dict[str, list[float]] = {}
+    costs: dict[str, list[dict[str, float]]] = {}
+    for label, worker_class, count, slots in setups:
+        workers = Workers("tracked", count, worker_class=worker_class, concurrency=slots)
         workers.start()
         try:
-            rates[count] = []
-            for _ in range(rounds):
-                if count == 1:
-                    costs.append(_costs(lambda: tracked_drain(tenant, sizes.throughput_jobs)))
-                    rates[count].append(costs[-1]["rate"])
-                else:
-                    rates[count].append(tracked_drain(tenant, sizes.throughput_jobs))
+            measured = [
+                _costs(lambda: tracked_drain(tenant, sizes.throughput_jobs)) for _ in range(rounds)
+            ]
         finally:
             workers.stop()
         queueing.connection().flushdb()
-    return [*_scaling(rates), *_per_job(costs, sizes.throughput_jobs)]
-
-
-def _scaling(rates: dict[int, list[float]]) -> list[Figure]:
-    one = rates[PROCESSES[0]]
-    figures = [Figure("tracked no-op throughput, 1 worker process", "jobs/s", one)]
-    for count in PROCESSES[1:]:
-        figures.append(
-            Figure(
-                f"tracked no-op throughput, {count} worker processes",
-                "jobs/s",
-                rates[count],
-                "1 worker process",
-                one,
-            )
-        )
+        rates[label] = [cost["rate"] for cost in measured]
+        costs[label] = measured
+    one = setups[0][0]
+    figures = [
+        Figure(f"tracked no-op throughput, {label}", "jobs/s", values, *_beside(label, one, rates))
+        for label, values in rates.items()
+    ]
+    for label in (one, setups[-1][0]):
+        figures += _per_job(label, costs[label], sizes.throughput_jobs)
     return figures
 
 
-def _per_job(costs: list[dict[str, float]], jobs: int) -> list[Figure]:
+def _beside(label: str, one: str, rates: dict[str, list[float]]) -> tuple[str, list[float]]:
+    return ("", []) if label == one else (one, rates[one])
+
+
+def _per_job(label: str, costs: list[dict[str, float]], jobs: int) -> list[Figure]:
     units = {
         "redis": ("Redis commands per job (inside scripts too)", "commands"),
         "redis_us": ("Redis CPU time per job", "µs"),
@@ -69,8 +71,10 @@ def _per_job(costs: list[dict[str, float]], jobs: int) -> list[Figure]:
         "pg_ms": ("PostgreSQL statement time per job", "ms"),
     }
     return [
-        Figure(label, unit, [cost[key] / jobs for cost in costs], higher_is_better=False)
-        for key, (label, unit) in units.items()
+        Figure(
+            f"{name}, {label}", unit, [cost[key] / jobs for cost in costs], higher_is_better=False
+        )
+        for key, (name, unit) in units.items()
     ]
 
 

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import make_msgid
 from functools import lru_cache
 from smtplib import SMTPException, SMTPRecipientsRefused, SMTPSenderRefused
@@ -59,6 +59,8 @@ class Outgoing:
     reference: str
     subject: str = ""
     html: str = ""
+    # WhatsApp: an approved template to send instead of text ({"name", "language", "parameters"})
+    template: dict[str, Any] = field(default_factory=dict)
 
 
 class Provider(Protocol):
@@ -66,15 +68,20 @@ class Provider(Protocol):
 
 
 class EmailProvider:
-    """Email through Django's default mailer (SMTP, console, locmem, or any backend by settings)."""
+    """Email through Django's default mailer (SMTP, console, locmem, or any backend by settings),
+    from DEFAULT_FROM_EMAIL or a tenant's own address."""
+
+    def __init__(self, *, sender: str | None = None, reply_to: str = "") -> None:
+        self.sender, self.reply_to = sender, reply_to
 
     def send(self, message: Outgoing) -> str:
         message_id = make_msgid(idstring=f"conveyor-{message.reference}")
         email = EmailMultiAlternatives(
             message.subject,
             message.text,
-            None,
+            self.sender,
             [message.to],
+            reply_to=[self.reply_to] if self.reply_to else None,
             headers={"Message-ID": message_id},
         )
         if message.html:
@@ -158,7 +165,7 @@ class HttpProvider:
             raise ImproperlyConfigured("The http messaging provider needs a URL.")
         self.url, self.auth_header, self.sender = url, auth_header, sender
         self.pool = urllib3.PoolManager(
-            timeout=urllib3.Timeout(total=timeout), retries=False, maxsize=4
+            timeout=urllib3.Timeout(total=timeout), retries=False, maxsize=pool_size()
         )
 
     def send(self, message: Outgoing) -> str:
@@ -182,6 +189,16 @@ class HttpProvider:
 
 
 def _provider_id(response: urllib3.BaseHTTPResponse, *, reference: str) -> str:
+    answer = read_answer(response)
+    for key in ("id", "message_id", "sid"):
+        if answer.get(key):
+            return str(answer[key])[:200]
+    return reference
+
+
+def read_answer(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
+    """A provider's 2xx JSON answer; 429 and 5xx raise RetryableSendError (with Retry-After),
+    any other status PermanentSendError with the first 500 characters of the body."""
     status = response.status
     text = response.data[:500].decode(errors="replace")
     if status == 429 or status >= 500:
@@ -193,11 +210,12 @@ def _provider_id(response: urllib3.BaseHTTPResponse, *, reference: str) -> str:
         answer = json.loads(response.data or b"{}")
     except ValueError:
         answer = {}
-    if isinstance(answer, dict):
-        for key in ("id", "message_id", "sid"):
-            if answer.get(key):
-                return str(answer[key])[:200]
-    return reference
+    return answer if isinstance(answer, dict) else {}
+
+
+def pool_size() -> int:
+    """Connections a client keeps: one per provider call a campaign batch makes at once."""
+    return max(4, int(settings.CONVEYOR_CAMPAIGN_SEND_CONCURRENCY))
 
 
 def retry_after(value: str | None) -> float | None:

@@ -203,7 +203,7 @@ def write_contacts(
 def _write_csv(headers: list[str], rows: Iterable[list[Any]], tenant: Tenant) -> bytes:
     output = io.StringIO()
     writer = csv.writer(output)
-    writer.writerow(headers)
+    writer.writerow([escape_formula(header) for header in headers])
     writer.writerows([escape_formula(cell) for cell in row] for row in rows)
     return output.getvalue().encode("utf-8-sig")
 
@@ -213,7 +213,7 @@ def _write_xlsx(headers: list[str], rows: Iterable[list[Any]], tenant: Tenant) -
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Contacts")
-    sheet.append(headers)
+    sheet.append([escape_formula(header) for header in headers])
     for row in rows:
         sheet.append([escape_formula(_cell(value)) for value in row])
     output = io.BytesIO()

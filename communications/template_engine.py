@@ -11,12 +11,14 @@ fails the render with an error naming it; `{% if %}` and `{% firstof %}` treat i
 import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from html.parser import HTMLParser
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.template import (
@@ -27,7 +29,7 @@ from django.template import (
     defaultfilters,
     defaulttags,
 )
-from django.template.base import VariableDoesNotExist
+from django.template.base import Node, NodeList, VariableDoesNotExist
 from django.template.library import Library
 
 from communications.models import Channel, Contact
@@ -73,9 +75,71 @@ def bounded(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return filter_with_bound
 
 
+# --- The render budget: loop iterations and output size, per part rendered ---------------------
+
+
+class RenderBudgetExceeded(Exception):
+    """A render went past settings.TEMPLATE_RENDER_BUDGET; the message names the limit."""
+
+
+@dataclass
+class RenderBudget:
+    iterations: int
+    chars: int
+
+    def charge_iteration(self) -> None:
+        self.iterations -= 1
+        if self.iterations < 0:
+            limit = settings.TEMPLATE_RENDER_BUDGET["iterations"]
+            raise RenderBudgetExceeded(f"Loops may run at most {limit:,} times in all.")
+
+    def charge_chars(self, count: int) -> None:
+        self.chars -= count
+        if self.chars < 0:
+            limit = settings.TEMPLATE_RENDER_BUDGET["chars"]
+            raise RenderBudgetExceeded(f"The output may be at most {limit:,} characters.")
+
+
+_BUDGET: ContextVar[RenderBudget | None] = ContextVar("template_render_budget", default=None)
+
+
+class _ChargedNode:
+    """A node of a loop's body whose output is charged to the render budget."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def render_annotated(self, context: Context) -> str:
+        output = str(self.node.render_annotated(context))
+        budget = _BUDGET.get()
+        if budget is not None:
+            budget.charge_chars(len(output))
+        return output
+
+
+class BudgetedLoop(NodeList):
+    """A `{% for %}` body: each pass (ForNode iterates it once per item) costs one iteration."""
+
+    def __iter__(self) -> Iterator[Any]:
+        budget = _BUDGET.get()
+        if budget is not None:
+            budget.charge_iteration()
+        return (_ChargedNode(node) for node in super().__iter__())
+
+
+def budgeted_for(parser: Any, token: Any) -> Node:
+    node: Any = defaulttags.do_for(parser, token)
+    body: Any = node.nodelist_loop
+    loop = BudgetedLoop(body)
+    loop.contains_nontext = body.contains_nontext
+    node.nodelist_loop = loop
+    return cast(Node, node)
+
+
 MESSAGE_LIBRARY = Library()
 for _name in ALLOWED_TAGS:
     MESSAGE_LIBRARY.tags[_name] = defaulttags.register.tags[_name]
+MESSAGE_LIBRARY.tags["for"] = budgeted_for
 for _name, _filter in defaultfilters.register.filters.items():
     if _name in SIZED_FILTERS:
         MESSAGE_LIBRARY.filters[_name] = bounded(_name, _filter)
@@ -286,12 +350,20 @@ def render_part(source: str, *, field: str, html: bool, context: dict[str, Any])
         template = compile_source(source, html=html)
     except TemplateSyntaxError as error:
         raise TemplateRenderError(field, syntax_message(error)) from None
+    limits = settings.TEMPLATE_RENDER_BUDGET
+    token = _BUDGET.set(RenderBudget(iterations=limits["iterations"], chars=limits["chars"]))
     try:
         output = template.render(Context(context, autoescape=html))
+        if len(output) > limits["chars"]:
+            raise RenderBudgetExceeded(f"The output may be at most {limits['chars']:,} characters.")
     except VariableDoesNotExist as error:
         raise MissingVariable(field, str(error.params[0])) from None
+    except RenderBudgetExceeded as error:
+        raise TemplateRenderError(field, f"It is over the render budget: {error}") from None
     except Exception as error:  # a filter given the wrong kind of value, and the like
         raise TemplateRenderError(field, f"It could not be rendered: {error}") from None
+    finally:
+        _BUDGET.reset(token)
     missing = MISSING_PATTERN.search(output)
     if missing:
         raise MissingVariable(field, missing.group(1))

@@ -8,6 +8,7 @@ from communications.api import (
     imports,
     messages,
     notifications,
+    senders,
     templates,
     webhooks,
 )
@@ -21,4 +22,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *campaigns.urlpatterns,
     *notifications.urlpatterns,
     *webhooks.urlpatterns,
+    *senders.urlpatterns,
 ]

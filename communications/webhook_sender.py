@@ -13,9 +13,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import urllib3
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
@@ -97,7 +99,40 @@ def send_delivery(delivery: WebhookDelivery, *, attempt: int) -> Outcome:
     except UnsafeURL as error:
         outcome.error, outcome.refused = f"Refused: {error}", True
     else:
-        _post(target, delivery, attempt=attempt, outcome=outcome)
+        body = encode_body(delivery)
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **signed_headers(delivery, body, attempt=attempt),
+        }
+        _post(target, body, headers, outcome=outcome)
+    outcome.duration_ms = int((time.monotonic() - clock) * 1000)
+    return outcome
+
+
+def post_json(url: str, data: Any) -> Outcome:
+    """POST `data` as JSON to `url` (a Slack-compatible incoming webhook, a workflow's webhook
+    step), unsigned, with the same SSRF check (a private address is `refused`), pinned address,
+    timeout and read limit as a webhook delivery."""
+    outcome = Outcome()
+    clock = time.monotonic()
+    try:
+        target = check_url(url)
+    except Unresolvable as error:
+        outcome.error = str(error)
+    except UnsafeURL as error:
+        outcome.error, outcome.refused = f"Refused: {error}", True
+    else:
+        body = json.dumps(
+            data, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder
+        ).encode()
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        _post(target, body, headers, outcome=outcome)
     outcome.duration_ms = int((time.monotonic() - clock) * 1000)
     return outcome
 
@@ -123,14 +158,7 @@ def signed_headers(delivery: WebhookDelivery, body: bytes, *, attempt: int) -> d
     return headers
 
 
-def _post(target: Target, delivery: WebhookDelivery, *, attempt: int, outcome: Outcome) -> None:
-    body = encode_body(delivery)
-    headers = {
-        "Host": target.host_header,
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        **signed_headers(delivery, body, attempt=attempt),
-    }
+def _post(target: Target, body: bytes, headers: dict, *, outcome: Outcome) -> None:
     for address in target.addresses:
         outcome.address = str(address)
         pool = _pool(target, str(address))

@@ -7,4 +7,6 @@ urlpatterns = [
     path("", include("jobs.urls")),
     path("", include("communications.urls")),
     path("", include("reports.urls")),
+    path("", include("workflows.urls")),
+    path("", include("alerts.urls")),
 ]

@@ -9,7 +9,12 @@ ENVIRONMENTS = ("production", "development", "test")
 
 
 def check_deployment(
-    *, environment: str, debug: bool, secret_key: str, allowed_hosts: list[str]
+    *,
+    environment: str,
+    debug: bool,
+    secret_key: str,
+    allowed_hosts: list[str],
+    metrics_token: str = "",
 ) -> list[str]:
     """Return every reason the settings are unfit for `environment`; empty when they are fine."""
     if environment not in ENVIRONMENTS:
@@ -23,6 +28,11 @@ def check_deployment(
         problems.append("DEBUG is on: production must run with DEBUG=false.")
     if not allowed_hosts:
         problems.append("ALLOWED_HOSTS is empty: list the host names this site serves.")
+    if not metrics_token:
+        problems.append(
+            "CONVEYOR_METRICS_TOKEN is not set: production serves /metrics only to a scraper "
+            "that sends it (Authorization: Bearer <token>)."
+        )
     return problems
 
 

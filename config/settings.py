@@ -26,7 +26,11 @@ ALLOWED_HOSTS = env.list(
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 _problems = check_deployment(
-    environment=CONVEYOR_ENV, debug=DEBUG, secret_key=SECRET_KEY, allowed_hosts=ALLOWED_HOSTS
+    environment=CONVEYOR_ENV,
+    debug=DEBUG,
+    secret_key=SECRET_KEY,
+    allowed_hosts=ALLOWED_HOSTS,
+    metrics_token=env.str("CONVEYOR_METRICS_TOKEN", default=""),
 )
 if _problems:
     raise ImproperlyConfigured("Conveyor cannot start:\n  - " + "\n  - ".join(_problems))
@@ -52,12 +56,14 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_rq",
     "import_export",
     "tenants",
     "jobs",
     "communications",
     "reports",
+    "workflows",
+    "alerts",
+    "django_rq",  # after jobs, whose `rqworker` command extends django-rq's
     "demo",
 ]
 
@@ -65,6 +71,7 @@ MIDDLEWARE = [
     # A request carrying W3C `traceparent` continues its trace into the jobs it enqueues.
     "jobs.tracing.TraceContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ApiErrorsAsJson",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,6 +108,16 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# DATABASE_POOL_SIZE > 0: each process shares at most that many connections among its threads
+# (psycopg's pool; a job thread borrows one for the job). 0: each thread keeps its own.
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=0)
+if DATABASE_POOL_SIZE > 0:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": 60,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -143,8 +160,26 @@ CONVEYOR_MESSAGING = {
     }
     for channel, prefix in (("sms", "SMS"), ("whatsapp", "WHATSAPP"))
 }
+# Keys that encrypt tenants' provider credentials (Fernet keys, comma-separated, newest first:
+# the first encrypts, every one decrypts, `rotate_sender_credentials` re-encrypts with the first).
+# Unset, one key is derived from SECRET_KEY: fine locally, set your own in production.
+CONVEYOR_SECRET_KEYS = env.list("CONVEYOR_SECRET_KEYS", default=[])
+# Where this deployment is reached, e.g. https://conveyor.example.com: links in emails are made
+# absolute with it, and providers call back there (delivery receipts). Unset in production,
+# receipts are not asked for and links stay relative.
+CONVEYOR_PUBLIC_URL = env.str(
+    "CONVEYOR_PUBLIC_URL", default="http://127.0.0.1:8000" if _local else ""
+).rstrip("/")
+# Seconds a tenant's provider (Twilio, Meta, an email API) may take to answer one send.
+CONVEYOR_SENDER_TIMEOUT = env.float("CONVEYOR_SENDER_TIMEOUT", default=10.0)
+# Members a notifications job writes per transaction when it notifies a tenant's members.
+CONVEYOR_NOTIFY_BATCH_SIZE = env.int("CONVEYOR_NOTIFY_BATCH_SIZE", default=500)
 # Recipients per campaign batch job; batches run in parallel on the channel's queue.
 CONVEYOR_CAMPAIGN_BATCH_SIZE = env.int("CONVEYOR_CAMPAIGN_BATCH_SIZE", default=500)
+# Provider calls a campaign batch job makes at once (threads; claims and marks stay in order in
+# the job's own thread): a provider that answers in 100 ms then costs 100 ms per window, not per
+# send. Cancels are noticed between windows.
+CONVEYOR_CAMPAIGN_SEND_CONCURRENCY = env.int("CONVEYOR_CAMPAIGN_SEND_CONCURRENCY", default=20)
 
 # --- Queues -----------------------------------------------------------------------------------
 
@@ -153,25 +188,36 @@ REDIS_CONNECTION = redis_connection(REDIS_URL)
 
 # The queue table (PRODUCT.md §4): defaults per queue that kinds and tenants override.
 # timeout in seconds; workers is how many worker processes production should run for it;
-# rate_limits are per tenant, keyed by the limit name kinds refer to; tenant_concurrency caps
-# how many jobs of one tenant run at once on this queue; worker_class is what its workers run
-# (default CONVEYOR_WORKER_CLASS: in-process and fast; the forking Worker isolates heavy jobs);
+# concurrency is how many of its jobs one worker process runs at once (threads of the default
+# ConcurrentWorker; for a forking Worker, which runs one at a time, how many processes `make run`
+# starts); rate_limits are per tenant, keyed by the limit name kinds refer to;
+# tenant_concurrency caps how many jobs of one tenant run at once on this queue; worker_class is
+# what its workers run (default CONVEYOR_WORKER_CLASS: many jobs at once in one process; the
+# forking Worker isolates heavy jobs);
 # preload lists modules its workers import once at start (with CONVEYOR_PRELOAD's).
 CONVEYOR_QUEUES: dict[str, dict] = {
-    "notifications": {"timeout": 30, "max_attempts": 3, "workers": 4},
-    "email": {"timeout": 60, "max_attempts": 5, "workers": 4, "rate_limits": {"email": "10/s"}},
+    "notifications": {"timeout": 30, "max_attempts": 3, "workers": 4, "concurrency": 20},
+    "email": {
+        "timeout": 60,
+        "max_attempts": 5,
+        "workers": 4,
+        "concurrency": 10,
+        "rate_limits": {"email": "10/s"},
+    },
     "messaging": {
         "timeout": 600,
         "max_attempts": 3,
         "workers": 2,
+        "concurrency": 5,
         "rate_limits": {"whatsapp": "12/s", "sms": "10/s"},
     },
-    "webhooks": {"timeout": 30, "max_attempts": 10, "workers": 2},
-    "default": {"timeout": 180, "max_attempts": 3, "workers": 2},
+    "webhooks": {"timeout": 30, "max_attempts": 10, "workers": 2, "concurrency": 10},
+    "default": {"timeout": 180, "max_attempts": 3, "workers": 2, "concurrency": 10},
     "imports": {
         "timeout": 1800,
         "max_attempts": 2,
         "workers": 1,
+        "concurrency": 3,
         "tenant_concurrency": 2,
         "worker_class": "jobs.runtime.worker.Worker",
     },
@@ -179,6 +225,7 @@ CONVEYOR_QUEUES: dict[str, dict] = {
         "timeout": 600,
         "max_attempts": 3,
         "workers": 1,
+        "concurrency": 2,
         "tenant_concurrency": 2,
         "worker_class": "jobs.runtime.worker.Worker",
         "preload": ["weasyprint"],
@@ -187,11 +234,12 @@ CONVEYOR_QUEUES: dict[str, dict] = {
         "timeout": 1800,
         "max_attempts": 1,
         "workers": 1,
+        "concurrency": 1,
         "worker_class": "jobs.runtime.worker.Worker",
     },
 }
 
-CONVEYOR_WORKER_CLASS = "jobs.runtime.worker.FastWorker"
+CONVEYOR_WORKER_CLASS = "jobs.runtime.worker.ConcurrentWorker"
 
 # Each queue is served as RQ sub-queues, one per priority, listened to in this order.
 CONVEYOR_PRIORITIES = ["critical", "high", "normal", "low"]
@@ -217,6 +265,15 @@ CONVEYOR_HEALTH = {
     "failure_rate_error": env.float("HEALTH_FAILURE_RATE_ERROR", default=0.25),
     "min_jobs_for_failure_rate": env.int("HEALTH_MIN_JOBS", default=5),
 }
+# Alerts (docs/alerts.md): the scheduler checks health every check_seconds (0: never) and keeps
+# the checks history_days. Workers measure their memory and CPU, their host's load and the free
+# space of CONVEYOR_DISK_PATH every CONVEYOR_FIGURES_SECONDS, with their heartbeat.
+CONVEYOR_ALERTS = {
+    "check_seconds": env.int("ALERTS_CHECK_SECONDS", default=30),
+    "history_days": env.int("ALERTS_HISTORY_DAYS", default=7),
+}
+CONVEYOR_DISK_PATH = env.str("CONVEYOR_DISK_PATH", default="/")
+CONVEYOR_FIGURES_SECONDS = env.int("CONVEYOR_FIGURES_SECONDS", default=10)
 # Finished jobs and their logs are deleted after this many days (a tenant may override).
 CONVEYOR_RETENTION_DAYS = env.int("CONVEYOR_RETENTION_DAYS", default=90)
 # cleanup_jobs deletes this many jobs per transaction; it also deletes stored files under these
@@ -227,6 +284,15 @@ CONVEYOR_STORED_FILE_PREFIXES = env.list(
 )
 CONVEYOR_STORED_FILE_MIN_AGE = env.int("CONVEYOR_STORED_FILE_MIN_AGE", default=3600)
 # When set, /metrics answers only requests with `Authorization: Bearer <token>`.
+# What may be chosen through the API and the admin when enqueueing or scheduling: the queues
+# here take only the platform's own kinds; the others are shared by every tenant. Operators use
+# `manage.py enqueue` for anything else.
+CONVEYOR_TENANT_LIMITS = {
+    "operator_queues": ["maintenance"],
+    "priorities": ["high", "normal", "low"],
+    "max_timeout": env.int("CONVEYOR_TENANT_MAX_TIMEOUT", default=3600),
+    "max_attempts": env.int("CONVEYOR_TENANT_MAX_ATTEMPTS", default=10),
+}
 CONVEYOR_METRICS_TOKEN = env.str("CONVEYOR_METRICS_TOKEN", default="")
 # Reports: the longest period one report covers, and how many days reports and files are kept.
 REPORTS_MAX_SPAN_DAYS = env.int("REPORTS_MAX_SPAN_DAYS", default=366)
@@ -278,9 +344,28 @@ CONTACT_EXPORT_PDF_MAX_ROWS = env.int("CONTACT_EXPORT_PDF_MAX_ROWS", default=500
 
 # --- API --------------------------------------------------------------------------------------
 
+# Failed sign-ins (API keys and admin passwords) a client may make in the window: in all, and
+# per account; past either it gets 429 with Retry-After until the window ends. Counted per
+# client, so a stranger cannot lock an account's owner out.
+CONVEYOR_FAILED_LOGINS = {
+    "per_client": env.int("FAILED_LOGINS_PER_CLIENT", default=50),
+    "per_account": env.int("FAILED_LOGINS_PER_ACCOUNT", default=10),
+    "window_seconds": env.int("FAILED_LOGINS_WINDOW", default=900),
+}
+
+# What rendering one part of a message template may cost: loop passes in all (nested loops
+# multiply) and characters of output. Past either the render fails with a 400 naming the limit.
+TEMPLATE_RENDER_BUDGET = {
+    "iterations": env.int("TEMPLATE_RENDER_MAX_ITERATIONS", default=10_000),
+    "chars": env.int("TEMPLATE_RENDER_MAX_CHARS", default=1_000_000),
+}
+
+# JSON request bodies nested deeper than this are refused with 400 (config.parsers).
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=64)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tenants.authentication.ApiKeyAuthentication",
+        "jobs.api.throttles.ThrottledApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -292,6 +377,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.handle_api_exception",
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Per user (this process's memory) and per tenant (counted in Redis, across processes).
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",
@@ -315,8 +405,11 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "jobs.models.Job.Status",
         "MessageStatusEnum": "communications.models.Message.Status",
+        "MessageDeliveryStatusEnum": "communications.models.Message.Delivery",
         "CampaignStatusEnum": "communications.models.Campaign.Status",
         "HealthStatusEnum": ["healthy", "degraded", "error"],
+        "PriorityEnum": "jobs.models.Priority",
+        "TenantPriorityEnum": [(p, p.capitalize()) for p in CONVEYOR_TENANT_LIMITS["priorities"]],
         # Imports, exports and reports share the engine's words: one enum for the three.
         "WorkStatusEnum": "communications.models.imports.TransferStatus",
         "ImportFormatEnum": "communications.models.imports.ContactImport.Format",
@@ -325,6 +418,10 @@ SPECTACULAR_SETTINGS = {
         "WebhookEventTypeEnum": "communications.models.EventType",
         "ReportFormatEnum": "reports.models.ReportFormat",
         "ReportTypeEnum": "reports.models.ReportType",
+        "ChannelEnum": "communications.models.Channel",
+        "AlertChannelEnum": "alerts.models.Channel",
+        "AlertConditionEnum": "alerts.models.Condition",
+        "IncidentStatusEnum": "alerts.models.Incident.Status",
     },
 }
 

@@ -17,6 +17,7 @@ from django.tasks import task_backends
 from rest_framework import serializers
 
 from jobs.errors import UnknownKind
+from tenants.models import Role
 
 if TYPE_CHECKING:
     from jobs.models import Job
@@ -62,6 +63,10 @@ class JobKind:
     unique_for: timedelta | None = None
     debounce: timedelta | None = None
     throttle: timedelta | None = None
+    # Whether tenants may enqueue and schedule it themselves (API and admin), and the lowest
+    # role that may; internal kinds are started only by the product's own services.
+    public: bool = False
+    role: str = Role.AGENT
 
     @property
     def queue_spec(self) -> dict[str, Any]:
@@ -144,6 +149,8 @@ def job_kind(
     unique_for: timedelta | None = None,
     debounce: timedelta | None = None,
     throttle: timedelta | None = None,
+    public: bool = False,
+    role: str = Role.AGENT,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated `func(ctx, **payload)` as the kind `name`.
 
@@ -151,9 +158,15 @@ def job_kind(
     outcome, a cancel while it waited, a rescue after its worker died). `backoff` is
     "jittered" (exponential with full jitter), "exponential" or a list of delays in seconds;
     `unique_for`, `debounce` and `throttle` are the defaults of `enqueue_job`'s options.
+    `public=True` lets tenants' members with `role` or higher enqueue and schedule it; a kind is
+    internal by default, and a kind on an operator-only queue (`maintenance`) is never public.
     """
     if queue not in settings.CONVEYOR_QUEUES:
         raise ImproperlyConfigured(f"Kind {name!r} names an unknown queue {queue!r}.")
+    if public and queue in settings.CONVEYOR_TENANT_LIMITS["operator_queues"]:
+        raise ImproperlyConfigured(f"Kind {name!r} runs on {queue!r}: it cannot be public.")
+    if role not in Role.values:
+        raise ImproperlyConfigured(f"Kind {name!r} names an unknown role {role!r}.")
     style = _backoff(name, backoff)
     windows = [window for window in (unique_for, debounce, throttle) if window is not None]
     if len(windows) > 1:
@@ -184,6 +197,8 @@ def job_kind(
             unique_for=unique_for,
             debounce=debounce,
             throttle=throttle,
+            public=public,
+            role=role,
         )
         for alias in aliases:
             _ALIASES[alias] = name
@@ -237,3 +252,48 @@ def _task_resolvers() -> list[Callable[[str], JobKind | None]]:
 
 def all_kinds() -> list[JobKind]:
     return sorted(_KINDS.values(), key=lambda kind: kind.name)
+
+
+def public_kinds(role: str | None = None) -> list[JobKind]:
+    """The kinds tenants may enqueue and schedule (those `role` may, when given)."""
+    return [
+        kind
+        for kind in all_kinds()
+        if kind.public and (role is None or Role.rank(role) >= Role.rank(kind.role))
+    ]
+
+
+def tenant_option_errors(
+    kind: JobKind,
+    *,
+    role: str | None,
+    queue: str | None = None,
+    priority: str | None = None,
+    timeout: int | None = None,
+    max_attempts: int | None = None,
+) -> dict[str, list[str]]:
+    """Why a tenant may not run `kind` with these options, by field ({} when it may).
+
+    `role` is the member's role (None: the tenant itself, as a schedule runs); queues, priorities,
+    timeouts and attempts are shared by every tenant, so settings bound what one may choose.
+    """
+    limits = settings.CONVEYOR_TENANT_LIMITS
+    errors: dict[str, list[str]] = {}
+    if not kind.public:
+        errors["kind"] = [
+            f"{kind.name!r} is internal: the product starts it itself. See GET /api/v1/kinds/."
+        ]
+    elif role is not None and Role.rank(role) < Role.rank(kind.role):
+        errors["kind"] = [f"{kind.name!r} needs the {kind.role} role or higher; yours is {role}."]
+    if queue and queue != kind.queue and queue in limits["operator_queues"]:
+        errors["queue"] = [f"The {queue!r} queue is for the platform's own work."]
+    if priority and priority not in limits["priorities"]:
+        allowed = ", ".join(limits["priorities"])
+        errors["priority"] = [f"Choose one of {allowed}: {priority!r} is for operators."]
+    if timeout is not None and timeout > limits["max_timeout"]:
+        errors["timeout"] = [f"Ensure this value is less than or equal to {limits['max_timeout']}."]
+    if max_attempts is not None and max_attempts > limits["max_attempts"]:
+        errors["max_attempts"] = [
+            f"Ensure this value is less than or equal to {limits['max_attempts']}."
+        ]
+    return errors

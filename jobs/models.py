@@ -409,3 +409,24 @@ class JobHourlyStat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.kind} {self.status}: {self.count}"
+
+
+class HealthCheck(models.Model):
+    """One scheduled health check, kept compactly for the timeline and the alert rules.
+
+    `components` maps each component to `[status, reason, figures]`; `workers` maps each live
+    worker to what it last reported of itself (memory, CPU, its host's load and free disk).
+    Written by `jobs.services.health.record_health_check`; deleted after `history_days`.
+    """
+
+    checked_at = models.DateTimeField(db_index=True)
+    status = models.CharField(max_length=10)
+    components = models.JSONField(default=dict)
+    workers = models.JSONField(default=dict)
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-checked_at"]
+
+    def __str__(self) -> str:
+        return f"{self.checked_at:%Y-%m-%d %H:%M:%S} {self.status}"

@@ -6,3 +6,7 @@ from django.dispatch import Signal
 # runner in the worker after the outcome is recorded, or after the commit that canceled a waiting
 # job. Receivers' errors are logged, not raised; `job.status` says how it ended.
 job_finished = Signal()
+
+# Sent after each scheduled health check is stored, with `check=` (a HealthCheck), inside the
+# transaction that holds the check lock: receivers (the alert rules) run once per check.
+health_checked = Signal()

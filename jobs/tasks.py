@@ -12,7 +12,7 @@ from jobs.runtime.reconciler import reconcile
 from jobs.services.cleanup import clean_up_jobs
 
 
-@job_kind("jobs.noop", queue="default")
+@job_kind("jobs.noop", queue="default", public=True)
 def noop(ctx: JobContext, **payload: Any) -> dict[str, Any]:
     """Do nothing and succeed, echoing the payload."""
     return payload
@@ -23,7 +23,7 @@ class SleepPayload(serializers.Serializer):
     steps = serializers.IntegerField(min_value=1, max_value=1000, default=10)
 
 
-@job_kind("jobs.sleep", queue="default", payload=SleepPayload)
+@job_kind("jobs.sleep", queue="default", payload=SleepPayload, public=True)
 def sleep(ctx: JobContext, *, seconds: float, steps: int = 10) -> dict[str, Any]:
     """Sleep for `seconds` in `steps`, reporting progress and stopping if canceled."""
     for step in range(1, steps + 1):
@@ -41,7 +41,7 @@ class FailPayload(serializers.Serializer):
     message = serializers.CharField(default="failing on purpose", max_length=500)
 
 
-@job_kind("jobs.fail", queue="default", payload=FailPayload, backoff_base=1.0)
+@job_kind("jobs.fail", queue="default", payload=FailPayload, backoff_base=1.0, public=True)
 def fail(ctx: JobContext, *, times: int = 1, permanent: bool = False, message: str = "") -> str:
     """Fail the first `times` attempts (or every one, permanently), then succeed."""
     if permanent:

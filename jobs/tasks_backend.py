@@ -257,11 +257,15 @@ class ConveyorBackend(BaseTaskBackend):
         declared = _declared(task)
         retries = self._retries(declared)
         queue = declared.queue_name
+        queue = queue if queue in settings.CONVEYOR_QUEUES else DEFAULT_TASK_QUEUE_NAME
         return register_kind(
             JobKind(
                 name=declared.module_path,
                 func=TaskRunner(task=declared, backend=self.alias),
-                queue=queue if queue in settings.CONVEYOR_QUEUES else DEFAULT_TASK_QUEUE_NAME,
+                queue=queue,
+                # On the allow-list, so tenants' agents may enqueue it by name, unless it runs on
+                # an operator-only queue.
+                public=queue not in settings.CONVEYOR_TENANT_LIMITS["operator_queues"],
                 max_attempts=retries.get("max_attempts", 1),
                 backoff_base=retries.get("backoff_base"),
                 backoff_cap=retries.get("backoff_cap"),

@@ -54,6 +54,7 @@ class ReportForm(forms.ModelForm):
 
 @admin.register(Report)
 class ReportAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    access_area = "reports"
     list_display = ["__str__", "tenant", "status", "period", "size", "created_by", "download"]
     list_filter = ["status", "type", "format", "tenant"]
     list_select_related = ["tenant", "created_by"]

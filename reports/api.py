@@ -24,7 +24,6 @@ from reports.parameters import ReportRequest, stored_parameters
 from reports.selectors import get_report, list_reports
 from reports.services import create_report, download_link
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 REPORT_WORDS = StatusWords(
@@ -102,9 +101,7 @@ class ReportListView(generics.ListAPIView):
     queryset = Report.objects.none()
     filter_backends: list[Any] = []
 
-    @property
-    def required_role(self) -> str:
-        return Role.ADMIN if self.request.method == "POST" else Role.VIEWER
+    access_area = "reports"
 
     def get_queryset(self) -> QuerySet[Report]:
         reports = list_reports(tenant=_tenant_request(self.request).tenant).select_related("job")
@@ -172,7 +169,7 @@ class ReportListView(generics.ListAPIView):
 
 class ReportDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "reports"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -198,7 +195,7 @@ def report_file_response(report: Report) -> FileResponse:
 
 class ReportDownloadView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "reports"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],

@@ -42,11 +42,14 @@ import json, django
 django.setup()
 from django.conf import settings
 from django.core.management import get_commands
+from django.utils.module_loading import import_string
+from jobs.transport.concurrent import ConcurrentWorkerBase
+def worker(spec):
+    name = spec.get("worker_class", settings.CONVEYOR_WORKER_CLASS)
+    threads = issubclass(import_string(name), ConcurrentWorkerBase)
+    return {"class": name, "concurrency": spec.get("concurrency", 1), "threads": threads}
 print(json.dumps({
-    "queues": {
-        name: spec.get("worker_class", settings.CONVEYOR_WORKER_CLASS)
-        for name, spec in settings.CONVEYOR_QUEUES.items()
-    },
+    "queues": {name: worker(spec) for name, spec in settings.CONVEYOR_QUEUES.items()},
     "commands": sorted(get_commands()),
     "grace": settings.CONVEYOR_SHUTDOWN_GRACE,
 }))
@@ -98,7 +101,7 @@ def _shielded() -> Iterator[None]:
 
 
 def django_facts() -> dict[str, Any]:
-    """Ask Django, in a child process, for the queue names, the commands and the shutdown grace."""
+    """Ask Django, in a child process, for each queue's worker, the commands and the grace."""
     output = subprocess.run(
         [PYTHON, "-c", FACTS_SCRIPT],
         cwd=ROOT,
@@ -315,11 +318,18 @@ def procfile(facts: dict[str, Any], *, port: str) -> dict[str, str]:
     # rqworker sets RQ's own logger to INFO (a line per registry clean-up) unless told less:
     # RQ_LOG_LEVEL=INFO or DEBUG brings its lines back.
     verbosity = RQ_VERBOSITY.get(os.environ.get("RQ_LOG_LEVEL", "WARNING").upper(), 0)
-    for queue, worker_class in facts["queues"].items():
-        processes[f"worker-{queue}"] = (
+    for queue, worker in facts["queues"].items():
+        command = (
             f"exec {manage} rqworker {shlex.quote(queue)}"
-            f" --worker-class {worker_class} --with-scheduler --verbosity {verbosity}"
+            f" --worker-class {worker['class']} --with-scheduler --verbosity {verbosity}"
         )
+        if worker["threads"]:  # one process runs `concurrency` jobs at once
+            processes[f"worker-{queue}"] = f"{command} --concurrency {worker['concurrency']}"
+            continue
+        # A worker that runs one job at a time: `concurrency` processes of it.
+        for number in range(1, worker["concurrency"] + 1):
+            suffix = f"-{number}" if worker["concurrency"] > 1 else ""
+            processes[f"worker-{queue}{suffix}"] = command
     if "run_scheduler" in facts["commands"]:
         processes["scheduler"] = f"exec {manage} run_scheduler"
     if "demo_receiver" in facts["commands"]:

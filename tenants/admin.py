@@ -7,12 +7,14 @@ from weakref import WeakKeyDictionary
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
-from django.db.models import ForeignKey, QuerySet
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db.models import ForeignKey, Q, QuerySet
 from django.forms import ModelChoiceField
 from django.http import HttpRequest
 
+from tenants import access
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.selectors import get_role, roles_by_tenant
 from tenants.services import (
@@ -39,23 +41,44 @@ def tenant_roles(request: HttpRequest) -> dict[int, str]:
     return _roles_by_request[request]
 
 
-class TenantScopedAdminMixin(_ModelAdmin):
-    """Scope a ModelAdmin of a model with a `tenant` foreign key to the staff user's tenants.
+def tenant_ids_with(request: HttpRequest, role: str) -> list[int]:
+    """The active tenants where the user's role is `role` or higher."""
+    needed = Role.rank(role)
+    return [pk for pk, has in tenant_roles(request).items() if Role.rank(has) >= needed]
 
-    Use as `class JobAdmin(TenantScopedAdminMixin, admin.ModelAdmin)`. Access is decided by
-    membership roles alone, not by Django's model permissions, so tenant staff need no
-    permission assignments (only `is_staff`): any member of an active tenant may view its rows;
-    members with `edit_role` or higher may add, change and delete them, in that tenant only.
-    Superusers see and do everything. A plain "tenant" in `list_filter` offers only the
-    tenants the user can see; actions should work on `editable_queryset(request, queryset)`.
+
+class TenantScopedAdminMixin(_ModelAdmin):
+    """Scope a ModelAdmin of a model with a `tenant` foreign key by the role matrix.
+
+    Use as `class JobAdmin(TenantScopedAdminMixin, admin.ModelAdmin)` with `access_area` naming
+    the model's row in `tenants.access.MATRIX`. Access is decided by membership roles alone, not
+    by Django's model permissions, so tenant staff need no permission assignments (only
+    `is_staff`): members with the area's read role see its rows, those with its write role add,
+    change and delete them, in those tenants only; an area of own rows shows members only the
+    rows whose `user` they are. Superusers see and do everything. A plain "tenant" in
+    `list_filter` offers only the tenants the user can see, and a tenant the user cannot see
+    filters to nothing; actions should work on `editable_queryset(request, queryset)`.
     """
 
-    edit_role: str = Role.ADMIN
+    access_area: str = ""
+
+    @property
+    def access_rule(self) -> access.Rule:
+        if not self.access_area:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} names no access_area of tenants.access.MATRIX."
+            )
+        return access.rule(self.access_area)
+
+    @property
+    def edit_role(self) -> str:
+        return self.access_rule.write
+
+    def visible_tenant_ids(self, request: HttpRequest) -> list[int]:
+        return tenant_ids_with(request, self.access_rule.read)
 
     def editable_tenant_ids(self, request: HttpRequest) -> list[int]:
-        needed = Role.rank(self.edit_role)
-        roles = tenant_roles(request)
-        return [tenant_id for tenant_id, role in roles.items() if Role.rank(role) >= needed]
+        return tenant_ids_with(request, self.access_rule.write)
 
     def can_edit_in(self, request: HttpRequest, tenant_id: int | None) -> bool:
         return request.user.is_superuser or tenant_id in self.editable_tenant_ids(request)
@@ -64,7 +87,8 @@ class TenantScopedAdminMixin(_ModelAdmin):
         """The rows of `queryset` the user may change: for actions on a selection."""
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(tenant__in=self.editable_tenant_ids(request))
+        queryset = queryset.filter(tenant__in=self.editable_tenant_ids(request))
+        return self.own_rows(request, queryset) if self.access_rule.own_rows_only else queryset
 
     def check_tenant(self, request: HttpRequest, obj: Any) -> None:
         """Refuse to save `obj` in a tenant where the user may not edit."""
@@ -75,17 +99,32 @@ class TenantScopedAdminMixin(_ModelAdmin):
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(tenant__in=list(tenant_roles(request)))
+        queryset = queryset.filter(tenant__in=self.visible_tenant_ids(request))
+        if self.access_rule.own_rows_only:
+            queryset = self.own_rows(request, queryset)
+        return queryset
+
+    def own_rows(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """The rows of an own-rows area a member may see: those whose user they are."""
+        return queryset.filter(user=request.user)
+
+    def is_own_row(self, request: HttpRequest, obj: Any) -> bool:
+        return bool(obj.user_id == request.user.pk)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ScopedChangeList
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or bool(tenant_roles(request))
+        return request.user.is_superuser or bool(self.visible_tenant_ids(request))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if request.user.is_superuser:
             return True
         if obj is None:
-            return bool(tenant_roles(request))
-        return obj.tenant_id in tenant_roles(request)
+            return bool(self.visible_tenant_ids(request))
+        if self.access_rule.own_rows_only and not self.is_own_row(request, obj):
+            return False
+        return obj.tenant_id in self.visible_tenant_ids(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or bool(self.editable_tenant_ids(request))
@@ -93,6 +132,8 @@ class TenantScopedAdminMixin(_ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is None:
             return self.has_add_permission(request)
+        if not self.has_view_permission(request, obj):
+            return False
         return self.can_edit_in(request, obj.tenant_id)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -115,6 +156,41 @@ class TenantScopedAdminMixin(_ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         self.check_tenant(request, obj)
         super().save_model(request, obj, form, change)
+
+
+class ScopedChangeList(ChangeList):
+    """A changelist where a tenant in the query the user cannot see gives no rows.
+
+    Django drops a filter parameter its list filters do not offer, or one naming a tenant the
+    scoped queryset lacks, and then "all N matching" would reach every row the user sees.
+    """
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+        queryset = super().get_queryset(request, exclude_parameters)
+        named = _tenant_params(request)
+        if named is None or request.user.is_superuser:
+            return queryset
+        visible = {str(pk) for pk in tenant_roles(request)}
+        if not named <= visible:
+            return queryset.none()
+        return queryset
+
+
+TENANT_PARAMETERS = frozenset(
+    {"tenant", "tenant_id", "tenant__exact", "tenant__id__exact", "tenant__id__in", "tenant__in"}
+)
+
+
+def _tenant_params(request: HttpRequest) -> set[str] | None:
+    """The tenant ids a changelist's query names (None when it names none)."""
+    named = {
+        part
+        for key, values in request.GET.lists()
+        if key in TENANT_PARAMETERS
+        for value in values
+        for part in value.split(",")
+    }
+    return named or None
 
 
 @admin.register(Tenant)
@@ -161,7 +237,7 @@ class TenantAdmin(_ModelAdmin):
 class MembershipAdmin(TenantScopedAdminMixin):
     """Owners manage their tenants' members; new users are created by a superuser."""
 
-    edit_role = Role.OWNER
+    access_area = "memberships"
     list_display = ("user", "tenant", "role", "created_at")
     list_filter = ("tenant", "role")
     list_select_related = ("user", "tenant")
@@ -216,8 +292,20 @@ class ApiKeyCreateForm(forms.ModelForm):
 class ApiKeyAdmin(TenantScopedAdminMixin):
     """Keys are made by create_api_key, which shows the raw key once, and revoked by an action.
 
-    Tenant staff make keys for themselves, bound to a tenant where they are admin or owner.
+    Tenant staff make keys for themselves, bound to a tenant where they are admin or owner, and
+    manage their own; an owner also sees, renames and revokes every key of the tenant.
     """
+
+    access_area = "api_keys"
+
+    def own_rows(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        owned = tenant_ids_with(request, Role.OWNER)
+        return queryset.filter(Q(user=request.user) | Q(tenant__in=owned))
+
+    def is_own_row(self, request: HttpRequest, obj: Any) -> bool:
+        return bool(
+            obj.user_id == request.user.pk or obj.tenant_id in tenant_ids_with(request, Role.OWNER)
+        )
 
     list_display = ("name", "key", "user", "tenant", "created_at", "last_used_at", "revoked_at")
     list_filter = ("tenant", ("revoked_at", admin.EmptyFieldListFilter))

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tenants.models import ApiKey, Role
+from tenants.models import ApiKey
 from tenants.permissions import HasTenantRole, TenantRequest
 from tenants.selectors import TENANT_HEADER, memberships_for_user
 
@@ -36,7 +36,7 @@ class MeView(APIView):
     """The caller, the tenant this request acts in with their role there, and their tenants."""
 
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "tenant"
 
     @extend_schema(parameters=[TENANT_PARAMETER], responses=MeOutput)
     def get(self, request: TenantRequest) -> Response:

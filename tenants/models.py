@@ -59,7 +59,10 @@ def _validate_concurrency_limits(value: Any) -> None:
             raise ValidationError(f"{name}: the limit must be a whole number of at least 1.")
 
 
-QUEUE_DEFAULT_LIMITS = {"timeout": (1, 24 * 3600), "max_attempts": (1, 100)}
+def _queue_default_limits() -> dict[str, tuple[int, int]]:
+    """What a tenant may choose: queues are shared, so settings cap it (as for the API)."""
+    limits = settings.CONVEYOR_TENANT_LIMITS
+    return {"timeout": (1, limits["max_timeout"]), "max_attempts": (1, limits["max_attempts"])}
 
 
 def _validate_queue_defaults(value: Any) -> None:
@@ -70,12 +73,15 @@ def _validate_queue_defaults(value: Any) -> None:
         if queue not in settings.CONVEYOR_QUEUES:
             known = ", ".join(settings.CONVEYOR_QUEUES)
             raise ValidationError(f"{queue}: there is no such queue; the queues are {known}.")
+        if queue in settings.CONVEYOR_TENANT_LIMITS["operator_queues"]:
+            raise ValidationError(f"{queue}: the platform's own queue keeps its defaults.")
         if not isinstance(chosen, dict) or not chosen:
             raise ValidationError(f"{queue}: give timeout and/or max_attempts, e.g. {example}.")
+        bounds = _queue_default_limits()
         for name, number in chosen.items():
-            if name not in QUEUE_DEFAULT_LIMITS:
+            if name not in bounds:
                 raise ValidationError(f"{queue}: {name!r} is not timeout or max_attempts.")
-            low, high = QUEUE_DEFAULT_LIMITS[name]
+            low, high = bounds[name]
             if not isinstance(number, int) or isinstance(number, bool) or not low <= number <= high:
                 raise ValidationError(f"{queue}.{name}: a whole number from {low} to {high}.")
 
@@ -122,7 +128,14 @@ class Tenant(models.Model):
         max_length=64,
         default="UTC",
         validators=[_validate_time_zone],
-        help_text="Time zone for reports, e.g. Europe/Paris.",
+        help_text="Time zone for reports and scheduled sends, e.g. Europe/Paris.",
+    )
+    contact_created_notify = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=Role.choices,
+        help_text="When a contact is created (API or admin), notify and email the members with "
+        "this role or higher; blank: nobody.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

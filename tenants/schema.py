@@ -8,6 +8,7 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "tenants.authentication.ApiKeyAuthentication"
+    match_subclasses = True  # the throttled one the API uses (jobs.api.throttles)
     name = "apiKeyAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.selectors import get_role
+from tenants.signals import member_added
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def add_member(tenant: Tenant, *, user: User, role: str = Role.VIEWER) -> Member
     except IntegrityError as error:  # added concurrently since the check above
         raise _already_member(user, tenant) from error
     logger.info("Added %s as %s (tenant=%s)", user, role, tenant.pk)
+    member_added.send(sender=Membership, membership=membership)
     return membership
 
 

@@ -94,14 +94,19 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
         grace: int = 10,
         heartbeat: int = 10,
         heartbeat_grace: int = 30,
+        concurrency: int | None = None,
+        scheduler: bool = True,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen:
         command = [sys.executable, "manage.py", "rqworker", *queues, "--worker-class", worker_class]
-        command += ["--with-scheduler"]
+        command += ["--with-scheduler"] if scheduler else []
+        command += ["--concurrency", str(concurrency)] if concurrency else []
         env = {
             **_worker_env(),
             "CONVEYOR_SHUTDOWN_GRACE": str(grace),
             "CONVEYOR_HEARTBEAT_SECONDS": str(heartbeat),
             "CONVEYOR_HEARTBEAT_GRACE": str(heartbeat_grace),
+            **(env or {}),
         }
         # Its own session: RQ's scheduler runs in a child process that must go with it.
         process = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True)

@@ -6,6 +6,7 @@ from communications.admin import (  # noqa: F401
     imports,
     messages,
     notifications,
+    senders,
     templates,
     webhooks,
 )

@@ -17,16 +17,16 @@ from communications.selectors.campaigns import campaigns_totals
 from communications.services.campaigns import cancel_campaign, create_campaign, start_campaign
 from config.exceptions import DomainError
 from tenants.admin import TenantScopedAdminMixin
-from tenants.models import Role
 
-EDITABLE = ("tenant", "name", "channel", "template", "contact_ids", "tags", "variables")
+EDITABLE = ("tenant", "name", "channel", "template", "contact_ids", "tags", "variables", "send_at")
 
 
 @admin.register(Campaign)
 class CampaignAdmin(TenantScopedAdminMixin):
-    """Drafts are added here and started by an action; started campaigns are read-only."""
+    """Drafts are added here and started by an action (or scheduled by giving a send time, read
+    in the tenant's time zone); started campaigns are read-only."""
 
-    edit_role = Role.AGENT
+    access_area = "campaigns"
     list_display = ("name", "tenant", "channel", "template", "status", "progress", "created_at")
     list_filter = ("status", "channel", "tenant")
     list_select_related = ("tenant",)
@@ -82,6 +82,8 @@ class CampaignAdmin(TenantScopedAdminMixin):
         self.check_tenant(request, obj)
         if change:
             return
+        # The admin reads the time in UTC; the wall-clock time given is meant in the tenant's zone.
+        send_at = obj.send_at.replace(tzinfo=None) if obj.send_at else None
         campaign = create_campaign(
             tenant=obj.tenant,
             name=obj.name,
@@ -91,9 +93,10 @@ class CampaignAdmin(TenantScopedAdminMixin):
             tags=obj.tags,
             variables=obj.variables,
             by=request.user,
-            start=False,
+            start=send_at is not None,  # scheduled at once; without a time, a draft
+            send_at=send_at,
         )
-        obj.pk, obj.created_at = campaign.pk, campaign.created_at
+        obj.pk, obj.created_at, obj.status = campaign.pk, campaign.created_at, campaign.status
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if obj is not None and obj.status == Campaign.Status.RUNNING:
@@ -119,7 +122,7 @@ class CampaignAdmin(TenantScopedAdminMixin):
     @admin.action(description="Cancel selected campaigns")
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
         active = self.editable_queryset(request, queryset).filter(
-            status__in=[Campaign.Status.DRAFT, Campaign.Status.RUNNING]
+            status__in=[Campaign.Status.DRAFT, Campaign.Status.SCHEDULED, Campaign.Status.RUNNING]
         )
         canceled = 0
         for campaign in active:

@@ -23,7 +23,6 @@ from communications.services.contacts import (
     update_contact,
 )
 from tenants.admin import TenantScopedAdminMixin, tenant_roles
-from tenants.models import Role
 
 
 class ContactForm(forms.ModelForm):
@@ -78,7 +77,7 @@ class ContactAdmin(ContactImportExportMixin, TenantScopedAdminMixin):
     """Agents and up edit their tenants' contacts; admins and owners also import and export."""
 
     form = ContactForm
-    edit_role = Role.AGENT
+    access_area = "contacts"
     list_display = (
         "__str__",
         "email",

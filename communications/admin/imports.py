@@ -24,8 +24,9 @@ from communications.resources import (
     UnreadableFile,
 )
 from communications.selectors.imports import import_rejections
-from tenants.admin import TenantScopedAdminMixin, tenant_roles
-from tenants.models import Role, Tenant
+from tenants import access
+from tenants.admin import TenantScopedAdminMixin, tenant_ids_with
+from tenants.models import Tenant
 
 SHOWN = 20
 
@@ -39,11 +40,10 @@ else:
 
 
 def importable_tenants(request: HttpRequest) -> Any:
-    """Tenants the user may import contacts into: admin or owner there (superusers: all)."""
+    """Tenants the user may import contacts into or export them from (superusers: all)."""
     if request.user.is_superuser:
         return Tenant.objects.filter(is_active=True)
-    needed = Role.rank(Role.ADMIN)
-    ids = [pk for pk, role in tenant_roles(request).items() if Role.rank(role) >= needed]
+    ids = tenant_ids_with(request, access.required_role("contact_transfers", write=True))
     return Tenant.objects.filter(pk__in=ids, is_active=True)
 
 
@@ -103,12 +103,18 @@ class ContactImportExportMixin(ImportExportMixin):
     def has_export_permission(self, request: HttpRequest) -> bool:
         return importable_tenants(request).exists()
 
+    def get_export_queryset(self, request: HttpRequest) -> Any:
+        """The listed contacts of the tenants where the user may export, never the others."""
+        return super().get_export_queryset(request).filter(tenant__in=importable_tenants(request))
+
 
 # --- Imports and exports ------------------------------------------------------------------------
 
 
 class _FileDownloadsMixin(TenantScopedAdminMixin):
     """Read-only rows whose files are downloaded through the admin, checked per tenant."""
+
+    access_area = "contact_transfers"
 
     file_fields: tuple[str, ...] = ()
 

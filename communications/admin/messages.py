@@ -7,24 +7,27 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from communications.admin.senders import DeliveryEventInline
 from communications.models import Message
 from tenants.admin import TenantScopedAdminMixin
 
 
 @admin.register(Message)
 class MessageAdmin(TenantScopedAdminMixin):
+    access_area = "messages"
     list_display = (
         "id",
         "recipient",
         "channel",
         "status",
+        "delivery_status",
         "template",
         "campaign",
         "attempts",
         "created_at",
         "sent_at",
     )
-    list_filter = ("status", "channel", "tenant")
+    list_filter = ("status", "delivery_status", "channel", "tenant")
     list_select_related = ("campaign",)
     search_fields = ("recipient", "provider_message_id", "template")
     ordering = ("-created_at", "-id")
@@ -40,6 +43,10 @@ class MessageAdmin(TenantScopedAdminMixin):
         "html",
         "status",
         "error",
+        "send_at",
+        "delivery_status",
+        "delivery_updated_at",
+        "sender",
         "provider_message_id",
         "attempts",
         "job",
@@ -50,6 +57,7 @@ class MessageAdmin(TenantScopedAdminMixin):
         "updated_at",
     )
     readonly_fields = fields
+    inlines = [DeliveryEventInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -13,6 +13,9 @@ from tenants.admin import TenantScopedAdminMixin
 
 @admin.register(Notification)
 class NotificationAdmin(TenantScopedAdminMixin):
+    """Each member reads their own notifications; superusers read everyone's."""
+
+    access_area = "notifications"
     list_display = ("title", "user", "tenant", "is_read", "created_at")
     list_filter = ("tenant", ("read_at", admin.EmptyFieldListFilter))
     list_select_related = ("user", "tenant")

@@ -73,6 +73,7 @@ class MessageTemplateForm(forms.ModelForm):
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(TenantScopedAdminMixin):
+    access_area = "templates"
     form = MessageTemplateForm
     list_display = ("name", "channel", "tenant", "description", "updated_at", "preview_link")
     list_filter = ("tenant", "channel")

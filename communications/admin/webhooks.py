@@ -53,19 +53,7 @@ EVENT_CHOICES = [(ALL_EVENTS, "Every event (*)")] + [
 class AdminsOnlyMixin(TenantScopedAdminMixin):
     """Webhooks are for tenant admins and owners: other members do not see them."""
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(tenant__in=self.editable_tenant_ids(request))
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or bool(self.editable_tenant_ids(request))
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        if obj is None:
-            return self.has_module_permission(request)
-        return self.can_edit_in(request, obj.tenant_id)
+    access_area = "webhooks"
 
 
 # --- Endpoints ----------------------------------------------------------------------------------

@@ -16,13 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from communications.api.messages import MAX_ID, object_id
+from communications.api.messages import MAX_ID, SendAtField, object_id
 from communications.models import Campaign, Channel
 from communications.selectors.campaigns import campaigns_totals, get_campaign, list_campaigns
 from communications.services.campaigns import cancel_campaign, create_campaign, start_campaign
-from jobs.api.common import errors, tenant_request
+from jobs.api.common import RedactedObjectField, errors, tenant_request
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TENANT_ERRORS = (400, 401, 403, 404, 429)
@@ -36,10 +35,15 @@ class TotalsOutput(serializers.Serializer):
     skipped = serializers.IntegerField(help_text="Opted out or without an address.")
     canceled = serializers.IntegerField(help_text="Not sent because the campaign was canceled.")
     pending = serializers.IntegerField(help_text="Still to send.")
+    delivered = serializers.IntegerField(help_text="Receipts: delivered (read ones included).")
+    read = serializers.IntegerField(help_text="Receipts: read or opened.")
+    bounced = serializers.IntegerField(help_text="Receipts: bounced (the contact opted out).")
+    complained = serializers.IntegerField(help_text="Receipts: marked as spam (opted out).")
 
 
 class CampaignOutput(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
+    variables = RedactedObjectField(help_text="Values under secret-looking keys are masked.")
     totals = serializers.SerializerMethodField()
 
     class Meta:
@@ -58,6 +62,7 @@ class CampaignOutput(serializers.ModelSerializer):
             "job",
             "batch",
             "created_at",
+            "send_at",
             "started_at",
             "finished_at",
             "cancel_requested_at",
@@ -134,10 +139,18 @@ class CampaignListView(generics.ListAPIView):
         start = serializers.BooleanField(
             default=True, help_text="false: save a draft, started later with start/."
         )
+        send_at = SendAtField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="Start at this time instead of now (scheduled); without an offset it is "
+            "read in time_zone, else the tenant's.",
+        )
+        time_zone = serializers.CharField(
+            required=False, default="", help_text="IANA name, e.g. Europe/Paris."
+        )
 
-    @property
-    def required_role(self) -> str:
-        return Role.AGENT if self.request.method == "POST" else Role.VIEWER
+    access_area = "campaigns"
 
     def get_queryset(self) -> QuerySet[Campaign]:
         params = self.request.query_params
@@ -200,7 +213,7 @@ class CampaignListView(generics.ListAPIView):
 
 class CampaignDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "campaigns"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -215,7 +228,7 @@ class CampaignDetailView(APIView):
 
 class CampaignStartView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "campaigns"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -231,7 +244,7 @@ class CampaignStartView(APIView):
 
 class CampaignCancelView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "campaigns"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],

@@ -11,15 +11,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from communications.models import Contact
 from communications.selectors.contacts import ORDERINGS, get_contact, list_contacts
 from communications.services.contacts import create_contact, delete_contact, update_contact
+from jobs.api.common import RedactedObjectField
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TAGS = ["contacts"]
@@ -56,6 +55,7 @@ class ContactInput(serializers.Serializer):
 
 class ContactOutput(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", allow_null=True)
+    custom_fields = RedactedObjectField(help_text="Values under secret-looking keys are masked.")
 
     class Meta:
         model = Contact
@@ -100,9 +100,7 @@ class ContactPagination(PageNumberPagination):
 class MembersReadAgentsWrite(APIView):
     permission_classes = [HasTenantRole]
 
-    @property
-    def required_role(self) -> str:
-        return Role.VIEWER if self.request.method in SAFE_METHODS else Role.AGENT
+    access_area = "contacts"
 
 
 LIST_PARAMETERS = [

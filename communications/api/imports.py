@@ -16,7 +16,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,9 +33,9 @@ from communications.selectors.imports import (
 from communications.services.import_rows import ERRORS_SHOWN, check_mapping
 from communications.services.imports import start_export, start_import
 from config.exceptions import Conflict
+from config.parsers import StrictJSONParser
 from jobs.api.common import StatusField, StatusWords, errors, tenant_request
 from jobs.models import Job
-from tenants.models import Role
 from tenants.permissions import HasTenantRole
 
 CONTENT_TYPES = {
@@ -217,7 +217,7 @@ class ContactImportListView(generics.ListAPIView):
     """`contacts/imports/`: GET lists the tenant's imports, POST uploads a file (admin and up)."""
 
     permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "contact_transfers"
     queryset = ContactImport.objects.none()
     serializer_class = ImportOutput
     parser_classes = [MultiPartParser, FormParser]
@@ -250,7 +250,7 @@ class ContactImportListView(generics.ListAPIView):
 
 class ContactImportDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "contact_transfers"
 
     @extend_schema(
         parameters=[IMPORT_ID], responses={200: ImportDetailOutput, **errors(400, 401, 403, 404)}
@@ -264,7 +264,7 @@ class ContactImportErrorsView(APIView):
     """The rejected rows as CSV: their line, their values and an `errors` column."""
 
     permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "contact_transfers"
 
     @extend_schema(
         parameters=[IMPORT_ID], responses={200: FILE_RESPONSE, **errors(400, 401, 403, 404)}
@@ -284,10 +284,10 @@ class ContactExportListView(generics.ListAPIView):
     """`contacts/exports/`: GET lists the tenant's exports, POST starts one (admin and up)."""
 
     permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "contact_transfers"
     queryset = ContactExport.objects.none()
     serializer_class = ExportOutput
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [StrictJSONParser, FormParser, MultiPartParser]
     filter_backends: list[Any] = []
 
     Input = ExportInput
@@ -311,7 +311,7 @@ class ContactExportListView(generics.ListAPIView):
 
 class ContactExportDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "contact_transfers"
 
     @extend_schema(
         parameters=[EXPORT_ID], responses={200: ExportOutput, **errors(400, 401, 403, 404)}
@@ -323,7 +323,7 @@ class ContactExportDetailView(APIView):
 
 class ContactExportDownloadView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "contact_transfers"
 
     @extend_schema(
         parameters=[EXPORT_ID], responses={200: FILE_RESPONSE, **errors(400, 401, 403, 404, 409)}

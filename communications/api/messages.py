@@ -1,5 +1,6 @@
 """API views: messages — send one (agent and up), list with filters, detail with its job."""
 
+from datetime import datetime
 from typing import Any
 
 import django_filters
@@ -10,6 +11,7 @@ from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
 )
 from rest_framework import generics, serializers, status
@@ -18,14 +20,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from communications.models import Channel, Contact, Message
+from communications.models import Channel, Contact, DeliveryEvent, Message
 from communications.selectors.messages import get_message, list_messages
-from communications.services.messages import send_message
+from communications.selectors.senders import delivery_timeline
+from communications.services.messages import cancel_message, send_message
 from jobs.api.common import CreatedAtCursorPagination, errors, tenant_request
 from jobs.api.filters import TimeFilter
 from jobs.models import Job
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TENANT_ERRORS = (400, 401, 403, 404, 429)
@@ -46,6 +48,29 @@ class MessageJobOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class SendAtField(serializers.DateTimeField):
+    """An ISO 8601 time; one without an offset stays naive, for the service to read in the
+    request's or the tenant's time zone."""
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        return value
+
+
+class DeliveryEventOutput(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryEvent
+        fields = ["status", "occurred_at", "detail"]
+        read_only_fields = fields
+
+
+class WhatsAppTemplateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=512, help_text="The approved template's name.")
+    language = serializers.CharField(max_length=15, default="en_US")
+    parameters = serializers.ListField(
+        child=serializers.CharField(max_length=1024), required=False, default=list
+    )
+
+
 class MessageOutput(serializers.ModelSerializer):
     class Meta:
         model = Message
@@ -63,6 +88,10 @@ class MessageOutput(serializers.ModelSerializer):
             "attempts",
             "job",
             "campaign",
+            "sender",
+            "send_at",
+            "delivery_status",
+            "delivery_updated_at",
             "created_at",
             "sent_at",
         ]
@@ -71,10 +100,17 @@ class MessageOutput(serializers.ModelSerializer):
 
 class MessageDetailOutput(MessageOutput):
     job = MessageJobOutput(allow_null=True, help_text="The job that sends it, with its status.")
+    timeline = serializers.SerializerMethodField(
+        help_text="Delivery receipts after `sent`: delivered, read, bounced, complained, failed."
+    )
 
     class Meta(MessageOutput.Meta):
-        fields = [*MessageOutput.Meta.fields, "html"]
+        fields = [*MessageOutput.Meta.fields, "html", "provider_template", "timeline"]
         read_only_fields = fields
+
+    @extend_schema_field(DeliveryEventOutput(many=True))
+    def get_timeline(self, message: Message) -> list[dict[str, Any]]:
+        return list(DeliveryEventOutput(delivery_timeline(message), many=True).data)
 
 
 MESSAGE_EXAMPLE: dict[str, Any] = {
@@ -91,6 +127,10 @@ MESSAGE_EXAMPLE: dict[str, Any] = {
     "attempts": 0,
     "job": "6f1c2a4e-8d0b-4c55-9a3e-1f2b3c4d5e6f",
     "campaign": None,
+    "sender": None,
+    "send_at": None,
+    "delivery_status": "",
+    "delivery_updated_at": None,
     "created_at": "2026-11-22T16:30:00.123456Z",
     "sent_at": None,
 }
@@ -144,6 +184,27 @@ class MessageListView(generics.ListAPIView):
             min_value=1, max_value=MAX_ID, required=False, help_text="A contact id, instead."
         )
         variables = serializers.DictField(required=False, default=dict)
+        send_at = SendAtField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="Send at this time instead of now; without an offset it is read in "
+            "time_zone, else the tenant's.",
+        )
+        time_zone = serializers.CharField(
+            required=False, default="", help_text="IANA name, e.g. Europe/Paris."
+        )
+        whatsapp_template = WhatsAppTemplateInput(
+            required=False,
+            default=None,
+            source="provider_template",
+            help_text="WhatsApp through Meta: send this approved template with these variables.",
+        )
+
+        def validate_subject(self, subject: str) -> str:
+            if "\r" in subject or "\n" in subject:
+                raise serializers.ValidationError("A subject is one line: no line breaks.")
+            return subject
 
         def validate_contact(self, contact_id: int) -> Contact:
             tenant = self.context["request"].tenant
@@ -161,9 +222,7 @@ class MessageListView(generics.ListAPIView):
                 )
             return data
 
-    @property
-    def required_role(self) -> str:
-        return Role.AGENT if self.request.method == "POST" else Role.VIEWER
+    access_area = "messages"
 
     def get_queryset(self) -> QuerySet[Message]:
         return list_messages(tenant=tenant_request(self.request).tenant)
@@ -207,9 +266,25 @@ class MessageListView(generics.ListAPIView):
         return Response(MessageOutput(message).data, status=status.HTTP_202_ACCEPTED)
 
 
+class MessageCancelView(APIView):
+    permission_classes = [HasTenantRole]
+    access_area = "messages"
+
+    @extend_schema(
+        operation_id="messages_cancel",
+        parameters=[TENANT_PARAMETER],
+        request=None,
+        responses={200: MessageOutput, **errors(*TENANT_ERRORS, 409)},
+    )
+    def post(self, request: TenantRequest, message_id: str) -> Response:
+        """Cancel a waiting send (a scheduled one before it is due); 409 once it went out."""
+        message = get_message(tenant=request.tenant, message_id=object_id(message_id))
+        return Response(MessageOutput(cancel_message(message, by=request.user)).data)
+
+
 class MessageDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "messages"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -224,4 +299,5 @@ class MessageDetailView(APIView):
 urlpatterns: list[URLPattern | URLResolver] = [
     path("messages/", MessageListView.as_view(), name="message-list"),
     path("messages/<str:message_id>/", MessageDetailView.as_view(), name="message-detail"),
+    path("messages/<str:message_id>/cancel/", MessageCancelView.as_view(), name="message-cancel"),
 ]

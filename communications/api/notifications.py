@@ -23,7 +23,6 @@ from communications.selectors.notifications import (
 )
 from communications.services.notifications import mark_all_read, mark_read
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TAGS = ["notifications"]
@@ -59,7 +58,7 @@ class UnreadCountOutput(serializers.Serializer):
 
 class OwnNotifications(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "notifications"
 
 
 class NotificationListView(OwnNotifications):

@@ -11,7 +11,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -31,7 +30,6 @@ from communications.services.templates import (
     update_template,
 )
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TAGS = ["templates"]
@@ -129,14 +127,12 @@ class RenderedOutput(serializers.Serializer):
 class MembersReadAdminsWrite(APIView):
     permission_classes = [HasTenantRole]
 
-    @property
-    def required_role(self) -> str:
-        return Role.VIEWER if self.request.method in SAFE_METHODS else Role.ADMIN
+    access_area = "templates"
 
 
 class MembersPreview(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "template_previews"
 
 
 class TemplateListView(MembersReadAdminsWrite):

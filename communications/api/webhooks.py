@@ -42,9 +42,13 @@ from communications.services.webhooks import (
     send_test_event,
     update_endpoint,
 )
-from jobs.api.common import CreatedAtCursorPagination, StatusField, StatusWords
+from jobs.api.common import (
+    CreatedAtCursorPagination,
+    RedactedObjectField,
+    StatusField,
+    StatusWords,
+)
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TAGS = ["webhooks"]
@@ -194,7 +198,9 @@ class WebhookDeliveryOutput(serializers.ModelSerializer):
 
 
 class WebhookDeliveryDetailOutput(WebhookDeliveryOutput):
-    payload = serializers.JSONField(help_text="The body sent: id, type, created, tenant, data.")
+    payload = RedactedObjectField(
+        help_text="The body sent: id, type, created, tenant, data (secret-looking keys masked)."
+    )
     attempt_log = serializers.SerializerMethodField()
 
     class Meta(WebhookDeliveryOutput.Meta):
@@ -269,7 +275,7 @@ def filtered_deliveries(request: Request, filters: dict[str, Any]) -> QuerySet[W
 
 class AdminsOnly(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "webhooks"
 
 
 class WebhookEndpointListView(AdminsOnly):

@@ -7,5 +7,6 @@ from communications.models.contacts import *  # noqa: F403
 from communications.models.imports import *  # noqa: F403
 from communications.models.messaging import *  # noqa: F403
 from communications.models.notifications import *  # noqa: F403
+from communications.models.senders import *  # noqa: F403
 from communications.models.templates import *  # noqa: F403
 from communications.models.webhooks import *  # noqa: F403

@@ -12,7 +12,7 @@ from communications.models.contacts import Contact
 from jobs.models import Batch, Job
 from tenants.models import Tenant, TenantQuerySet
 
-__all__ = ["Campaign", "Channel", "Message"]
+__all__ = ["Campaign", "Channel", "DeliveryEvent", "Message"]
 
 
 class Channel(models.TextChoices):
@@ -26,6 +26,7 @@ class Campaign(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
+        SCHEDULED = "scheduled", "Scheduled"  # starts at send_at
         RUNNING = "running", "Running"
         FINISHED = "finished", "Finished"
         CANCELED = "canceled", "Canceled"
@@ -74,6 +75,11 @@ class Campaign(models.Model):
         Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    send_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a scheduled campaign starts (in the admin: the tenant's time zone).",
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
@@ -108,6 +114,15 @@ class Message(models.Model):
         SKIPPED = "skipped", "Skipped"  # opted out or no valid address: never sent
         CANCELED = "canceled", "Canceled"  # its campaign was canceled before its turn
 
+    class Delivery(models.TextChoices):
+        """What the provider told us after it took the message (its delivery receipts)."""
+
+        DELIVERED = "delivered", "Delivered"
+        READ = "read", "Read"
+        BOUNCED = "bounced", "Bounced"
+        COMPLAINED = "complained", "Complained"
+        FAILED = "failed", "Failed"
+
     PENDING = (Status.QUEUED, Status.SENDING)
     ENDED = (Status.SENT, Status.FAILED, Status.SKIPPED, Status.CANCELED)
 
@@ -131,6 +146,25 @@ class Message(models.Model):
     campaign = models.ForeignKey(
         Campaign, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
     )
+    sender = models.ForeignKey(
+        "communications.Sender",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The tenant's sender it went through; empty: the deployment's.",
+    )
+    provider_template = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="WhatsApp: the approved template sent instead of text "
+        '({"name", "language", "parameters"}).',
+    )
+    send_at = models.DateTimeField(null=True, blank=True, help_text="When a scheduled send goes.")
+    delivery_status = models.CharField(
+        max_length=10, choices=Delivery.choices, blank=True, help_text="The latest receipt."
+    )
+    delivery_updated_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -156,6 +190,11 @@ class Message(models.Model):
                 name="message_campaign_pending_idx",
                 condition=Q(status__in=["queued", "sending"]),
             ),
+            models.Index(
+                fields=["tenant", "provider_message_id"],
+                name="message_provider_id_idx",
+                condition=~Q(provider_message_id=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -165,3 +204,26 @@ class Message(models.Model):
     def body(self) -> str:
         """What an SMS or WhatsApp message says (the text part of an email)."""
         return self.text
+
+
+class DeliveryEvent(models.Model):
+    """One step of a message's delivery timeline after `sent`, from a provider's receipt."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Message.Delivery.choices)
+    occurred_at = models.DateTimeField(help_text="When the provider says it happened.")
+    detail = models.CharField(max_length=500, blank=True, help_text="The provider's reason.")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            # A provider repeats a receipt when our answer was slow: the timeline keeps one.
+            models.UniqueConstraint(fields=["message", "status"], name="delivery_event_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"

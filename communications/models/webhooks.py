@@ -25,6 +25,10 @@ class EventType(models.TextChoices):
     IMPORT_COMPLETED = "import.completed", "Import completed"
     REPORT_READY = "report.ready", "Report ready"
     MESSAGE_FAILED = "message.failed", "Message failed"
+    WORKFLOW_FINISHED = "workflow.finished", "Workflow finished"
+    ALERT_OPENED = "alert.opened", "Alert opened"
+    ALERT_ESCALATED = "alert.escalated", "Alert escalated"
+    ALERT_RESOLVED = "alert.resolved", "Alert resolved"
     WEBHOOK_TEST = "webhook.test", "Test event"
 
 

@@ -9,6 +9,8 @@ from communications.models import Campaign, Message
 from tenants.models import Tenant
 
 TOTAL_KEYS = ("recipients", "sent", "failed", "skipped", "canceled", "pending")
+# Receipts arrive after a campaign ends, so these are always counted from its messages.
+RECEIPT_KEYS = ("delivered", "read", "bounced", "complained")
 
 
 def list_campaigns(*, tenant: Tenant, status: str = "", channel: str = "") -> QuerySet[Campaign]:
@@ -45,20 +47,29 @@ def campaign_totals(campaign: Campaign) -> dict[str, int]:
 
 
 def campaigns_totals(campaigns: Iterable[Campaign]) -> dict[int, dict[str, int]]:
-    """Totals of several campaigns: live for those still running, stored for ended ones."""
+    """Totals of several campaigns in one grouped query: outcomes live for those still running
+    (stored for ended ones), and receipts (always live: they arrive after the end)."""
     campaigns = list(campaigns)
-    live = [c.pk for c in campaigns if c.finished_at is None]
+    if not campaigns:
+        return {}
     counts: dict[int, dict[str, int]] = defaultdict(dict)
-    if live:
-        rows = (
-            Message.objects.filter(campaign_id__in=live)
-            .values_list("campaign_id", "status")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
-        for campaign_id, status, n in rows:
-            counts[campaign_id][status] = n
-    return {c.pk: _totals(counts[c.pk]) if c.pk in live else _stored(c) for c in campaigns}
+    receipts = {c.pk: dict.fromkeys(RECEIPT_KEYS, 0) for c in campaigns}
+    rows = (
+        Message.objects.filter(campaign_id__in=[c.pk for c in campaigns])
+        .values_list("campaign_id", "status", "delivery_status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for campaign_id, status, delivery, n in rows:
+        counts[campaign_id][status] = counts[campaign_id].get(status, 0) + n
+        if delivery in RECEIPT_KEYS:
+            receipts[campaign_id][delivery] += n
+        if delivery == Message.Delivery.READ:
+            receipts[campaign_id]["delivered"] += n  # read implies delivered
+    return {
+        c.pk: {**(_stored(c) if c.finished_at else _totals(counts[c.pk])), **receipts[c.pk]}
+        for c in campaigns
+    }
 
 
 def _stored(campaign: Campaign) -> dict[str, int]:

@@ -132,6 +132,24 @@ BUILTINS: dict[str, tuple[str, dict[str, Any]]] = {
             "link": "https://app.example.com/contacts/imports/42",
         },
     ),
+    "campaign-finished": (
+        "Tells whoever started a campaign that it ended, with its totals. Needs campaign.name, "
+        "campaign.status and the counts campaign.recipients, .sent, .failed, .skipped, "
+        ".canceled; optional: campaign_url, failed_url (absolute links).",
+        {
+            "campaign": {
+                "name": "November newsletter",
+                "status": "finished",
+                "recipients": 1204,
+                "sent": 1180,
+                "failed": 4,
+                "skipped": 20,
+                "canceled": 0,
+            },
+            "campaign_url": "https://app.example.com/admin/communications/campaign/7/change/",
+            "failed_url": "https://app.example.com/admin/communications/message/?campaign=7",
+        },
+    ),
     "report-ready": (
         "Says that a report has been generated. Optional: report.name, report.format, "
         "download_url (else notification.link).",

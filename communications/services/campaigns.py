@@ -4,11 +4,13 @@ recipient once, cancel between recipients, and finish with totals and a notifica
 
 import logging
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from communications.models import Campaign, Channel, Contact, Message, MessageTemplate
@@ -18,15 +20,17 @@ from communications.services.events import publish_event
 from communications.services.messages import (
     Delivery,
     contact_address,
-    deliver,
+    deliver_many,
+    due_time,
     mark_failed,
     mark_skipped,
     queue_for,
     wait_for_turn,
 )
-from communications.services.notifications import notify_user
+from communications.services.notifications import absolute_url, notify_user
+from communications.services.senders import Route
 from communications.services.templates import render_template
-from jobs.errors import InvalidTransition
+from jobs.errors import InvalidTransition, PermanentError
 from jobs.models import Job
 from jobs.services.jobs import cancel_jobs, create_batch, enqueue_job, enqueue_jobs
 from tenants.models import Tenant
@@ -40,7 +44,8 @@ SNAPSHOT_CHUNK = 2000
 LAUNCH_KIND = "communications.launch_campaign"
 BATCH_KIND = "communications.send_campaign_batch"
 FINISH_KIND = "communications.finish_campaign"
-FINISHED_EMAIL_TEMPLATE = "report-ready"
+FINISHED_EMAIL_TEMPLATE = "campaign-finished"
+LAUNCHABLE = (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED, Campaign.Status.RUNNING)
 
 
 def check_audience(tenant: Tenant, *, contact_ids: list[int], tags: list[str]) -> None:
@@ -81,8 +86,11 @@ def create_campaign(
     variables: dict[str, Any] | None = None,
     by: Actor = None,
     start: bool = True,
+    send_at: datetime | None = None,
+    time_zone: str = "",
 ) -> Campaign:
-    """Save a campaign (a draft unless `start`, which also starts it)."""
+    """Save a campaign (a draft unless `start`, which also starts it, at `send_at` if given)."""
+    due = due_time(tenant, send_at, time_zone=time_zone)
     contact_ids, tags = sorted(set(contact_ids)), sorted(set(tags))
     check_audience(tenant, contact_ids=contact_ids, tags=tags)
     check_template(tenant, template=template, channel=channel)
@@ -94,30 +102,38 @@ def create_campaign(
         variables=variables or {},
         contact_ids=contact_ids,
         tags=tags,
+        send_at=due,
         created_by=acting_user(by),
     )
     if start:
-        start_campaign(campaign, by=by)
+        start_campaign(campaign, by=by, send_at=due)
     return campaign
 
 
 @transaction.atomic
-def start_campaign(campaign: Campaign, *, by: Actor = None) -> Campaign:
-    """Mark a draft running and enqueue its launch job (which snapshots the audience)."""
+def start_campaign(
+    campaign: Campaign, *, by: Actor = None, send_at: datetime | None = None
+) -> Campaign:
+    """Start a draft now (running), or at `send_at` (scheduled): its launch job snapshots the
+    audience when it runs, once (the job's idempotency key is the campaign)."""
     locked = Campaign.objects.select_for_update(of=("self",)).get(pk=campaign.pk)
     if locked.status != Campaign.Status.DRAFT:
         raise InvalidTransition(f"Campaign {campaign.pk} is {locked.status}: only drafts start.")
-    locked.status, locked.started_at = Campaign.Status.RUNNING, timezone.now()
+    if send_at is not None:
+        locked.status, locked.send_at = Campaign.Status.SCHEDULED, send_at
+    else:
+        locked.status, locked.started_at = Campaign.Status.RUNNING, timezone.now()
     locked.job = enqueue_job(
         tenant=locked.tenant,
         kind=LAUNCH_KIND,
         payload={"campaign_id": locked.pk},
         by=by,
         queue=queue_for(locked.channel),
+        run_at=send_at,
         idempotency_key=f"campaign:{locked.pk}",
     )
-    locked.save(update_fields=["status", "started_at", "job"])
-    _copy(locked, campaign, "status", "started_at", "job", "job_id")
+    locked.save(update_fields=["status", "started_at", "send_at", "job"])
+    _copy(locked, campaign, "status", "started_at", "send_at", "job", "job_id")
     return campaign
 
 
@@ -180,16 +196,27 @@ def _batch_payloads(campaign: Campaign, size: int) -> list[dict[str, Any]]:
 def launch_campaign(campaign: Campaign, *, job: Job | None = None) -> int:
     """Snapshot the recipients and enqueue their batch jobs, once; returns how many batches.
 
-    Runs in the campaign's launch job. The campaign row is locked, so a cancel waits for this
-    to commit (and then cancels the batches), or wins and nothing is snapshotted.
+    Runs in the campaign's launch job: one it enqueued (running, or scheduled and now due) or
+    one a schedule started (a draft starts then). The campaign row is locked, so a cancel waits
+    for this to commit (and then cancels the batches), or wins and nothing is snapshotted. A
+    campaign that cannot start raises PermanentError saying why.
     """
     campaign = (
         Campaign.objects.select_for_update(of=("self",))
         .select_related("tenant")
         .get(pk=campaign.pk)
     )
-    if campaign.status != Campaign.Status.RUNNING or campaign.batch_id:
-        return 0
+    if campaign.status == Campaign.Status.RUNNING and campaign.batch_id:
+        return 0  # launched already: this is a repeat delivery
+    if campaign.status not in LAUNCHABLE:
+        raise PermanentError(
+            f"Campaign {campaign.pk} is {campaign.status}: it cannot start (again). "
+            "Create a new campaign, or start a draft."
+        )
+    if campaign.status != Campaign.Status.RUNNING:
+        campaign.status, campaign.started_at = Campaign.Status.RUNNING, timezone.now()
+        campaign.job = campaign.job or job
+        campaign.save(update_fields=["status", "started_at", "job"])
     campaign.recipients = snapshot_recipients(campaign)
     payloads = _batch_payloads(campaign, settings.CONVEYOR_CAMPAIGN_BATCH_SIZE)
     if not payloads:
@@ -235,38 +262,64 @@ def campaign_template(campaign: Campaign) -> MessageTemplate | BuiltinTemplate |
         return campaign.template
 
 
-def send_to_recipient(
+def send_to_recipients(
     campaign: Campaign,
-    message: Message,
+    messages: list[Message],
     *,
     template: MessageTemplate | BuiltinTemplate | str,
     job: Job | None,
     rate: str | None,
     final: bool,
-) -> Delivery:
-    """Render the campaign's template for one recipient, wait for the rate limit, send once."""
+    route: Route | None = None,
+    concurrency: int = 1,
+) -> list[Delivery]:
+    """Render the campaign's template for each recipient, wait for the rate limit for each,
+    then send them once, `concurrency` provider calls at a time."""
+    outcomes: dict[int, Delivery] = {}
+    ready = []
+    for message in messages:
+        skipped = _prepare(campaign, message, template=template, rate=rate)
+        if skipped is not None:
+            outcomes[message.pk] = skipped
+        else:
+            ready.append(message)
+    if ready:
+        sent = deliver_many(ready, job=job, final=final, route=route, concurrency=concurrency)
+        outcomes.update(zip((m.pk for m in ready), sent, strict=True))
+    return [outcomes[message.pk] for message in messages]
+
+
+def _prepare(
+    campaign: Campaign,
+    message: Message,
+    *,
+    template: MessageTemplate | BuiltinTemplate | str,
+    rate: str | None,
+) -> Delivery | None:
+    """None when `message` is ready to send (rendered, its rate token taken), else why not."""
+    if message.status != Message.Status.QUEUED:
+        return None  # `sending`: deliver settles it (outcome unknown)
     contact = message.contact
-    if message.status == Message.Status.QUEUED:
-        if contact is None:
-            return mark_skipped(message, "The contact was deleted.")
-        if contact.opted_out:
-            return mark_skipped(message, "The contact opted out.")
-        try:
-            rendered = render_template(
-                template,
-                tenant=campaign.tenant,
-                channel=campaign.channel,
-                context={**campaign.variables, "contact": contact},
-            )
-        except ValidationError as error:
-            return mark_failed(message, "; ".join(error.messages))
-        message.subject, message.html, message.text = (
-            rendered.subject[:500],
-            rendered.html,
-            rendered.text,
+    if contact is None:
+        return mark_skipped(message, "The contact was deleted.")
+    if contact.opted_out:
+        return mark_skipped(message, "The contact opted out.")
+    try:
+        rendered = render_template(
+            template,
+            tenant=campaign.tenant,
+            channel=campaign.channel,
+            context={**campaign.variables, "contact": contact},
         )
-        wait_for_turn(campaign.tenant, campaign.channel, rate)
-    return deliver(message, job=job, final=final)
+    except ValidationError as error:
+        return mark_failed(message, "; ".join(error.messages))
+    message.subject, message.html, message.text = (
+        rendered.subject[:500],
+        rendered.html,
+        rendered.text,
+    )
+    wait_for_turn(campaign.tenant, campaign.channel, rate)
+    return None
 
 
 @transaction.atomic
@@ -371,15 +424,23 @@ def _announce(campaign: Campaign, totals: dict[str, int]) -> None:
         tenant=campaign.tenant,
         title=f"Campaign {campaign.name!r} {campaign.status}"[:200],
         body=summary,
-        link=f"/admin/communications/campaign/{campaign.pk}/change/",
+        link=absolute_url(reverse("admin:communications_campaign_change", args=[campaign.pk])),
         email_template=FINISHED_EMAIL_TEMPLATE,
-        context=finished_email_context(campaign, summary),
+        context=finished_email_context(campaign, totals),
     )
 
 
-def finished_email_context(campaign: Campaign, summary: str) -> dict[str, Any]:
-    """What the creator's email (the report-ready template) says about the campaign."""
-    return {"report": {"name": f"Campaign {campaign.name} ({campaign.status}): {summary}"}}
+def finished_email_context(campaign: Campaign, totals: dict[str, int]) -> dict[str, Any]:
+    """The `campaign-finished` email's variables: the campaign, its totals, absolute links."""
+    admin = reverse("admin:communications_campaign_change", args=[campaign.pk])
+    failed = reverse("admin:communications_message_changelist")
+    return {
+        "campaign": {"name": campaign.name, "status": campaign.status, **totals},
+        "campaign_url": absolute_url(admin),
+        "failed_url": absolute_url(
+            f"{failed}?campaign__id__exact={campaign.pk}&status__exact=failed"
+        ),
+    }
 
 
 def _copy(source: Campaign, target: Campaign, *fields: str) -> None:

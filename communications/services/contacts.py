@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from communications.addresses import normalize_email, normalize_phone
 from communications.models import Contact
 from communications.services.events import publish_event
+from communications.services.notifications import announce_contact
 from tenants.models import Tenant
 from tenants.users import Actor, acting_user
 
@@ -29,7 +30,8 @@ UNIQUE_FIELDS = {"contact_unique_email": "email", "contact_unique_phone": "phone
 def create_contact(
     *, tenant: Tenant, by: Actor = None, source: str = Contact.Source.API, **fields: Any
 ) -> Contact:
-    """Save a new contact (email lowercased, phone in E.164) and publish contact.created."""
+    """Save a new contact (email lowercased, phone in E.164), publish contact.created and
+    notify the members the tenant chose for new contacts."""
     author = acting_user(by)
     contact = Contact(tenant=tenant, created_by=author, source=source)
     for name, value in clean_contact_fields(tenant=tenant, **fields).items():
@@ -37,6 +39,7 @@ def create_contact(
     check_contact(contact)
     _save(contact)
     publish_event(tenant, "contact.created", {"contact": contact_payload(contact)})
+    announce_contact(contact, by=author)
     logger.info("Created contact %s of tenant %s", contact.pk, tenant.slug)
     return contact
 

@@ -2,6 +2,7 @@
 delivery its own job on the `webhooks` queue. A leaf every area's services publish through."""
 
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -13,9 +14,12 @@ from django.utils import timezone
 
 from communications.models import EventType, WebhookDelivery, WebhookEndpoint
 from communications.models.webhooks import ALL_EVENTS
+from communications.signals import event_published
 from jobs.services.jobs import enqueue_jobs
 from tenants.models import Tenant
 from tenants.users import Actor
+
+logger = logging.getLogger(__name__)
 
 DELIVER_KIND = "communications.deliver_webhook"
 SUBSCRIBABLE = [value for value in EventType.values if value != EventType.WEBHOOK_TEST]
@@ -28,6 +32,22 @@ def publish_event(tenant: Tenant, type: str, data: dict[str, Any]) -> None:
     event = make_event(tenant, type, data)
     # robust: a failure to record deliveries is logged and never breaks the caller's commit.
     transaction.on_commit(lambda: _deliver_event(tenant, event), robust=True)
+    transaction.on_commit(lambda: _announce(tenant, event), robust=True)
+
+
+def _announce(tenant: Tenant, event: dict[str, Any]) -> None:
+    """Tell `event_published` receivers (automations); one's error does not stop the others."""
+    for receiver, outcome in event_published.send_robust(sender=Tenant, tenant=tenant, event=event):
+        if isinstance(outcome, Exception):
+            logger.error(
+                "tenant=%s event=%s %s: %r failed: %s",
+                tenant.pk,
+                event["id"],
+                event["type"],
+                receiver,
+                outcome,
+                exc_info=outcome,
+            )
 
 
 def make_event(tenant: Tenant, type: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ and a dry run use the same plan; only the real one writes it.
 """
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,28 @@ HEADER_ALIASES = {
     "unsubscribed": "opted_out",
     "customfields": "custom_fields",
 }
+# Exports of other tools number and qualify their columns: Google Contacts ("E-mail 1 - Value",
+# "Phone 2 - Value", "Organization Name", "Labels"), Outlook ("E-mail 2 Address", "Business
+# Phone", "Categories"), HubSpot ("Mobile Phone Number", "Company Name"), Mailchimp ("Email
+# Address", "TAGS"). These patterns read the normalised header; "… - Type" columns match none.
+HEADER_PATTERNS = (
+    (re.compile(r"^e?mail\d*(address|value)?\d*$"), "email"),
+    (
+        re.compile(
+            r"^(primary|mobile|home|business|work|other|company|main|cell)?"
+            r"(phone|mobile|cell|telephone|tel)\d*(number|value)?\d*$"
+        ),
+        "phone",
+    ),
+    (re.compile(r"^(organization|organisation)\d*(name|value)?$"), "company"),
+    (re.compile(r"^(middlename|additionalname)$"), ""),
+    (re.compile(r"^(labels|categories|groupmembership|lists?)$"), "tags"),
+)
+# Several email or phone columns: the first filled one is the contact's, the others are kept in
+# custom_fields under their header. Such a column's target is "email|<header>".
+REPEATABLE = ("email", "phone")
+ALTERNATE = "|"
+SYSTEM_LABELS = frozenset({"mycontacts", "starred"})  # Google's own groups, not the user's
 TRUE_WORDS = frozenset({"true", "yes", "y", "1", "t", "x"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0", "f", ""})
 MAX_LENGTHS = {"name": 200, "company": 200, "email": 254}
@@ -125,17 +148,28 @@ def match_columns(headers: list[str], mapping: dict[str, str]) -> dict[int, str]
             target = mapped[index]
         else:
             target = _recognise(header)
-            if target in taken:
+            # A field the mapping gives a column keeps only that column.
+            if target in taken and target in REPEATABLE and target not in mapped.values():
+                target = f"{target}{ALTERNATE}{header}"
+            elif target in taken:
                 continue
             taken.add(target)
         if target:
             columns[index] = target
-    if not {"email", "phone"} & set(columns.values()):
+    if not set(REPEATABLE) & set(columns.values()):
         raise ImportRefused(
             "No column holds an email address or a phone number. Name one in the mapping, "
             f'e.g. {{"{headers[0]}": "email"}}. The columns are: {_listing(headers)}.'
         )
     return columns
+
+
+def describe_target(target: str) -> str:
+    """How a matched column is used, in words for the import's `columns` (the dry run's too)."""
+    field_name, _, header = target.partition(ALTERNATE)
+    if not header:
+        return target
+    return f"{field_name} if the earlier ones are empty, else {CUSTOM_PREFIX}{header}"
 
 
 def _listing(headers: list[str]) -> str:
@@ -145,7 +179,10 @@ def _listing(headers: list[str]) -> str:
 def _recognise(header: str) -> str:
     if header.casefold().startswith(CUSTOM_PREFIX) and len(header) > len(CUSTOM_PREFIX):
         return CUSTOM_PREFIX + header[len(CUSTOM_PREFIX) :]
-    return HEADER_ALIASES.get("".join(c for c in header.casefold() if c.isalnum()), "")
+    key = "".join(c for c in header.casefold() if c.isalnum())
+    if key in HEADER_ALIASES:
+        return HEADER_ALIASES[key]
+    return next((target for pattern, target in HEADER_PATTERNS if pattern.match(key)), "")
 
 
 @dataclass
@@ -162,8 +199,8 @@ def clean_row(line: int, values: list[Any], columns: dict[int, str], *, region: 
     if is_not_an_object(values):
         row.errors.append(f"Not a JSON object: {values[0]}.")
         return row
-    given = {target: values[index] for index, target in columns.items() if index < len(values)}
-    for target, value in given.items():
+    given = [(target, values[index]) for index, target in columns.items() if index < len(values)]
+    for target, value in _alternates(given):
         try:
             _clean_field(row.fields, target, value, region=region)
         except ValidationError as error:
@@ -172,6 +209,25 @@ def clean_row(line: int, values: list[Any], columns: dict[int, str], *, region: 
     if not row.errors and not (row.fields.get("email") or row.fields.get("phone")):
         row.errors.append("Either an email address or a phone number is required.")
     return row
+
+
+def _alternates(given: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Each repeated email/phone column: the contact's when the earlier ones are empty, else a
+    custom field named by its header."""
+    filled: set[str] = set()
+    targets = []
+    for target, value in given:
+        field_name, _, header = target.partition(ALTERNATE)
+        if field_name in REPEATABLE and text_value(value):
+            if field_name in filled:
+                target = f"{CUSTOM_PREFIX}{header or field_name}"
+            else:
+                target = field_name
+                filled.add(field_name)
+        elif header:
+            continue
+        targets.append((target, value))
+    return targets
 
 
 def text_value(value: Any) -> str:
@@ -209,8 +265,11 @@ def _clean_email(text: str) -> str:
 
 
 def _clean_tags(value: Any) -> list[str]:
-    items = value if isinstance(value, list) else str(value).replace(";", ",").split(",")
-    tags = list(dict.fromkeys(tag.strip() for tag in items if str(tag).strip()))
+    """Tags from a list, or a text split on ",", ";" or Google's " ::: "; quotes (Mailchimp)
+    and Google's "* " marks are dropped, and so are its own groups (myContacts, starred)."""
+    items = value if isinstance(value, list) else re.split(r":::|[,;]", str(value))
+    cleaned = (str(tag).strip().strip('"').strip().removeprefix("* ").strip() for tag in items)
+    tags = list(dict.fromkeys(t for t in cleaned if t and t.casefold() not in SYSTEM_LABELS))
     long = [tag for tag in tags if len(tag) > MAX_TAG]
     if long:
         raise ValidationError(f"tags: {long[0][:60]!r} is longer than {MAX_TAG} characters.")

@@ -42,6 +42,7 @@ from communications.services.import_rows import (
     Planner,
     check_mapping,
     clean_row,
+    describe_target,
     match_columns,
     text_value,
 )
@@ -165,7 +166,9 @@ def _mark_started(contact_import: ContactImport) -> None:
 
 
 def _record_columns(contact_import: ContactImport, table: Table, columns: dict[int, str]) -> None:
-    contact_import.columns = {table.headers[index]: target for index, target in columns.items()}
+    contact_import.columns = {
+        table.headers[index]: describe_target(target) for index, target in columns.items()
+    }
     contact_import.total_rows = len(table.rows)
     contact_import.save(update_fields=["columns", "total_rows"])
 
@@ -337,7 +340,7 @@ def write_error_file(contact_import: ContactImport, headers: list[str]) -> str:
     output = io.StringIO()
     writer = csv.writer(output)
     columns = [header for header in headers if header] or ["value"]
-    writer.writerow(["line", *columns, "errors"])
+    writer.writerow([escape_formula(cell) for cell in ["line", *columns, "errors"]])
     rejections = ContactImportRejection.objects.for_tenant(contact_import.tenant).filter(
         contact_import=contact_import
     )

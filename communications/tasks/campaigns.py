@@ -5,11 +5,14 @@ launch job, batch jobs and finishing callback run the rest."""
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from communications.models import Campaign
+from communications.secrets import UnreadableSecret
 from communications.services import campaigns
 from communications.services.messages import channel_rate, relaxed_commits
+from communications.services.senders import Route, route_for
 from jobs.errors import RetryableError
 from jobs.kinds import job_kind
 from jobs.runtime.context import JobContext
@@ -54,26 +57,45 @@ def send_campaign_batch(
     messages = campaigns.batch_messages(campaign, first_id=first_id, last_id=last_id)
     template = campaigns.campaign_template(campaign)
     rate = channel_rate(ctx.tenant, campaign.channel)
+    route = batch_route(campaign)
     final = ctx.attempt >= ctx.job.max_attempts
+    window = settings.CONVEYOR_CAMPAIGN_SEND_CONCURRENCY
     tally: Counter[str] = Counter()
     to_retry = 0
     delays: list[float] = []  # what the provider asked for (Retry-After), when it did
     with relaxed_commits():
-        for done, message in enumerate(messages, start=1):
+        for start in range(0, len(messages), window):
             ctx.stop_if_canceled()
-            outcome = campaigns.send_to_recipient(
-                campaign, message, template=template, job=ctx.job, rate=rate, final=final
+            outcomes = campaigns.send_to_recipients(
+                campaign,
+                messages[start : start + window],
+                template=template,
+                job=ctx.job,
+                rate=rate,
+                final=final,
+                route=route,
+                concurrency=window,
             )
-            tally[outcome.status] += 1
-            if outcome.to_retry:
-                to_retry += 1
-                if outcome.retry_delay is not None:
-                    delays.append(outcome.retry_delay)
+            for outcome in outcomes:
+                tally[outcome.status] += 1
+                if outcome.to_retry:
+                    to_retry += 1
+                    if outcome.retry_delay is not None:
+                        delays.append(outcome.retry_delay)
+            done = min(start + window, len(messages))
             ctx.progress(done * 100 // len(messages), f"{done:,} of {len(messages):,} recipients")
     if to_retry:
         delay = max(delays) if delays else None  # None: the kind's backoff with jitter
         raise RetryableError(f"{to_retry} recipient(s) to try again", delay=delay)
     return dict(tally)
+
+
+def batch_route(campaign: Campaign) -> Route | None:
+    """The batch's sender, looked up once; None lets each message record why it cannot send."""
+    try:
+        return route_for(campaign.tenant, campaign.channel)
+    except UnreadableSecret:
+        return None
 
 
 @job_kind(

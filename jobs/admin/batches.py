@@ -13,7 +13,6 @@ from jobs.models import Batch, Job
 from jobs.selectors.batches import batch_counts, batch_progress
 from jobs.services.jobs import cancel_batch
 from tenants.admin import TenantScopedAdminMixin
-from tenants.models import Role
 
 SHOWN_MEMBERS = 200
 
@@ -22,7 +21,7 @@ SHOWN_MEMBERS = 200
 class BatchAdmin(TenantScopedAdminMixin):
     """Read-only: batches are made by code and the API; agents and up may cancel one."""
 
-    edit_role = Role.AGENT
+    access_area = "jobs"
     list_display = ("__str__", "tenant", "total", "progress", "created_at", "finished_at")
     list_filter = ("tenant",)
     list_select_related = ("tenant",)

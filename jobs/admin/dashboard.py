@@ -27,13 +27,15 @@ from jobs.admin.display import human_duration
 from jobs.admin.jobs import may_see_dashboard
 from jobs.errors import UnknownQueue
 from jobs.models import Job
+from jobs.selectors.health import health_timeline
 from jobs.selectors.queues import health_report, job_counts_by_queue, list_workers, queue_stats
 from jobs.selectors.stats import hourly_activity
 from jobs.services.jobs import check_queue
 from jobs.services.queues import clean_queue, empty_queue, pause_queue, resume_queue
 from jobs.transport import queueing
-from tenants.admin import tenant_roles
-from tenants.models import Role, Tenant
+from tenants import access
+from tenants.admin import tenant_ids_with
+from tenants.models import Tenant
 
 REFRESH_SECONDS = 5
 CHART_HOURS = 24
@@ -53,8 +55,7 @@ def admin_tenant_ids(request: HttpRequest) -> list[int] | None:
     """The tenants whose numbers the user sees: None for a superuser (every tenant)."""
     if request.user.is_superuser:
         return None
-    admin_rank = Role.rank(Role.ADMIN)
-    return [pk for pk, role in tenant_roles(request).items() if Role.rank(role) >= admin_rank]
+    return tenant_ids_with(request, access.required_role("statistics"))
 
 
 def dashboard_view(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
@@ -88,6 +89,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "operator": operator,
         "health": health_report(),
+        "timeline": health_timeline(hours=CHART_HOURS) if operator else [],
         "queues": queue_rows(tenant_ids),
         "workers": list_workers() if operator else [],
         "charts": activity_charts(tenant_ids),
@@ -111,6 +113,7 @@ def queue_rows(tenant_ids: list[int] | None) -> list[dict[str, Any]]:
             {
                 **live,
                 "name": name,
+                "concurrency": settings.CONVEYOR_QUEUES[name].get("concurrency", 1),
                 "dead_letters": mine[Job.Status.FAILED],
                 "tenant_counts": mine,
                 "oldest_waiting": human_duration(_seconds(live.get("oldest_waiting_seconds"))),

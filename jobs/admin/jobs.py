@@ -36,14 +36,15 @@ from jobs.admin.listing import (
     QueueFilter,
     ScheduleFilter,
     TenantFilter,
+    WorkflowFilter,
 )
 from jobs.errors import InvalidTransition
 from jobs.models import Job, JobLog
-from jobs.redaction import redact
+from jobs.redaction import has_secrets, is_secret_key, redact, trim_traceback
 from jobs.services.jobs import cancel_job, discard_jobs, retry_job, retry_now
 from jobs.transport import queueing
-from tenants.admin import TenantScopedAdminMixin, tenant_roles
-from tenants.models import Role
+from tenants import access
+from tenants.admin import TenantScopedAdminMixin, tenant_ids_with
 
 if TYPE_CHECKING:
     _Inline = admin.TabularInline[JobLog, Job]
@@ -92,11 +93,14 @@ CHANGED = {"canceled", "asked to stop", "retried", "moved to now", "discarded"}
 DONE = {"cancel": "canceled", "retry": "retried", "run now": "moved to now", "discard": "discarded"}
 
 
+DISCARD_ROLE = access.required_role("job_discard", write=True)
+
+
 def may_see_dashboard(request: HttpRequest) -> bool:
     """Queue statistics and health: superusers, and tenant admins for their tenants (§2)."""
     if request.user.is_superuser:
         return True
-    return any(Role.rank(role) >= Role.rank(Role.ADMIN) for role in tenant_roles(request).values())
+    return bool(tenant_ids_with(request, access.required_role("statistics")))
 
 
 class JobLogInline(_Inline):
@@ -146,8 +150,7 @@ class ReadOnlyRecordAdmin(TenantScopedAdminMixin):
 class JobAdmin(ReadOnlyRecordAdmin):
     """The jobs console: list, filter, inspect, and act through the services."""
 
-    edit_role = Role.AGENT
-    discard_role = Role.ADMIN
+    access_area = "jobs"
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -171,7 +174,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
     date_hierarchy = "created_at"
     search_fields = ("id", "idempotency_key", "kind", "payload")
     search_help_text = (
-        "A job id, an idempotency key, a kind, key=value of the payload, or any payload text."
+        "A job id, an idempotency key, a kind, or key=value of the payload (secrets never match)."
     )
     list_filter = [
         "status",
@@ -182,6 +185,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
         ("created_at", admin.DateFieldListFilter),
         ("finished_at", admin.DateFieldListFilter),
         ScheduleFilter,
+        WorkflowFilter,
     ]
     inlines = [JobLogInline]
     actions = ["cancel", "retry", "retry_now", "discard"]
@@ -219,7 +223,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
         ("Errors", {"fields": ("last_error", "attempt_errors")}),
         ("Related jobs", {"fields": ("related",)}),
     )
-    readonly_fields = tuple(flatten_fieldsets(fieldsets))
+    readonly_fields = (*flatten_fieldsets(fieldsets), "attempt_errors_trimmed")
 
     # --- Permissions: read-only rows, actions by role --------------------------------------
 
@@ -228,12 +232,10 @@ class JobAdmin(ReadOnlyRecordAdmin):
         return request.user.is_superuser or bool(self.editable_tenant_ids(request))
 
     def has_discard_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or bool(self._tenants_with(request, self.discard_role))
+        return request.user.is_superuser or bool(self._tenants_with(request, DISCARD_ROLE))
 
     def _tenants_with(self, request: HttpRequest, role: str) -> list[int]:
-        return [
-            pk for pk, has in tenant_roles(request).items() if Role.rank(has) >= Role.rank(role)
-        ]
+        return tenant_ids_with(request, role)
 
     def _actionable(
         self, request: HttpRequest, queryset: QuerySet[Job], role: str
@@ -379,8 +381,25 @@ class JobAdmin(ReadOnlyRecordAdmin):
             return "–"
         return format_html("<strong>{}</strong>: {}", job.error_type, job.error_message)
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        """Tenant staff see tracebacks without the server's paths; operators see them whole."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return [
+            (name, {**options, "fields": _swap(options["fields"], TRIMMED_ERRORS)})
+            for name, options in fieldsets
+        ]
+
     @admin.display(description="each attempt")
     def attempt_errors(self, job: Job) -> SafeString | str:
+        return self._attempt_errors(job, trim=False)
+
+    @admin.display(description="each attempt")
+    def attempt_errors_trimmed(self, job: Job) -> SafeString | str:
+        return self._attempt_errors(job, trim=True)
+
+    def _attempt_errors(self, job: Job, *, trim: bool) -> SafeString | str:
         logs = JobLog.objects.filter(job=job, data__has_key="traceback").order_by("created_at")
         rows = [
             (
@@ -388,7 +407,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
                 short_time(log.created_at),
                 log.event,
                 log.message,
-                log.data["traceback"],
+                trim_traceback(log.data["traceback"]) if trim else log.data["traceback"],
             )
             for log in logs
         ]
@@ -441,7 +460,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
         location=EVERYWHERE,
     )
     def discard(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
-        jobs = self._actionable(request, queryset, self.discard_role)
+        jobs = self._actionable(request, queryset, DISCARD_ROLE)
         page = self._confirm(request, queryset, jobs, "discard", (Job.Status.FAILED,))
         if page is not None:
             return page
@@ -521,8 +540,22 @@ class JobAdmin(ReadOnlyRecordAdmin):
         )
 
 
+TRIMMED_ERRORS = {"attempt_errors": "attempt_errors_trimmed"}
+
+
+def _swap(fields: Any, names: dict[str, str]) -> tuple[Any, ...]:
+    return tuple(
+        _swap(field, names) if isinstance(field, tuple) else names.get(field, field)
+        for field in fields
+    )
+
+
 def search_condition(term: str) -> Q:
-    """A job id matches exactly; `key=value` matches the payload; other text several fields."""
+    """A job id matches exactly; `key=value` matches the payload; other text the key and kind.
+
+    Never a redacted value: a secret-looking key (at any depth of the value searched for) matches
+    nothing, and free text does not search payloads, so a search cannot guess a secret.
+    """
     try:
         return Q(pk=UUID(term))
     except ValueError:
@@ -530,8 +563,10 @@ def search_condition(term: str) -> Q:
     key, equals, value = term.partition("=")
     if equals and key.strip():
         key, value = key.strip(), value.strip()
+        if is_secret_key(key) or has_secrets(_json(value)):
+            return Q(pk__in=[])
         return Q(payload__contains={key: value}) | Q(payload__contains={key: _json(value)})
-    return Q(idempotency_key=term) | Q(kind__startswith=term) | Q(payload__icontains=term)
+    return Q(idempotency_key=term) | Q(kind__startswith=term)
 
 
 def _json(value: str) -> Any:
@@ -564,6 +599,8 @@ def _schedule_link(job: Job) -> SafeString | str:
 @admin.register(JobLog)
 class JobLogAdmin(ReadOnlyRecordAdmin):
     """Every job's log lines, newest first; read-only."""
+
+    access_area = "jobs"
 
     paginator = EstimatedCountPaginator
     show_full_result_count = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 from functools import cached_property
 from typing import Any, cast
+from uuid import UUID
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
@@ -16,7 +17,8 @@ from django.utils import timezone
 
 from jobs.kinds import all_kinds
 from jobs.models import Job
-from tenants.admin import tenant_roles
+from jobs.selectors.jobs import of_workflow
+from tenants.admin import ScopedChangeList, tenant_roles
 from tenants.models import Tenant
 
 # --- Counting without scanning ----------------------------------------------------------------
@@ -60,7 +62,7 @@ def _estimated_rows(table: str) -> int:
     return int(row[0]) if row else -1
 
 
-class JobChangeList(ChangeList):
+class JobChangeList(ScopedChangeList):
     """A changelist whose date hierarchy lists periods between the first and last job.
 
     Django's own lists the distinct days or months with a scan of every matching row.
@@ -170,6 +172,25 @@ class TenantFilter(ChoicesFilter):
         if value and not value.isdigit():
             return queryset.none()
         return super().queryset(request, queryset)
+
+
+class WorkflowFilter(admin.SimpleListFilter):
+    """Jobs of one workflow's steps: reached from the workflow's page (`?workflow=<id>`)."""
+
+    title, parameter_name = "workflow", "workflow"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        return [(value, f"workflow {value[:8]}")] if value else []
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            return of_workflow(queryset, UUID(value))
+        except ValueError:
+            return queryset.none()
 
 
 class ScheduleFilter(ChoicesFilter):

@@ -19,9 +19,9 @@ from django.utils.safestring import SafeString
 from rest_framework import serializers
 
 from config.exceptions import DomainError
-from jobs.kinds import all_kinds
+from jobs.kinds import all_kinds, public_kinds
 from jobs.models import Schedule
-from jobs.redaction import redact
+from jobs.redaction import redact, restore_redacted
 from jobs.services.schedules import (
     EDITABLE,
     check_schedule,
@@ -52,11 +52,16 @@ RUNS = (
 )
 
 
+def registered() -> set[str]:
+    return {kind.name for kind in all_kinds()}
+
+
 def kind_choices(current: str = "") -> list[tuple[str, str]]:
-    """Registered kinds, and the current one even if it is not (yet) registered."""
-    choices = [(kind.name, f"{kind.name} — {kind.description}") for kind in all_kinds()]
+    """The public kinds, and the current one (a built-in schedule's, or one not registered)."""
+    choices = [(kind.name, f"{kind.name} — {kind.description}") for kind in public_kinds()]
     if current and current not in {name for name, _ in choices}:
-        choices.insert(0, (current, f"{current} (not registered)"))
+        label = current if current in registered() else f"{current} (not registered)"
+        choices.insert(0, (current, label))
     return [("", "---------"), *choices]
 
 
@@ -83,10 +88,15 @@ class ScheduleForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["kind"] = forms.ChoiceField(choices=kind_choices(self.instance.kind))
+        if "payload" in self.fields and not self.instance._state.adding:
+            # Secrets are shown masked; a mask left as it was keeps the stored value.
+            self.initial["payload"] = redact(self.instance.payload)
 
     def clean(self) -> dict[str, Any]:
         super().clean()
         data = self.cleaned_data
+        if "payload" in data and not self.instance._state.adding:
+            data["payload"] = restore_redacted(data["payload"], self.instance.payload)
         candidate = copy.copy(self.instance)
         for name, value in data.items():
             setattr(candidate, name, value)
@@ -109,6 +119,8 @@ class ScheduleForm(forms.ModelForm):
 @admin.register(Schedule)
 class ScheduleAdmin(TenantScopedAdminMixin):
     """Tenant admins and owners edit their tenants' schedules; members may look at them."""
+
+    access_area = "schedules"
 
     form = ScheduleForm
     list_display = (

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from jobs.api.common import (
     TENANT_ERRORS,
+    TENANT_PRIORITIES,
     CreatedAtCursorPagination,
     errors,
     require_redis,
@@ -31,7 +32,6 @@ from jobs.selectors.batches import batch_counts, batch_progress, get_batch, list
 from jobs.selectors.jobs import list_jobs
 from jobs.services.jobs import cancel_batch, create_batch, enqueue_jobs
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 MAX_MEMBERS = 1000
@@ -142,7 +142,7 @@ class MemberInput(serializers.Serializer):
 class BatchInput(serializers.Serializer):
     description = serializers.CharField(max_length=200, required=False, default="")
     members = serializers.ListField(child=MemberInput(), min_length=1, max_length=MAX_MEMBERS)
-    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+    priority = serializers.ChoiceField(choices=TENANT_PRIORITIES, default=Priority.NORMAL)
     callback_kind = serializers.CharField(
         max_length=100,
         required=False,
@@ -168,9 +168,7 @@ class BatchListView(generics.ListAPIView):
     serializer_class = BatchOutput
     pagination_class = CreatedAtCursorPagination
 
-    @property
-    def required_role(self) -> str:
-        return Role.AGENT if self.request.method == "POST" else Role.VIEWER
+    access_area = "jobs"
 
     def get_queryset(self) -> QuerySet[Batch]:
         return list_batches(tenant=tenant_request(self.request).tenant)
@@ -222,7 +220,7 @@ class BatchListView(generics.ListAPIView):
 
 class BatchDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER, BATCH_ID],
@@ -254,7 +252,7 @@ class BatchDetailView(APIView):
 
 class BatchCancelView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER, BATCH_ID],

@@ -6,15 +6,18 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
+from jobs.models import Priority
+from jobs.redaction import redact
 from jobs.transport import queueing
 from tenants.permissions import TenantRequest
 
@@ -54,6 +57,12 @@ ERRORS = {
     ),
 }
 TENANT_ERRORS = (400, 401, 403, 404, 429)
+
+# What a member may choose when enqueueing or scheduling (settings.CONVEYOR_TENANT_LIMITS).
+TENANT_LIMITS = settings.CONVEYOR_TENANT_LIMITS
+TENANT_PRIORITIES = [
+    (value, label) for value, label in Priority.choices if value in TENANT_LIMITS["priorities"]
+]
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -154,3 +163,15 @@ class StatusField(serializers.ChoiceField):
 
     def to_internal_value(self, data: Any) -> Any:
         return super().to_internal_value(self.words.read(data) if isinstance(data, str) else data)
+
+
+class RedactedJSONField(serializers.JSONField):
+    """JSON shown only through `redact()`: values under secret-looking keys are masked."""
+
+    def to_representation(self, value: Any) -> Any:
+        return redact(value)
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class RedactedObjectField(RedactedJSONField):
+    """A redacted JSON object (payloads, variables, custom fields, event bodies, log data)."""

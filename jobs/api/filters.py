@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from jobs.kinds import all_kinds
 from jobs.models import Job, JobLog, Priority
+from jobs.selectors.jobs import of_workflow
 
 
 def _queue_choices() -> list[tuple[str, str]]:
@@ -58,10 +59,16 @@ class JobFilter(django_filters.FilterSet):
     parent = django_filters.UUIDFilter(field_name="parent_id")
     schedule = django_filters.UUIDFilter(field_name="schedule_id")
     idempotency_key = django_filters.CharFilter(max_length=200)
+    workflow = django_filters.UUIDFilter(
+        method="filter_workflow", help_text="Only the jobs of this workflow's steps."
+    )
 
     class Meta:
         model = Job
         fields: list[str] = []
+
+    def filter_workflow(self, queryset: QuerySet[Job], name: str, value: Any) -> QuerySet[Job]:
+        return of_workflow(queryset, value) if value else queryset
 
     @property
     def is_narrowed(self) -> bool:

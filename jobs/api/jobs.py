@@ -1,6 +1,7 @@
 """API views: jobs — list, enqueue, bulk enqueue, detail, cancel, retry, retry now, bulk
 operations (cancel, retry, discard), logs of a job and of the tenant."""
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
@@ -26,17 +27,20 @@ from rest_framework.views import APIView
 
 from jobs.api.common import (
     TENANT_ERRORS,
+    TENANT_LIMITS,
+    TENANT_PRIORITIES,
     CreatedAtCursorPagination,
+    RedactedJSONField,
+    RedactedObjectField,
     errors,
     require_redis,
     tenant_request,
 )
 from jobs.api.filters import JobFilter, JobLogFilter, JobOrdering
-from jobs.api.kinds import INTERNAL_QUEUES
 from jobs.errors import UnknownKind
-from jobs.kinds import JobKind, get_kind
+from jobs.kinds import JobKind, get_kind, tenant_option_errors
 from jobs.models import Job, JobLog, Priority
-from jobs.redaction import redact
+from jobs.redaction import redact, trim_traceback
 from jobs.selectors.jobs import get_job, job_logs, list_jobs, tenant_logs
 from jobs.services.jobs import (
     cancel_job,
@@ -49,7 +53,7 @@ from jobs.services.jobs import (
     retry_now,
 )
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role, Tenant
+from tenants.models import Tenant
 from tenants.permissions import HasTenantRole, TenantRequest
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -76,18 +80,6 @@ def find_job(request: TenantRequest, job_id: str) -> Job:
 # --- Output ------------------------------------------------------------------------------------
 
 
-class RedactedJSONField(serializers.JSONField):
-    """JSON shown only through `redact()`: values under secret-looking keys are masked."""
-
-    def to_representation(self, value: Any) -> Any:
-        return redact(value)
-
-
-@extend_schema_field(OpenApiTypes.OBJECT)
-class RedactedObjectField(RedactedJSONField):
-    """A redacted JSON object (payloads, log data)."""
-
-
 class JobLogOutput(serializers.ModelSerializer):
     class Meta:
         model = JobLog
@@ -97,7 +89,15 @@ class JobLogOutput(serializers.ModelSerializer):
     def to_representation(self, log: JobLog) -> dict[str, Any]:
         row = super().to_representation(log)
         row["data"] = redact(row["data"])
+        if isinstance(row["data"].get("traceback"), str) and not for_operator(self.context):
+            row["data"]["traceback"] = trim_traceback(row["data"]["traceback"])
         return row
+
+
+def for_operator(context: Mapping[str, Any]) -> bool:
+    """Whether the answer goes to a superuser, who sees tracebacks with the server's paths."""
+    request = context.get("request")
+    return bool(request is not None and request.user.is_superuser)
 
 
 class TenantLogOutput(JobLogOutput):
@@ -163,7 +163,15 @@ class JobDetailOutput(JobOutput):
     @extend_schema_field(JobLogOutput(many=True))
     def get_logs(self, job: Job) -> list[dict[str, Any]]:
         recent = list(job_logs(job).reverse()[:RECENT_LOGS])[::-1]
-        return cast(list[dict[str, Any]], JobLogOutput(recent, many=True).data)
+        return cast(
+            list[dict[str, Any]], JobLogOutput(recent, many=True, context=self.context).data
+        )
+
+    def to_representation(self, job: Job) -> dict[str, Any]:
+        row = super().to_representation(job)
+        if row["error_traceback"] and not for_operator(self.context):
+            row["error_traceback"] = trim_traceback(row["error_traceback"])
+        return row
 
 
 class BulkCancelOutput(serializers.Serializer):
@@ -266,15 +274,20 @@ class JobListView(generics.ListAPIView):
     class Input(serializers.Serializer):
         kind = serializers.CharField(max_length=100, help_text="A registered kind: see `kinds/`.")
         payload = serializers.DictField(default=dict, help_text="Checked by the kind.")
-        priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+        priority = serializers.ChoiceField(choices=TENANT_PRIORITIES, default=Priority.NORMAL)
         delay = serializers.IntegerField(
             min_value=0, max_value=MAX_DELAY, required=False, help_text="Seconds to wait first."
         )
         run_at = serializers.DateTimeField(required=False, help_text="When to run; not with delay.")
         timeout = serializers.IntegerField(
-            min_value=1, max_value=24 * 3600, required=False, help_text="Seconds per attempt."
+            min_value=1,
+            max_value=TENANT_LIMITS["max_timeout"],
+            required=False,
+            help_text="Seconds per attempt.",
         )
-        max_attempts = serializers.IntegerField(min_value=1, max_value=100, required=False)
+        max_attempts = serializers.IntegerField(
+            min_value=1, max_value=TENANT_LIMITS["max_attempts"], required=False
+        )
         idempotency_key = serializers.CharField(
             max_length=200,
             required=False,
@@ -308,12 +321,15 @@ class JobListView(generics.ListAPIView):
         )
 
         def validate_kind(self, name: str) -> JobKind:
+            """A public kind the caller's role may enqueue (every enqueueing input uses this)."""
             try:
                 kind = get_kind(name)
             except UnknownKind as error:
                 raise ValidationError(f"{error} See GET /api/v1/kinds/.") from None
-            if kind.queue in INTERNAL_QUEUES:
-                raise ValidationError(f"{name!r} is internal housekeeping: it runs on schedule.")
+            role = getattr(self.context.get("request"), "role", None)
+            refused = tenant_option_errors(kind, role=role)
+            if refused:
+                raise ValidationError(refused["kind"])
             return kind
 
         def validate_run_at(self, run_at: datetime) -> datetime:
@@ -332,6 +348,15 @@ class JobListView(generics.ListAPIView):
         def validate(self, data: dict[str, Any]) -> dict[str, Any]:
             if "delay" in data and "run_at" in data:
                 raise ValidationError({"run_at": ["Give either delay or run_at, not both."]})
+            refused = tenant_option_errors(
+                data["kind"],
+                role=self.context["request"].role,
+                priority=data.get("priority"),
+                timeout=data.get("timeout"),
+                max_attempts=data.get("max_attempts"),
+            )
+            if refused:
+                raise ValidationError(refused)
             for window in WINDOWS:
                 if window in data:
                     data[window] = timedelta(seconds=data[window])
@@ -350,9 +375,7 @@ class JobListView(generics.ListAPIView):
                 raise ValidationError({"idempotency_key": ["Keep the key to 200 characters."]})
             return key
 
-    @property
-    def required_role(self) -> str:
-        return Role.AGENT if self.request.method == "POST" else Role.VIEWER
+    access_area = "jobs"
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return self.Input if self.request.method == "POST" else JobOutput
@@ -424,7 +447,7 @@ def _has_nul(value: Any) -> bool:
 
 class JobDetailView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER, JOB_ID],
@@ -445,12 +468,12 @@ class JobDetailView(APIView):
     def get(self, request: TenantRequest, job_id: str) -> Response:
         """The job with its progress, result, error and last log lines."""
         job = find_job(request, job_id)
-        return Response(JobDetailOutput(job).data)
+        return Response(JobDetailOutput(job, context={"request": request}).data)
 
 
 class JobCancelView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER, JOB_ID],
@@ -475,7 +498,7 @@ class JobCancelView(APIView):
 
 class JobRetryView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER, JOB_ID],
@@ -497,7 +520,7 @@ class JobRetryView(APIView):
 
 class JobRetryNowView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER, JOB_ID],
@@ -539,7 +562,7 @@ class JobBulkView(generics.GenericAPIView):
     """The jobs a bulk operation means: `ids` in the body and/or the list's filters in the query."""
 
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "jobs"
     queryset = Job.objects.none()  # the model, for the schema
     filterset_class = JobFilter
     filter_backends = [DjangoFilterBackend]
@@ -599,7 +622,7 @@ class JobBulkRetryView(JobBulkView):
 
 
 class JobBulkDiscardView(JobBulkView):
-    required_role = Role.ADMIN  # deletes for good, as the admin's discard action
+    access_area = "job_discard"  # deletes for good, as the admin's discard action
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -641,7 +664,7 @@ class BulkEnqueueInput(serializers.Serializer):
         max_length=MAX_BULK_ENQUEUE,
         help_text=f"One payload per job, at most {MAX_BULK_ENQUEUE}; each checked by the kind.",
     )
-    priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+    priority = serializers.ChoiceField(choices=TENANT_PRIORITIES, default=Priority.NORMAL)
     delay = serializers.IntegerField(
         min_value=0, max_value=MAX_DELAY, required=False, help_text="Seconds to wait first."
     )
@@ -671,7 +694,7 @@ class JobBulkEnqueueView(generics.GenericAPIView):
     """`jobs/bulk/`: many jobs of one kind in one call, all or none."""
 
     permission_classes = [HasTenantRole]
-    required_role = Role.AGENT
+    access_area = "jobs"
     queryset = Job.objects.none()  # the model, for the schema
     serializer_class = BulkEnqueueInput
 
@@ -708,7 +731,7 @@ class TenantLogListView(generics.ListAPIView):
     """`jobs/logs/`: the log lines of all the tenant's jobs, newest first."""
 
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "jobs"
     queryset = JobLog.objects.none()  # the model, for the schema
     serializer_class = JobLogOutput
     filterset_class = JobLogFilter
@@ -740,7 +763,7 @@ class TenantLogListView(generics.ListAPIView):
 
 class JobLogListView(generics.ListAPIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "jobs"
     queryset = JobLog.objects.none()  # the model, for the schema
     serializer_class = JobLogOutput
     filter_backends: list[Any] = []

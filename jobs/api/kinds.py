@@ -1,4 +1,4 @@
-"""API view: the job kinds tenants' applications may enqueue, with their defaults."""
+"""API view: the public job kinds a member may enqueue, with their defaults."""
 
 from typing import Any
 
@@ -14,20 +14,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs.api.common import TENANT_ERRORS, errors
-from jobs.kinds import JobKind, all_kinds
+from jobs.kinds import JobKind, public_kinds
 from jobs.transport.limits import concurrency_for, rate_for
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
-
-# Kinds on these queues are the operators' own housekeeping, not offered to tenants' apps.
-INTERNAL_QUEUES = frozenset({"maintenance"})
 
 
 class KindOutput(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()
     queue = serializers.CharField()
+    role = serializers.CharField(help_text="The lowest role that may enqueue or schedule it.")
     timeout = serializers.IntegerField(source="default_timeout", help_text="Seconds per attempt.")
     max_attempts = serializers.IntegerField(source="default_max_attempts")
     rate_limit = serializers.SerializerMethodField(help_text="Starts allowed for your tenant.")
@@ -56,14 +53,9 @@ class KindOutput(serializers.Serializer):
         return kind.payload_schema()
 
 
-def offered_kinds() -> list[JobKind]:
-    """The kinds tenants' applications may enqueue through the API."""
-    return [kind for kind in all_kinds() if kind.queue not in INTERNAL_QUEUES]
-
-
 class KindListView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.VIEWER
+    access_area = "jobs"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -75,6 +67,7 @@ class KindListView(APIView):
                     "name": "jobs.sleep",
                     "description": "Sleep for `seconds` in `steps`, reporting progress.",
                     "queue": "default",
+                    "role": "agent",
                     "timeout": 180,
                     "max_attempts": 3,
                     "rate_limit": None,
@@ -89,8 +82,9 @@ class KindListView(APIView):
         ],
     )
     def get(self, request: TenantRequest) -> Response:
-        """Every registered kind with its payload fields and its defaults for your tenant."""
-        kinds = KindOutput(offered_kinds(), many=True, context={"tenant": request.tenant})
+        """The public kinds your role may enqueue, their payload fields and defaults here."""
+        offered = public_kinds(request.role)
+        kinds = KindOutput(offered, many=True, context={"tenant": request.tenant})
         return Response(kinds.data)
 
 

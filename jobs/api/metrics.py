@@ -1,6 +1,7 @@
 """A Prometheus endpoint: queue, worker and health gauges, job counters and timing histograms.
 
-Gauges (jobs by state, waiting by priority, workers, …) are read live from Redis; the job
+Gauges (jobs by state, waiting by priority, worker slots, workers, each worker's memory, CPU and
+its host's load and free disk) are read live from Redis; the job
 counters and histograms are totals kept in Redis (`jobs.selectors.metrics`). No tenant data is
 exposed. Names follow Prometheus' rules (README, "Metrics"): `conveyor_<area>_<what>_<unit>`,
 base units (`_seconds`, `_bytes`), `_total` on counters only, what varies in labels (`state`,
@@ -82,6 +83,8 @@ def _queue_families() -> list[Family]:
         "conveyor_queue_waiting_jobs", "gauge", "Jobs waiting in the queue, by priority."
     )
     workers = Family("conveyor_queue_workers", "gauge", "Live workers listening to the queue.")
+    slots = Family("conveyor_queue_slots", "gauge", "Job slots of the queue's live workers.")
+    busy = Family("conveyor_queue_busy_slots", "gauge", "Slots running a job now.")
     paused = Family("conveyor_queue_paused", "gauge", "1 while the queue is paused, else 0.")
     oldest = Family(
         "conveyor_queue_oldest_waiting_seconds",
@@ -101,6 +104,8 @@ def _queue_families() -> list[Family]:
         for priority, waiting in queue["waiting_by_priority"].items():
             by_priority.add(waiting, queue=name, priority=priority)
         workers.add(queue["workers"], queue=name)
+        slots.add(queue["slots"], queue=name)
+        busy.add(queue["busy_slots"], queue=name)
         paused.add(int(queue["paused"]), queue=name)
         oldest.add(queue["oldest_waiting_seconds"] or 0, queue=name)
         threshold = settings.CONVEYOR_QUEUES[name].get("max_wait", limits["max_wait_seconds"])
@@ -112,7 +117,34 @@ def _queue_families() -> list[Family]:
         "conveyor_workers_stale", "gauge", "Registered workers whose heartbeat is overdue."
     )
     stale.add(sum(1 for worker in registered if worker["stale"]))
-    return [jobs, by_priority, workers, paused, oldest, max_wait, everyone, stale]
+    families = [jobs, by_priority, workers, slots, busy, paused, oldest, max_wait, everyone, stale]
+    return families + _worker_figure_families(registered)
+
+
+# What each worker reports of itself and its host with its heartbeat (jobs.host_figures):
+# figure → (family, help, factor to the base unit).
+_WORKER_FIGURES = {
+    "rss_mb": ("conveyor_worker_memory_bytes", "Resident memory of the worker.", 2**20),
+    "cpu_percent": ("conveyor_worker_cpu_ratio", "CPU the worker used, 1 = one core.", 0.01),
+    "load_1m": ("conveyor_worker_host_load1", "The worker's host's 1-minute load average.", 1),
+    "disk_free_gb": (
+        "conveyor_worker_host_disk_free_bytes",
+        "Free disk on the worker's host.",
+        2**30,
+    ),
+}
+
+
+def _worker_figure_families(workers: list[dict[str, Any]]) -> list[Family]:
+    families = []
+    for figure, (name, help_text, factor) in _WORKER_FIGURES.items():
+        family = Family(name, "gauge", help_text)
+        for worker in workers:
+            value = worker.get("figures", {}).get(figure)
+            if value is not None:
+                family.add(round(value * factor, 4), worker=worker["name"], host=worker["hostname"])
+        families.append(family)
+    return families
 
 
 _COUNTERS = {

@@ -6,22 +6,31 @@ from django.conf import settings
 from django.urls import URLPattern, path
 from drf_spectacular.utils import (
     OpenApiExample,
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.api.common import TENANT_ERRORS, errors, require_redis
-from jobs.selectors.queues import health_report, list_workers, queue_stats, readiness
+from jobs.api.common import TENANT_ERRORS, errors, require_redis, tenant_request
+from jobs.selectors.health import list_health_checks
+from jobs.selectors.queues import (
+    health_report,
+    list_workers,
+    queue_stats,
+    readiness,
+    tenant_queue_stats,
+    tenant_workers,
+)
 from jobs.services.queues import clean_queue, empty_queue, pause_queue, resume_queue
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, IsSuperuser
 
 OPERATOR_ERRORS = (401, 403, 404, 429, 503)
@@ -40,6 +49,10 @@ class QueueOutput(serializers.Serializer):
     finished = serializers.IntegerField()
     canceled = serializers.IntegerField()
     workers = serializers.IntegerField(help_text="Workers listening to this queue.")
+    slots = serializers.IntegerField(
+        help_text="Jobs the workers listening to this queue can run at once (their concurrency)."
+    )
+    busy_slots = serializers.IntegerField(help_text="Jobs of this queue running now.")
     paused = serializers.BooleanField()
     oldest_waiting_seconds = serializers.FloatField(allow_null=True)
     throughput_per_minute = serializers.FloatField(help_text="Over the last 5 minutes.")
@@ -51,17 +64,59 @@ class WorkerOutput(serializers.Serializer):
     pid = serializers.IntegerField(allow_null=True)
     queues = serializers.ListField(child=serializers.CharField())
     state = serializers.CharField()
-    current_job_id = serializers.CharField(allow_null=True)
+    concurrency = serializers.IntegerField(help_text="How many jobs it runs at once.")
+    busy_slots = serializers.IntegerField(help_text="How many it runs now.")
+    running_job_ids = serializers.ListField(
+        child=serializers.CharField(), help_text="The jobs in its busy slots."
+    )
+    current_job_id = serializers.CharField(
+        allow_null=True, help_text="The first of `running_job_ids`, or null."
+    )
     last_heartbeat = serializers.DateTimeField(allow_null=True)
     successful_jobs = serializers.IntegerField()
     failed_jobs = serializers.IntegerField()
     stale = serializers.BooleanField(help_text="No heartbeat within the worker TTL.")
+    figures = serializers.DictField(
+        help_text="What the worker last measured of itself: rss_mb, cpu_percent, and of its "
+        "host: load_1m, disk_free_gb, disk_free_percent (every CONVEYOR_FIGURES_SECONDS)."
+    )
 
 
 class ComponentOutput(serializers.Serializer):
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=["healthy", "degraded", "error"])
     reason = serializers.CharField()
+    figures = serializers.DictField(help_text="The numbers behind the verdict.")
+
+
+class HealthCheckOutput(serializers.Serializer):
+    checked_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=["healthy", "degraded", "error"])
+    components = serializers.DictField(
+        help_text="Component → [status, reason, figures], as checked then."
+    )
+    workers = serializers.DictField(help_text="Worker → the figures it last reported.")
+    duration_ms = serializers.IntegerField(help_text="How long the check took.")
+
+
+class HealthCheckPageOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = HealthCheckOutput(many=True)
+
+
+class HealthHistoryQuery(serializers.Serializer):
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    status = serializers.ChoiceField(
+        choices=["healthy", "degraded", "error"], required=False, default=""
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("since") and attrs.get("until") and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": ["Must be later than since."]})
+        return attrs
 
 
 class HealthOutput(serializers.Serializer):
@@ -129,7 +184,7 @@ def _known_queue(name: str) -> str:
 
 class QueueListView(APIView):
     permission_classes = [IsSuperuser | HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "statistics"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -137,11 +192,15 @@ class QueueListView(APIView):
         examples=[OpenApiExample("One queue", value=QUEUE_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request) -> Response:
-        """Every queue's live counts, workers, paused flag, oldest wait and throughput.
+        """Every queue's counts, workers, paused flag, oldest wait and throughput.
 
-        Queues are shared by all tenants: the counts are everyone's.
+        A tenant's members see their own jobs' counts (from PostgreSQL); superusers see the
+        live counts of every tenant (from Redis).
         """
-        return Response(QueueOutput(queue_stats(), many=True).data)
+        if request.user.is_superuser:
+            return Response(QueueOutput(queue_stats(), many=True).data)
+        stats = tenant_queue_stats(tenant_request(request).tenant)
+        return Response(QueueOutput(stats, many=True).data)
 
 
 class QueuePauseView(APIView):
@@ -230,7 +289,7 @@ class QueueCleanView(APIView):
 
 class WorkerListView(APIView):
     permission_classes = [IsSuperuser | HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "statistics"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -244,6 +303,9 @@ class WorkerListView(APIView):
                     "pid": 4242,
                     "queues": ["email"],
                     "state": "busy",
+                    "concurrency": 10,
+                    "busy_slots": 1,
+                    "running_job_ids": ["6f1c2a4e-8d0b-4c55-9a3e-1f2b3c4d5e6f"],
                     "current_job_id": "6f1c2a4e-8d0b-4c55-9a3e-1f2b3c4d5e6f",
                     "last_heartbeat": "2026-11-22T16:30:00Z",
                     "successful_jobs": 1200,
@@ -255,13 +317,19 @@ class WorkerListView(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        """Every worker: host, pid, queues, state, current job, heartbeat, counts, staleness."""
-        return Response(WorkerOutput(list_workers(), many=True).data)
+        """Every worker: host, pid, queues, state, slots and their jobs, heartbeat, counts.
+
+        A tenant's members see a current job only if it is theirs, and their own jobs' counts.
+        """
+        if request.user.is_superuser:
+            return Response(WorkerOutput(list_workers(), many=True).data)
+        workers = tenant_workers(tenant_request(request).tenant)
+        return Response(WorkerOutput(workers, many=True).data)
 
 
 class HealthView(APIView):
     permission_classes = [IsSuperuser | HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "statistics"
 
     @extend_schema(
         parameters=[TENANT_PARAMETER],
@@ -287,8 +355,32 @@ class HealthView(APIView):
         ],
     )
     def get(self, request: Request) -> Response:
-        """healthy, degraded or error, with the reason per component."""
-        return Response(HealthOutput(health_report()).data)
+        """healthy, degraded or error, with the reason per component.
+
+        A tenant's members see their own jobs' waits and failure rate; superusers everyone's.
+        """
+        tenant = None if request.user.is_superuser else tenant_request(request).tenant
+        return Response(HealthOutput(health_report(tenant)).data)
+
+
+class HealthHistoryView(APIView):
+    permission_classes = [IsSuperuser | HasTenantRole]
+    access_area = "statistics"
+
+    @extend_schema(
+        operation_id="health_history_list",
+        parameters=[TENANT_PARAMETER, HealthHistoryQuery, OpenApiParameter("page", int)],
+        responses={200: HealthCheckPageOutput, **errors(*TENANT_ERRORS)},
+    )
+    def get(self, request: Request) -> Response:
+        """The scheduled health checks kept (newest first, paginated): status, each
+        component's status, reason and figures, each worker's figures."""
+        query = HealthHistoryQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        checks = list_health_checks(**query.validated_data)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(checks, request, view=self)
+        return paginator.get_paginated_response(HealthCheckOutput(page, many=True).data)
 
 
 class HealthLiveView(APIView):
@@ -351,6 +443,7 @@ urlpatterns: list[URLPattern] = [
     path("queues/<str:name>/clean/", QueueCleanView.as_view(), name="queue-clean"),
     path("workers/", WorkerListView.as_view(), name="worker-list"),
     path("health/", HealthView.as_view(), name="health"),
+    path("health/history/", HealthHistoryView.as_view(), name="health-history"),
     path("health/live", HealthLiveView.as_view(), name="health-live"),
     path("health/ready", HealthReadyView.as_view(), name="health-ready"),
 ]

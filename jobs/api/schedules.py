@@ -4,7 +4,6 @@ Members of the tenant read; admins and owners write (PRODUCT.md §2). Every writ
 to jobs.services.schedules; another tenant's schedule answers 404 like a missing one.
 """
 
-from typing import Any
 from uuid import UUID
 
 from django.urls import URLPattern, path
@@ -13,12 +12,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.models import Job, Priority, Schedule
-from jobs.redaction import redact
+from jobs.api.common import TENANT_PRIORITIES, RedactedObjectField
+from jobs.models import Job, Schedule
 from jobs.selectors.schedules import get_schedule, list_schedules
 from jobs.services.schedules import (
     create_schedule,
@@ -28,7 +26,6 @@ from jobs.services.schedules import (
 )
 from jobs.triggers import upcoming_runs
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 TAGS = ["schedules"]
@@ -70,7 +67,7 @@ class ScheduleInput(serializers.Serializer):
     run_at = serializers.DateTimeField(allow_null=True, default=None, help_text="Run once then.")
     enabled = serializers.BooleanField(default=True)
     queue = serializers.CharField(max_length=50, allow_blank=True, default="")
-    priority = serializers.ChoiceField(choices=Priority.choices, allow_blank=True, default="")
+    priority = serializers.ChoiceField(choices=TENANT_PRIORITIES, allow_blank=True, default="")
     overlap_policy = serializers.ChoiceField(
         choices=Schedule.OverlapPolicy.choices, default=Schedule.OverlapPolicy.SKIP
     )
@@ -79,13 +76,6 @@ class ScheduleInput(serializers.Serializer):
     )
     starts_at = serializers.DateTimeField(allow_null=True, default=None)
     ends_at = serializers.DateTimeField(allow_null=True, default=None)
-
-
-class RedactedObjectField(serializers.JSONField):
-    """A JSON object shown through `redact()`: values under secret-looking keys are masked."""
-
-    def to_representation(self, value: Any) -> Any:
-        return redact(value)
 
 
 class JobSummaryOutput(serializers.ModelSerializer):
@@ -158,9 +148,7 @@ class MembersReadAdminsWrite(APIView):
 
     permission_classes = [HasTenantRole]
 
-    @property
-    def required_role(self) -> str:
-        return Role.VIEWER if self.request.method in SAFE_METHODS else Role.ADMIN
+    access_area = "schedules"
 
 
 class ScheduleListView(MembersReadAdminsWrite):

@@ -15,7 +15,6 @@ from jobs.api.common import TENANT_ERRORS, errors
 from jobs.models import Job
 from jobs.selectors.stats import job_stats
 from tenants.api import TENANT_PARAMETER
-from tenants.models import Role
 from tenants.permissions import HasTenantRole, TenantRequest
 
 
@@ -49,7 +48,7 @@ MAX_WINDOW = timedelta(days=90)
 
 class JobStatsView(APIView):
     permission_classes = [HasTenantRole]
-    required_role = Role.ADMIN
+    access_area = "statistics"
 
     class Query(serializers.Serializer):
         window = serializers.RegexField(

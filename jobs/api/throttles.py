@@ -1,16 +1,25 @@
-"""Per-tenant API throttling, counted in Redis so that every web process shares one budget."""
+"""Per-tenant API throttling and failed sign-in limits, counted in Redis so that every web
+process shares one budget."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
 
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
 from redis.exceptions import RedisError
+from rest_framework import exceptions
+from rest_framework.authentication import get_authorization_header
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from jobs.transport import queueing
+from tenants.authentication import ApiKeyAuthentication
+from tenants.models import ApiKey
 
 if TYPE_CHECKING:  # DRF imports this module while rest_framework.views is still loading
     from rest_framework.request import Request
@@ -80,3 +89,85 @@ def _count(key: str, *, ttl: int) -> int:
         pipe.expire(key, ttl + 1)
         count, _ = pipe.execute()
     return int(count)
+
+
+# --- Failed sign-ins: API keys and admin passwords ---------------------------------------------
+
+FAILED_KEY = "conveyor:failed-login:{}"
+
+
+def client_address(request: HttpRequest | Request) -> str:
+    """The client as the web server saw it (a proxy in front sets REMOTE_ADDR from its header)."""
+    return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+
+def _failure_keys(request: HttpRequest | Request, account: str) -> tuple[str, str]:
+    client = client_address(request)
+    # An account is counted per client, so nobody elsewhere can lock its owner out.
+    return FAILED_KEY.format(f"client:{client}"), FAILED_KEY.format(f"account:{account}:{client}")
+
+
+def failed_login_wait(request: HttpRequest | Request, account: str) -> float:
+    """Seconds until this client may try `account` again (0: now)."""
+    limits = settings.CONVEYOR_FAILED_LOGINS
+    per_client, per_account = _failure_keys(request, account)
+    try:
+        with queueing.connection().pipeline() as pipe:
+            for key in (per_client, per_account):
+                pipe.get(key)
+                pipe.ttl(key)
+            client_count, client_ttl, account_count, account_ttl = pipe.execute()
+    except RedisError as error:
+        logger.warning("failed sign-ins not counted, Redis unreachable: %s", error)
+        return 0.0
+    waits = [
+        float(max(ttl, 1))
+        for count, ttl, limit in (
+            (client_count, client_ttl, limits["per_client"]),
+            (account_count, account_ttl, limits["per_account"]),
+        )
+        if count is not None and int(count) >= limit
+    ]
+    return max(waits, default=0.0)
+
+
+def record_failed_login(request: HttpRequest | Request, account: str) -> None:
+    window = settings.CONVEYOR_FAILED_LOGINS["window_seconds"]
+    try:
+        with queueing.connection().pipeline() as pipe:
+            for key in _failure_keys(request, account):
+                pipe.incr(key)
+                pipe.expire(key, window, nx=True)
+            pipe.execute()
+    except RedisError as error:
+        logger.warning("failed sign-in not counted, Redis unreachable: %s", error)
+
+
+def clear_failed_logins(request: HttpRequest | Request, account: str) -> None:
+    with contextlib.suppress(RedisError):
+        queueing.connection().delete(_failure_keys(request, account)[1])
+
+
+class ThrottledApiKeyAuthentication(ApiKeyAuthentication):
+    """API keys, with failed attempts counted per client and per key: past the limits 429."""
+
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, ApiKey] | None:
+        account = _key_lookup(request)
+        if account is None:
+            return super().authenticate(request)
+        wait = failed_login_wait(request, account)
+        if wait:
+            raise exceptions.Throttled(wait, "Too many failed API key attempts from this client.")
+        try:
+            return super().authenticate(request)
+        except exceptions.AuthenticationFailed:
+            record_failed_login(request, account)
+            raise
+
+
+def _key_lookup(request: Request) -> str | None:
+    """The lookup part of the key sent (`cvk_<lookup>_…`), or None when no key was sent."""
+    header = get_authorization_header(request).decode(errors="replace").split()
+    if len(header) < 2 or header[0].lower() not in ApiKeyAuthentication.keywords:
+        return None
+    return "key:" + header[1].partition("_")[2].partition("_")[0][:32]

@@ -1,7 +1,9 @@
 """What a job body gets besides its payload: `JobContext`."""
 
+import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from jobs.errors import JobCanceled, Snooze
@@ -15,6 +17,17 @@ STOP_CHECK_INTERVAL = 0.2
 PROGRESS_STEP = 10
 PROGRESS_SECONDS = 5.0
 
+# Apps above the engine that chain jobs (workflows) say where a job's parents' results are:
+# each provider returns them by name, or None when the job is not one of theirs.
+ParentResults = Callable[[Job], dict[str, Any] | None]
+_PARENT_RESULTS: list[ParentResults] = []
+
+
+def register_parent_results(provider: ParentResults) -> None:
+    """Let `provider` answer `ctx.parent_results` for the jobs it knows."""
+    if provider not in _PARENT_RESULTS:
+        _PARENT_RESULTS.append(provider)
+
 
 class JobContext:
     """What a job body gets besides its payload: its row, progress, cancel checks and a log."""
@@ -27,6 +40,17 @@ class JobContext:
         self._logged_percent = job.progress
         self._logged_at = time.monotonic()
         self._checked_at = 0.0
+
+    @functools.cached_property
+    def parent_results(self) -> dict[str, Any]:
+        """The results of the jobs this one waited for: a workflow step's parents by step name,
+        else its `depends_on` jobs by id."""
+        for provider in _PARENT_RESULTS:
+            found = provider(self.job)
+            if found is not None:
+                return found
+        pairs = self.job.depends_on.values_list("pk", "result")
+        return {str(pk): result for pk, result in pairs}
 
     def progress(self, percent: float, message: str = "") -> None:
         """Report how far the job is; stored at most once per 10 % or per 5 s."""

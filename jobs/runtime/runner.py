@@ -13,7 +13,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -36,11 +36,18 @@ logger = logging.getLogger(__name__)
 RECORD_RETRY_WAITS = (1, 2, 4, 8, 15, 30)
 
 
-def execute(job_id: str, kind_name: str | None = None, tenant_id: int | None = None) -> Any:
+def execute(
+    job_id: str,
+    kind_name: str | None = None,
+    tenant_id: int | None = None,
+    *,
+    record_success: "Callable[[Job, Any], None] | None" = None,
+) -> Any:
     """Run one delivery of the job; returns an RQ retry request when it must run again later.
 
     The RQ job carries the kind and tenant id beside the job id, so limits are checked and the
-    row claimed without reading it first.
+    row claimed without reading it first. `record_success(job, result)` records a success in
+    place of the runner (the concurrent worker's batch completer, `record_successes`).
     """
     if kind_name is None or tenant_id is None:
         found = Job.objects.filter(pk=job_id).values_list("kind", "tenant_id").first()
@@ -56,10 +63,12 @@ def execute(job_id: str, kind_name: str | None = None, tenant_id: int | None = N
             if claimed := claim(job_id, tenant):
                 _fail(claimed, error, permanent=True)
             return None
-        return _deliver(job_id, tenant, kind)
+        return _deliver(job_id, tenant, kind, record_success or _succeed)
 
 
-def _deliver(job_id: str, tenant: Tenant, kind: JobKind) -> Any:
+def _deliver(
+    job_id: str, tenant: Tenant, kind: JobKind, record_success: Callable[[Job, Any], None]
+) -> Any:
     hold = limits.acquire(tenant, kind, holder=job_id, ttl=kind.default_timeout + 60)
     if hold is not None:
         return _hold(job_id, hold)
@@ -69,7 +78,7 @@ def _deliver(job_id: str, tenant: Tenant, kind: JobKind) -> Any:
             logger.info("job=%s skipped: not waiting to run", job_id)
             return None
         with tracing.attempt_span(job):
-            return _run(job, kind)
+            return _run(job, kind, record_success)
     finally:
         limits.release(tenant, kind, holder=job_id)
 
@@ -171,7 +180,7 @@ def claim(job_id: str, tenant: Tenant) -> Job | None:
     return job
 
 
-def _run(job: Job, kind: JobKind) -> Any:
+def _run(job: Job, kind: JobKind, record_success: Callable[[Job, Any], None]) -> Any:
     ctx = JobContext(job)
     try:
         result = kind.func(ctx, **job.payload)
@@ -193,7 +202,7 @@ def _run(job: Job, kind: JobKind) -> Any:
         else:
             _fail(job, error)
     else:
-        _succeed(job, result)
+        record_success(job, result)
     return None
 
 
@@ -222,6 +231,54 @@ def _finish(job: Job, status: str, **fields: Any) -> bool:
     for name, value in fields.items():
         setattr(job, name, value)
     return bool(updated)
+
+
+# Many successes in one statement (the concurrent worker's batch completer), as _SUCCEED_SQL.
+_SUCCEED_MANY_SQL = f"""
+WITH {_NO_FSYNC}, outcome AS (
+    SELECT * FROM unnest(%(ids)s::uuid[], %(ats)s::timestamptz[], %(results)s::jsonb[])
+        AS outcome(id, finished_at, result)
+), done AS (
+    UPDATE {_JOB} AS job SET status = 'succeeded', finished_at = outcome.finished_at,
+        progress = 100, result = outcome.result
+    FROM outcome
+    WHERE job.id = outcome.id AND job.status = 'started'
+    RETURNING job.id, job.tenant_id, job.has_dependents, job.batch_id, job.finished_at
+), logged AS (
+    INSERT INTO {_LOG} (job_id, tenant_id, created_at, level, event, message, data)
+    SELECT id, tenant_id, finished_at, 'info', 'succeeded', 'Succeeded.', '{{}}'::jsonb
+    FROM done
+)
+SELECT id, has_dependents, batch_id FROM done, settings
+"""
+
+
+@persisting
+def record_successes(successes: "list[tuple[Job, Any, datetime]]") -> None:
+    """Record jobs that succeeded (each with its result and end) in one statement, then tell.
+
+    A job settled meanwhile by something else (a rescue) is left as it is. Repeating the call
+    records nothing twice: only `started` rows change.
+    """
+    params: dict[str, Any] = {
+        "ids": [str(job.pk) for job, _, _ in successes],
+        "ats": [ended for _, _, ended in successes],
+        "results": [
+            json.dumps(_jsonable(result), cls=DjangoJSONEncoder) for _, result, _ in successes
+        ],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SUCCEED_MANY_SQL, params)
+        recorded = {str(pk): (dependents, batch) for pk, dependents, batch in cursor.fetchall()}
+    for job, _, ended in successes:
+        if str(job.pk) not in recorded:
+            continue
+        job.status, job.finished_at, job.progress = Job.Status.SUCCEEDED, ended, 100
+        job.has_dependents, job.batch_id = recorded[str(job.pk)]
+        if job.has_dependents or job.batch_id:
+            with transaction.atomic():
+                services.settle_followers(job)
+        services.announce_end(job)
 
 
 @persisting

@@ -1,8 +1,10 @@
 """The scheduler loop: `manage.py run_scheduler` runs it; a worker process may run it in a thread.
 
-Each tick enqueues every due schedule (`jobs.services.schedules.run_due_schedules`), then
-sleeps until the earliest next run or `max_sleep` seconds, whichever is sooner, so edits made in
-the admin or the API are followed within `max_sleep`. Several loops may run at once, on several
+Each tick enqueues every due schedule (`jobs.services.schedules.run_due_schedules`), checks
+health when the last check is `CONVEYOR_ALERTS["check_seconds"]` old
+(`jobs.services.health.check_health_if_due`, which the alert rules hear), then sleeps until
+the earliest next run or `max_sleep` seconds, whichever is sooner, so edits made in the admin or
+the API are followed within `max_sleep`. Several loops may run at once, on several
 machines.
 
 To run it inside another process:
@@ -21,6 +23,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from jobs.models import Schedule
+from jobs.services.health import check_health_if_due
 from jobs.services.schedules import ensure_system_schedules, run_due_schedules
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ def tick(*, max_sleep: float = MAX_SLEEP) -> float:
     try:
         while run_due_schedules(limit=BATCH) == BATCH:
             pass  # a full batch: more may be due
+        check_health_if_due()
         return seconds_to_next_run(max_sleep=max_sleep)
     except Exception:
         # A dead scheduler stops every tenant's schedules: log, wait, try again.

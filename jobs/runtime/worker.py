@@ -1,14 +1,18 @@
 """The worker classes `manage.py rqworker --worker-class` names: the runner bound to RQ's side.
 
-`FastWorker` runs jobs in the worker process itself (the default); `Worker` forks a work horse
-per job, for queues whose jobs need memory isolation and a hard stop (`imports`, `reports`,
-`maintenance`). Their RQ machinery is in `jobs.transport.workers`.
+`ConcurrentWorker` runs up to `concurrency` jobs at once in the worker process, one thread each
+(the default); `FastWorker` runs one job at a time in the worker process; `Worker` forks a work
+horse per job, for queues whose jobs need memory isolation and a hard stop (`imports`,
+`reports`, `maintenance`). Their RQ machinery is in `jobs.transport.workers` and
+`jobs.transport.concurrent`.
 """
 
+from datetime import datetime
 from typing import Any
 
 from jobs import tracing
 from jobs.runtime import runner
+from jobs.transport.concurrent import ConcurrentWorkerBase
 from jobs.transport.workers import ForkingWorkerBase, InProcessWorkerBase
 
 
@@ -32,3 +36,10 @@ class Worker(_Runs, ForkingWorkerBase):
 
 class FastWorker(_Runs, InProcessWorkerBase):
     """Runs jobs in the worker process itself: no fork and no new connections per job."""
+
+
+class ConcurrentWorker(_Runs, ConcurrentWorkerBase):
+    """Runs up to `concurrency` jobs at once in the worker process, one thread each."""
+
+    def record_successes(self, successes: list[tuple[Any, Any, datetime]]) -> None:
+        runner.record_successes(successes)

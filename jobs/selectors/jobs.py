@@ -15,6 +15,17 @@ def list_jobs(*, tenant: Tenant | None) -> QuerySet[Job]:
     return jobs.select_related("tenant").order_by("-created_at")
 
 
+def workflow_key_prefix(workflow_id: object) -> str:
+    """How every job of a workflow's steps is keyed: `workflow:<id>:<step>` (the workflows app
+    above writes the keys; the job list filters by them without knowing that app)."""
+    return f"workflow:{workflow_id}:"
+
+
+def of_workflow(jobs: QuerySet[Job], workflow_id: UUID | str) -> QuerySet[Job]:
+    """The jobs of `jobs` that ran a step of the workflow."""
+    return jobs.filter(idempotency_key__startswith=workflow_key_prefix(workflow_id))
+
+
 def get_job(*, tenant: Tenant, job_id: UUID | str) -> Job:
     """The tenant's job; another tenant's id raises Job.DoesNotExist like a missing one."""
     try:

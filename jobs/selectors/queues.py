@@ -3,35 +3,48 @@
 import logging
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from jobs.models import Job
 from jobs.transport import queueing
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
 
-def _throughput(queue: str, *, minutes: int = 5) -> float:
+def _throughputs(*, minutes: int = 5, tenant: Tenant | None = None) -> dict[str, float]:
+    """Jobs succeeded per minute over the last `minutes`, per queue, in one query (of `tenant`'s
+    jobs only, when given)."""
     since = timezone.now() - timedelta(minutes=minutes)
-    done = Job.objects.filter(
-        finished_at__gte=since, queue=queue, status=Job.Status.SUCCEEDED
-    ).count()
-    return round(done / minutes, 2)
+    jobs = Job.objects.all() if tenant is None else Job.objects.for_tenant(tenant)
+    done = (
+        jobs.filter(finished_at__gte=since, status=Job.Status.SUCCEEDED)
+        .order_by()
+        .values_list("queue")
+        .annotate(n=Count("pk"))
+    )
+    return {queue: round(n / minutes, 2) for queue, n in done}
 
 
 def queue_stats() -> list[dict[str, Any]]:
-    """Per queue: live counts from Redis, workers listening, paused flag, oldest wait, rate."""
+    """Per queue: live counts from Redis, workers listening and their slots, paused flag,
+    oldest wait, rate. A worker serving several queues counts its slots for each of them."""
     paused = queueing.paused_queues()
     listening: dict[str, int] = {}
+    slots: dict[str, int] = {}
     for worker in queueing.workers():
         for name in worker["queues"]:
             listening[name] = listening.get(name, 0) + 1
+            slots[name] = slots.get(name, 0) + worker["concurrency"]
+    running = queueing.running_by_queue()
     now = timezone.now()
+    throughputs = _throughputs()
     stats = []
     for name in settings.CONVEYOR_QUEUES:
         oldest = queueing.oldest_waiting_since(name)
@@ -41,14 +54,126 @@ def queue_stats() -> list[dict[str, Any]]:
                 **queueing.queue_counts(name),
                 "waiting_by_priority": queueing.waiting_by_priority(name),
                 "workers": listening.get(name, 0),
+                "slots": slots.get(name, 0),
+                "busy_slots": len(running.get(name, ())),
                 "paused": name in paused,
                 "oldest_waiting_seconds": round((now - oldest).total_seconds(), 1)
                 if oldest
                 else None,
-                "throughput_per_minute": _throughput(name),
+                "throughput_per_minute": throughputs.get(name, 0.0),
             }
         )
     return stats
+
+
+def tenant_queue_stats(tenant: Tenant) -> list[dict[str, Any]]:
+    """`queue_stats` as a tenant sees it: every count is of its own jobs, read from PostgreSQL.
+
+    Waiting, started, scheduled (retrying included), deferred and failed are its rows in those
+    statuses now; finished and canceled those that ended within the result TTL, as RQ keeps
+    them. Workers listening and the paused flag are the queue's own, not anyone's jobs.
+    """
+    paused = queueing.paused_queues()
+    listening: dict[str, int] = {}
+    slots: dict[str, int] = {}
+    for worker in queueing.workers():
+        for name in worker["queues"]:
+            listening[name] = listening.get(name, 0) + 1
+            slots[name] = slots.get(name, 0) + worker["concurrency"]
+    now = timezone.now()
+    recent = now - timedelta(seconds=settings.CONVEYOR_RESULT_TTL)
+    jobs = Job.objects.for_tenant(tenant).order_by()
+    live = jobs.filter(Q(status__in=(*Job.ACTIVE, Job.Status.FAILED)) | Q(finished_at__gte=recent))
+    counts: dict[tuple[str, str, str], int] = {
+        (queue, status, priority): n
+        for queue, status, priority, n in live.values_list("queue", "status", "priority").annotate(
+            n=Count("pk")
+        )
+    }
+    oldest = dict(
+        jobs.filter(status=Job.Status.QUEUED)
+        .values_list("queue")
+        .annotate(first=Min("enqueued_at"))
+        .values_list("queue", "first")
+    )
+
+    throughputs = _throughputs(tenant=tenant)
+
+    def count(queue: str, *statuses: str) -> int:
+        return sum(n for (q, status, _), n in counts.items() if q == queue and status in statuses)
+
+    stats = []
+    for name in settings.CONVEYOR_QUEUES:
+        waiting = {
+            priority: sum(
+                n
+                for (q, status, p), n in counts.items()
+                if q == name and p == priority and status in (Job.Status.PENDING, Job.Status.QUEUED)
+            )
+            for priority in settings.CONVEYOR_PRIORITIES
+        }
+        first = oldest.get(name)
+        stats.append(
+            {
+                "name": name,
+                "waiting": sum(waiting.values()),
+                "waiting_by_priority": waiting,
+                "started": count(name, Job.Status.STARTED),
+                "scheduled": count(name, Job.Status.SCHEDULED, Job.Status.RETRYING),
+                "deferred": count(name, Job.Status.DEFERRED),
+                "failed": count(name, Job.Status.FAILED),
+                "finished": count(name, Job.Status.SUCCEEDED),
+                "canceled": count(name, Job.Status.CANCELED),
+                "workers": listening.get(name, 0),
+                "slots": slots.get(name, 0),
+                "busy_slots": count(name, Job.Status.STARTED),
+                "paused": name in paused,
+                "oldest_waiting_seconds": round((now - first).total_seconds(), 1)
+                if first
+                else None,
+                "throughput_per_minute": throughputs.get(name, 0.0),
+            }
+        )
+    return stats
+
+
+def tenant_workers(tenant: Tenant) -> list[dict[str, Any]]:
+    """`list_workers` as a tenant sees it: running jobs only if they are the tenant's, and the
+    tenant's own jobs each worker finished (of the rows kept) in place of its totals."""
+    workers = list_workers()
+    names = [worker["name"] for worker in workers]
+    jobs = Job.objects.for_tenant(tenant).order_by()
+    running = {
+        str(job_id)
+        for worker in workers
+        for job_id in [*worker.get("running_job_ids", []), worker.get("current_job_id")]
+        if job_id
+    }
+    own = {str(pk) for pk in jobs.filter(pk__in=_uuids(running)).values_list("pk", flat=True)}
+    done = dict.fromkeys(((name, status) for name in names for status in ("s", "f")), 0)
+    ended = jobs.filter(worker_name__in=names, status__in=(Job.Status.SUCCEEDED, Job.Status.FAILED))
+    for name, status, n in ended.values_list("worker_name", "status").annotate(n=Count("pk")):
+        done[(name, "s" if status == Job.Status.SUCCEEDED else "f")] = n
+    for worker in workers:
+        if "running_job_ids" in worker:
+            worker["running_job_ids"] = [
+                job_id for job_id in worker["running_job_ids"] if str(job_id) in own
+            ]
+        if str(worker.get("current_job_id")) not in own:
+            worker["current_job_id"] = None
+        worker["successful_jobs"] = done[(worker["name"], "s")]
+        worker["failed_jobs"] = done[(worker["name"], "f")]
+    return workers
+
+
+def _uuids(values: set[str]) -> list[UUID]:
+    found = []
+    for value in values:
+        try:
+            found.append(UUID(str(value)))
+        except ValueError:
+            continue
+    return found
 
 
 def list_workers() -> list[dict[str, Any]]:
@@ -67,11 +192,12 @@ HEALTHY, DEGRADED, ERROR = "healthy", "degraded", "error"
 _RANK = {HEALTHY: 0, DEGRADED: 1, ERROR: 2}
 
 
-def _component(name: str, status: str, reason: str) -> dict[str, str]:
-    return {"name": name, "status": status, "reason": reason}
+def _component(name: str, status: str, reason: str, **figures: Any) -> dict[str, Any]:
+    """One component's verdict; `figures` are the numbers behind it, kept with each check."""
+    return {"name": name, "status": status, "reason": reason, "figures": figures}
 
 
-def _check_database() -> dict[str, str]:
+def _check_database() -> dict[str, Any]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -80,7 +206,7 @@ def _check_database() -> dict[str, str]:
     return _component("database", HEALTHY, "PostgreSQL answers.")
 
 
-def _check_redis() -> dict[str, str]:
+def _check_redis() -> dict[str, Any]:
     try:
         queueing.ping()
     except RedisError as error:
@@ -88,52 +214,65 @@ def _check_redis() -> dict[str, str]:
     return _component("redis", HEALTHY, "Redis answers.")
 
 
-def _check_queues(stats: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _check_queues(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
     limits = settings.CONVEYOR_HEALTH
     checks = []
     for queue in stats:
         name, waiting = queue["name"], queue["waiting"]
         max_wait = settings.CONVEYOR_QUEUES[name].get("max_wait", limits["max_wait_seconds"])
         oldest = queue["oldest_waiting_seconds"]
+        figures = {
+            "waiting": waiting,
+            "workers": queue["workers"],
+            "paused": queue["paused"],
+            "oldest_waiting_seconds": oldest,
+        }
         if waiting and not queue["workers"] and not queue["paused"]:
-            checks.append(_component(f"queue:{name}", ERROR, f"{waiting} waiting, no live worker."))
+            reason = f"{waiting} waiting, no live worker."
+            checks.append(_component(f"queue:{name}", ERROR, reason, **figures))
         elif oldest is not None and oldest > max_wait and not queue["paused"]:
             reason = f"Oldest waiting job is {oldest:.0f} s old (threshold {max_wait} s)."
-            checks.append(_component(f"queue:{name}", DEGRADED, reason))
+            checks.append(_component(f"queue:{name}", DEGRADED, reason, **figures))
         else:
-            checks.append(_component(f"queue:{name}", HEALTHY, f"{waiting} waiting."))
+            checks.append(_component(f"queue:{name}", HEALTHY, f"{waiting} waiting.", **figures))
     return checks
 
 
-def _check_failure_rate() -> dict[str, str]:
+def _check_failure_rate(tenant: Tenant | None = None) -> dict[str, Any]:
     limits = settings.CONVEYOR_HEALTH
     since = timezone.now() - timedelta(minutes=15)
-    counts = Job.objects.filter(finished_at__gte=since).aggregate(
+    jobs = Job.objects.all() if tenant is None else Job.objects.for_tenant(tenant)
+    counts = jobs.filter(finished_at__gte=since).aggregate(
         succeeded=Count("pk", filter=Q(status=Job.Status.SUCCEEDED)),
         failed=Count("pk", filter=Q(status=Job.Status.FAILED)),
     )
     ended = counts["succeeded"] + counts["failed"]
     rate = counts["failed"] / ended if ended else 0.0
     reason = f"{rate:.0%} of {ended} jobs failed in the last 15 minutes."
+    figures = {"ended": ended, "failed": counts["failed"], "rate": round(rate, 4)}
     if ended < limits["min_jobs_for_failure_rate"]:
-        return _component("failure_rate", HEALTHY, reason + " Too few to judge.")
+        return _component("failure_rate", HEALTHY, reason + " Too few to judge.", **figures)
     if rate >= limits["failure_rate_error"]:
-        return _component("failure_rate", ERROR, reason)
+        return _component("failure_rate", ERROR, reason, **figures)
     if rate >= limits["failure_rate_degraded"]:
-        return _component("failure_rate", DEGRADED, reason)
-    return _component("failure_rate", HEALTHY, reason)
+        return _component("failure_rate", DEGRADED, reason, **figures)
+    return _component("failure_rate", HEALTHY, reason, **figures)
 
 
-def health_report() -> dict[str, Any]:
-    """healthy, degraded or error, with the reason per component (PRODUCT.md §7)."""
+def health_report(tenant: Tenant | None = None) -> dict[str, Any]:
+    """healthy, degraded or error, with the reason per component (PRODUCT.md §7).
+
+    With `tenant`, the queues' waits and the failure rate are of that tenant's jobs only.
+    """
     components = [_check_database(), _check_redis()]
     if components[1]["status"] == HEALTHY:
         try:
-            components += _check_queues(queue_stats())
+            stats = queue_stats() if tenant is None else tenant_queue_stats(tenant)
+            components += _check_queues(stats)
         except RedisError as error:
             components.append(_component("queues", ERROR, f"Redis failed mid-check: {error}"))
     if components[0]["status"] == HEALTHY:
-        components.append(_check_failure_rate())
+        components.append(_check_failure_rate(tenant))
     status = max((c["status"] for c in components), key=_RANK.__getitem__)
     return {"status": status, "components": components, "checked_at": timezone.now()}
 

@@ -374,8 +374,13 @@ def enqueue_jobs(
     delay: float | timedelta | None = None,
     batch: Batch | None = None,
     parent: Job | None = None,
+    idempotency_keys: Sequence[str] = (),
 ) -> list[Job]:
-    """Record many jobs of one kind in one transaction and hand them over in one pipeline."""
+    """Record many jobs of one kind in one transaction and hand them over in one pipeline.
+
+    `idempotency_keys`, if given, has one key per payload; the keys must not be held by active
+    jobs (the insert fails as a whole if one is).
+    """
     _check_tenant(tenant)
     kind = get_kind(kind) if isinstance(kind, str) else kind
     run_at = _due(delay, None)
@@ -407,6 +412,8 @@ def enqueue_jobs(
             errors[str(index)] = error.detail
     if errors:
         raise serializers.ValidationError({"payloads": errors})
+    for job, key in zip(jobs, idempotency_keys, strict=False):
+        job.idempotency_key = key
     inserts.copy_jobs(jobs)
     message = _enqueued_message(jobs[0]) if jobs else ""
     inserts.log_many(jobs, JobLog.Event.ENQUEUED, message, _log_data(by))

@@ -5,8 +5,8 @@ each under the idempotency key `schedule:<id>:<planned time>`, and moves `next_r
 in one transaction: however many schedulers tick at once, each planned run is enqueued once.
 Every edit recomputes `next_run_at` at once, so the next tick already follows it.
 
-Built-in schedules (reconcile, clean up, roll up) belong to the `system` tenant, which
-`ensure_system_schedules` creates; they may be edited or disabled, never deleted.
+Built-in schedules (reconcile, clean up, roll up, daily digests) belong to the `system` tenant,
+which `ensure_system_schedules` creates; they may be edited or disabled, never deleted.
 The reads the API and admin need are in `jobs.selectors.schedules`.
 """
 
@@ -23,7 +23,7 @@ from rest_framework import serializers
 
 from config.exceptions import DomainError
 from jobs.errors import UnknownKind
-from jobs.kinds import get_kind
+from jobs.kinds import get_kind, tenant_option_errors
 from jobs.models import Job, Priority, Schedule
 from jobs.services.jobs import enqueue_job
 from jobs.triggers import check_cron, get_zone, next_run_after
@@ -78,6 +78,15 @@ SYSTEM_SCHEDULES = (
         "reports.roll_up_analytics",
         "0 * * * *",
         Schedule.MissedRunPolicy.RUN_ONCE,
+    ),
+    BuiltIn(
+        "Reconcile workflows",
+        "workflows.reconcile_workflows",
+        "* * * * *",
+        Schedule.MissedRunPolicy.SKIP,
+    ),
+    BuiltIn(
+        "Send daily digests", "alerts.send_digests", "0 7 * * *", Schedule.MissedRunPolicy.SKIP
     ),
 )
 
@@ -174,12 +183,20 @@ def _target_errors(schedule: Schedule) -> dict[str, Any]:
 def _kind_errors(schedule: Schedule, *, changed: set[str] | None) -> dict[str, Any]:
     if changed is not None and schedule.is_system and "kind" in changed:
         return {"kind": ["A built-in schedule keeps its kind."]}
-    if changed is not None and not {"kind", "payload"} & changed:
+    if changed is not None and not {"kind", "payload", "queue", "priority"} & changed:
         return {}
     try:
-        schedule.payload = get_kind(schedule.kind).validate(schedule.payload)
+        kind = get_kind(schedule.kind)
     except UnknownKind as error:
         return {"kind": [str(error)]}
+    if not schedule.is_system:  # built-in ones run the platform's own kinds
+        refused = tenant_option_errors(
+            kind, role=None, queue=schedule.queue, priority=schedule.priority
+        )
+        if refused:
+            return dict(refused)
+    try:
+        schedule.payload = kind.validate(schedule.payload)
     except serializers.ValidationError as error:
         # A kind refuses a non-object payload as {"payload": [...]}: do not nest it twice.
         detail: Any = error.detail
@@ -320,6 +337,12 @@ def _save(schedule: Schedule, **options: Any) -> None:
 
 
 def _enqueue(schedule: Schedule, *, by: Actor = None, idempotency_key: str) -> Job:
+    if not schedule.is_system:  # a row written before kinds were fenced runs no internal kind
+        refused = tenant_option_errors(
+            get_kind(schedule.kind), role=None, queue=schedule.queue, priority=schedule.priority
+        )
+        if refused:
+            raise ScheduleError(f"Schedule {schedule.name!r} cannot run: {_error_text(refused)}")
     return enqueue_job(
         tenant=schedule.tenant,
         kind=schedule.kind,
@@ -330,6 +353,10 @@ def _enqueue(schedule: Schedule, *, by: Actor = None, idempotency_key: str) -> J
         idempotency_key=idempotency_key,
         schedule=schedule,
     )
+
+
+def _error_text(errors: dict[str, list[str]]) -> str:
+    return " ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
 
 
 def _note_run(schedule: Schedule, job: Job, *, now: datetime) -> list[str]:

@@ -2,5 +2,5 @@
 
 Handing rows to Redis and reading RQ's state (`queueing`), the in-process worker's Lua
 bookkeeping (`bookkeeping`), rate and concurrency limits (`limits`), and the worker classes' RQ
-machinery (`workers`).
+machinery (`workers`, and `concurrent` for the worker that runs many jobs at once).
 """

@@ -11,6 +11,7 @@ not copied into Redis: it lives in the `Job` row.
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -212,6 +213,38 @@ class Bookkeeper:
         pushed back at the front if its queue was paused meanwhile). Returns the job taken,
         SUSPENDED while `rq suspend` holds, or None when every listened queue is empty.
         """
+        taken = self.take_many(1, finished=[finished] if finished else [], given=given)
+        return taken if isinstance(taken, str) else next(iter(taken), None)
+
+    def take_many(
+        self,
+        count: int,
+        *,
+        finished: Sequence["Finished"] = (),
+        given: tuple[int, str] | None = None,
+    ) -> list[Taken] | str:
+        """Finish `finished` and take up to `count` jobs, in one round trip.
+
+        Each job is taken by its own run of the take script, in order, so each is the next one
+        that script would choose on its own. `given` is as for `take` (it is the first taken).
+        Returns the jobs taken (none when every listened queue is empty) or SUSPENDED.
+        """
+        calls = [done.call() for done in finished]
+        starts = [self._take_call(given if index == 0 else None) for index in range(count)]
+        calls += [call for call, _ in starts]
+        replies = self._run(calls)[len(finished) :]
+        taken: list[Taken] = []
+        for reply, (_, started_at) in zip(replies, starts, strict=True):
+            if reply is None:
+                continue
+            if not isinstance(reply, list):
+                return SUSPENDED
+            taken.append(self._taken(reply, started_at))
+        return taken
+
+    def _take_call(
+        self, given: tuple[int, str] | None
+    ) -> tuple[tuple[str, list[Any], list[Any]], tuple[datetime, str]]:
         started_at = datetime.now(UTC)
         started = started_at.timestamp()
         execution_id = uuid.uuid4().hex
@@ -231,16 +264,11 @@ class Bookkeeper:
             position + 1,
             *self._logical_names,
         ]
-        calls: list[tuple[str, list[Any], list[Any]]] = []
-        if finished is not None:
-            calls.append(finished.call())
-        calls.append(("take", self._take_keys, args))
-        reply = self._run(calls)[-1]
-        if reply is None:
-            return None
-        if not isinstance(reply, list):
-            return SUSPENDED
+        return ("take", self._take_keys, args), (started_at, execution_id)
+
+    def _taken(self, reply: list[Any], started: tuple[datetime, str]) -> Taken:
         index, rq_id, data, timeout, result_ttl, ttl = reply
+        started_at, execution_id = started
         return Taken(
             position=int(index) - 1,
             job_id=rq_id.decode(),
@@ -254,28 +282,40 @@ class Bookkeeper:
         )
 
     def finish(self, finished: "Finished") -> None:
-        self._run([finished.call()])
+        self.finish_many([finished])
+
+    def finish_many(self, finished: Sequence["Finished"]) -> None:
+        if finished:
+            self._run([done.call() for done in finished])
 
     def beat(self, taken: Taken) -> None:
         """Keep a long job's started-registry entry, execution and worker alive."""
+        self.beat_many([taken])
+
+    def beat_many(self, running: Sequence[Taken]) -> None:
+        """Keep every running job's records and the worker alive, in one round trip."""
         now = datetime.now(UTC)
-        keys = [
-            self.started_keys[taken.position],
-            f"{RQ_KEY_PREFIX}:execution:{taken.member}",
-            ExecutionRegistry.key_template.format(taken.job_id),
-            RQJob.key_for(taken.job_id),
-            self.worker_key,
-            self.executions_key,
-        ]
-        args = [
-            taken.member,
-            taken.execution_id,
-            taken.heartbeat_ttl,
-            repr(now.timestamp()),
-            utcformat(now),
-            self.worker_ttl,
-        ]
-        self._run([("beat", keys, args)])
+        calls = []
+        for taken in running:
+            keys = [
+                self.started_keys[taken.position],
+                f"{RQ_KEY_PREFIX}:execution:{taken.member}",
+                ExecutionRegistry.key_template.format(taken.job_id),
+                RQJob.key_for(taken.job_id),
+                self.worker_key,
+                self.executions_key,
+            ]
+            args = [
+                taken.member,
+                taken.execution_id,
+                taken.heartbeat_ttl,
+                repr(now.timestamp()),
+                utcformat(now),
+                self.worker_ttl,
+            ]
+            calls.append(("beat", keys, args))
+        if calls:
+            self._run(calls)
 
     def finished(self, taken: Taken, *, result_ttl: int) -> "Finished":
         return Finished(self, taken, result_ttl, datetime.now(UTC))

@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import json
 import logging
 import math
 import pickle
@@ -377,18 +378,34 @@ def clean(queue: str, *, older_than: int) -> int:
 
 
 def queue_counts(queue: str) -> dict[str, int]:
-    """Live counts of one queue from RQ's registries, summed over its priorities."""
-    counts = dict.fromkeys(("waiting", "started", "scheduled", "deferred", "failed", "finished"), 0)
-    counts["canceled"] = 0
-    for name in rq_queue_names(queue):
-        rq_queue = get_rq_queue(name)
-        counts["waiting"] += rq_queue.count
-        counts["started"] += rq_queue.started_job_registry.count
-        counts["scheduled"] += rq_queue.scheduled_job_registry.count
-        counts["deferred"] += rq_queue.deferred_job_registry.count
-        counts["failed"] += rq_queue.failed_job_registry.count
-        counts["finished"] += rq_queue.finished_job_registry.count
-        counts["canceled"] += rq_queue.canceled_job_registry.count
+    """Live counts of one queue from RQ's registries, summed over its priorities.
+
+    One pipelined round trip of LLEN and ZCARD: the registries are counted as they are, not
+    cleaned first (RQ's `count` cleans each one, hundreds of round trips for every queue);
+    workers' maintenance and the reconciler clean them.
+    """
+    names = ("started", "scheduled", "deferred", "failed", "finished", "canceled")
+    redis = connection()
+    with redis.pipeline(transaction=False) as pipe:
+        for name in rq_queue_names(queue):
+            rq_queue = get_rq_queue(name)
+            pipe.llen(rq_queue.key)
+            for registry in (
+                rq_queue.started_job_registry,
+                rq_queue.scheduled_job_registry,
+                rq_queue.deferred_job_registry,
+                rq_queue.failed_job_registry,
+                rq_queue.finished_job_registry,
+                rq_queue.canceled_job_registry,
+            ):
+                pipe.zcard(registry.key)
+        found = pipe.execute()
+    counts = dict.fromkeys(("waiting", *names), 0)
+    width = len(names) + 1
+    for start in range(0, len(found), width):
+        counts["waiting"] += found[start]
+        for offset, name in enumerate(names, start=1):
+            counts[name] += found[start + offset]
     return counts
 
 
@@ -425,29 +442,48 @@ def is_waiting(job_ids: list[str]) -> list[bool]:
 
 def running_job_ids() -> set[str]:
     """Ids of RQ jobs a live worker is executing now (their heartbeat has not expired)."""
+    return {job_id for found in running_by_queue().values() for job_id in found}
+
+
+def running_by_queue() -> dict[str, set[str]]:
+    """Per Conveyor queue, the ids of the RQ jobs a live worker is executing now."""
     redis = connection()
     now = time.time()
+    names = [(queue, name) for queue in settings.CONVEYOR_QUEUES for name in rq_queue_names(queue)]
     with redis.pipeline(transaction=False) as pipe:
-        for queue in settings.CONVEYOR_QUEUES:
-            for name in rq_queue_names(queue):
-                pipe.zrangebyscore(StartedJobRegistry(name, connection=redis).key, now, "+inf")
+        for _, name in names:
+            pipe.zrangebyscore(StartedJobRegistry(name, connection=redis).key, now, "+inf")
         entries = pipe.execute()
-    return {as_text(entry).split(":", 1)[0] for found in entries for entry in found}
+    running: dict[str, set[str]] = {queue: set() for queue in settings.CONVEYOR_QUEUES}
+    for (queue, _), found in zip(names, entries, strict=True):
+        running[queue].update(as_text(entry).split(":", 1)[0] for entry in found)
+    return running
 
 
 def workers() -> list[dict[str, Any]]:
-    """Every worker RQ knows of, with the logical queues it serves and the job it runs."""
+    """Every worker RQ knows of: its logical queues, its slots and the jobs running in them.
+
+    `concurrency` is how many jobs the worker runs at once (1 for the one-at-a-time classes);
+    `running_job_ids` are the jobs in its busy slots; `figures` what it last measured of
+    itself and its host (`store_worker_figures`).
+    """
     redis = connection()
     running = sorted(running_job_ids())
+    rq_workers = RQWorker.all(connection=redis)
     with redis.pipeline(transaction=False) as pipe:
         for job_id in running:
             pipe.hget(RQJob.key_for(job_id), "worker_name")
-        owners = pipe.execute()
-    current = {
-        as_text(owner): job_id for job_id, owner in zip(running, owners, strict=True) if owner
-    }
+        for worker in rq_workers:
+            pipe.hmget(worker.key, ["concurrency", FIGURES_FIELD])
+        replies = pipe.execute()
+    owners, kept = replies[: len(running)], replies[len(running) :]
+    jobs_of: dict[str, list[str]] = {}
+    for job_id, owner in zip(running, owners, strict=True):
+        if owner:
+            jobs_of.setdefault(as_text(owner), []).append(job_id)
     found = []
-    for worker in RQWorker.all(connection=redis):
+    for worker, (slots, measured) in zip(rq_workers, kept, strict=True):
+        jobs = jobs_of.get(worker.name, [])
         found.append(
             {
                 "name": worker.name,
@@ -455,29 +491,42 @@ def workers() -> list[dict[str, Any]]:
                 "pid": worker.pid,
                 "queues": sorted({logical_queue(name) for name in worker.queue_names()}),
                 "state": worker.get_state(),
-                "current_job_id": current.get(worker.name),
+                "concurrency": int(slots) if slots else 1,
+                "busy_slots": len(jobs),
+                "running_job_ids": jobs,
+                "current_job_id": jobs[0] if jobs else None,
                 "last_heartbeat": worker.last_heartbeat,
                 "successful_jobs": worker.successful_job_count,
                 "failed_jobs": worker.failed_job_count,
+                "figures": json.loads(measured) if measured else {},
             }
         )
     return found
 
 
+FIGURES_FIELD = "conveyor_figures"
+
+
+def store_worker_figures(key: str, figures: dict[str, Any], redis: Redis | None = None) -> None:
+    """Keep a worker's own figures in its RQ hash: they expire with it."""
+    (redis or connection()).hset(key, FIGURES_FIELD, json.dumps(figures))
+
+
 def oldest_waiting_since(queue: str) -> datetime | None:
     """When the longest-waiting job of `queue` (any priority) was enqueued, per Redis."""
-    oldest: datetime | None = None
     redis = connection()
-    for name in rq_queue_names(queue):
-        first = redis.lindex(get_rq_queue(name).key, 0)
-        rq_job = RQJob.fetch_many([as_text(first)], connection=redis)[0] if first else None
-        if (
-            rq_job is not None
-            and rq_job.enqueued_at
-            and (oldest is None or rq_job.enqueued_at < oldest)
-        ):
-            oldest = rq_job.enqueued_at
-    return oldest
+    with redis.pipeline(transaction=False) as pipe:
+        for name in rq_queue_names(queue):
+            pipe.lindex(get_rq_queue(name).key, 0)
+        firsts = [as_text(first) for first in pipe.execute() if first]
+    if not firsts:
+        return None
+    enqueued = [
+        rq_job.enqueued_at
+        for rq_job in RQJob.fetch_many(firsts, connection=redis)
+        if rq_job is not None and rq_job.enqueued_at
+    ]
+    return min(enqueued, default=None)
 
 
 def waiting_by_priority(queue: str) -> dict[str, int]:

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 import redis.exceptions
 from django import db
 from django.conf import settings
+from django_rq.management.commands.rqworker import (  # jobs' own rqworker extends it
+    Command as RQWorkerCommand,  # noqa: F401
+)
 from rq import Queue, Retry, SimpleWorker
 from rq import Worker as RQWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
@@ -34,6 +37,7 @@ from rq.utils import as_text
 from rq.utils import now as utcnow
 from rq.worker import DequeueStrategy, WorkerStatus
 
+from jobs import host_figures
 from jobs.transport import bookkeeping, queueing
 
 logger = logging.getLogger(__name__)
@@ -107,6 +111,7 @@ class ConveyorWorkerMixin(_WorkerBase):
         self.queues = listening_order(self.queues)
         self._ordered_queues = self.queues[:]
         self._grace_timer: threading.Timer | None = None
+        self._figures_at = 0.0
         preload_modules([queue.name for queue in self.queues])
 
     def _heartbeat_now_and_then(self) -> None:
@@ -114,6 +119,18 @@ class ConveyorWorkerMixin(_WorkerBase):
         last = self.last_heartbeat
         if last is None or (utcnow() - last).total_seconds() >= 1:
             self.heartbeat()
+            self.report_figures()
+
+    def report_figures(self) -> None:
+        """Store this process's memory and CPU and its host's load and free disk in the
+        worker's Redis hash, every CONVEYOR_FIGURES_SECONDS at most (psutil reads /proc)."""
+        if time.monotonic() - self._figures_at < settings.CONVEYOR_FIGURES_SECONDS:
+            return
+        self._figures_at = time.monotonic()
+        try:
+            queueing.store_worker_figures(self.key, host_figures.measure(), self.connection)
+        except (OSError, redis.exceptions.RedisError) as error:
+            logger.warning("worker %s: figures not stored: %s", self.name, error)
 
     def _listening_queues(self) -> list[Queue]:
         paused = queueing.paused_queues(self.connection)
@@ -350,17 +367,17 @@ class InProcessWorkerBase(ConveyorWorkerMixin, SimpleWorker):
         if finished is not None:
             self._bookkeeper.finish(finished)
 
-    def _wait(self) -> bookkeeping.Taken | str | None:
-        """Block on the queues that are not paused until a job comes (at most POLL_SECONDS)."""
+    def _wait(self, seconds: float = POLL_SECONDS) -> bookkeeping.Taken | str | None:
+        """Block on the queues that are not paused until a job comes (at most `seconds`)."""
         self._state = WorkerStatus.IDLE
         self.procline("Listening on " + ",".join(self.queue_names()))
         try:
             paused = queueing.paused_queues(self.connection)
             keys = [q.key for q in self.queues if queueing.logical_queue(q.name) not in paused]
             if not keys:
-                time.sleep(POLL_SECONDS)
+                time.sleep(seconds)
                 return None
-            popped = self.connection.blpop(keys, POLL_SECONDS)
+            popped = self.connection.blpop(keys, seconds)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             logger.error("worker %s: Redis unreachable (%s), retrying", self.name, error)
             time.sleep(1)
@@ -489,6 +506,7 @@ class _Heartbeat:
                 continue
             try:
                 self.worker.beat_running_job()
+                self.worker.report_figures()
                 beaten = (taken.execution_id, time.monotonic())
             except redis.exceptions.RedisError as error:
                 logger.warning("worker %s: heartbeat failed: %s", self.worker.name, error)

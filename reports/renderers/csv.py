@@ -18,8 +18,13 @@ def _cell(value: Any, type: str) -> Any:
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if type == DATE and isinstance(value, date):
         return value.isoformat()
+    return escape_formula(value)
+
+
+def escape_formula(value: Any) -> Any:
+    """Text a spreadsheet must show, never run as a formula, gets a leading `'`."""
     if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value  # a spreadsheet opening the file must not run it as a formula
+        return "'" + value
     return value
 
 
@@ -37,16 +42,18 @@ def table_csv(table: Table) -> bytes:
 def summary_csv(data: ReportData) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["Figure", "Value"])
-    writer.writerow(["Report", data.title])
-    writer.writerow(["Tenant", data.tenant_name])
-    writer.writerow(["From", data.start.isoformat()])
-    writer.writerow(["To", data.end.isoformat()])
-    writer.writerow(["Time zone", data.time_zone])
-    for name, value in data.filters.items():
-        writer.writerow([name.capitalize(), value])
-    for figure in data.figures:
-        writer.writerow([figure.label, _cell(figure.value, figure.type)])
+    rows: list[list[Any]] = [
+        ["Figure", "Value"],
+        ["Report", data.title],
+        ["Tenant", data.tenant_name],
+        ["From", data.start.isoformat()],
+        ["To", data.end.isoformat()],
+        ["Time zone", data.time_zone],
+        *([name.capitalize(), value] for name, value in data.filters.items()),
+        *([figure.label, _cell(figure.value, figure.type)] for figure in data.figures),
+    ]
+    # Every text cell escaped: filters show what members named (a campaign, a template…).
+    writer.writerows([_cell(cell, "") for cell in row] for row in rows)
     return buffer.getvalue().encode("utf-8")
 
 

@@ -8,7 +8,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from reports.renderers.csv import FORMULA_START
+from reports.renderers.csv import escape_formula
 from reports.types.base import (
     DATE,
     DATETIME,
@@ -39,9 +39,7 @@ def _value(value: Any, type: str) -> Any:
         return None
     if type == PERCENT:
         return value / 100
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value  # a text cell, never a formula
-    return value
+    return escape_formula(value)  # a text cell, never a formula
 
 
 def _header(sheet: Worksheet, columns: list[Column]) -> None:
@@ -73,16 +71,16 @@ def _table_sheet(workbook: Workbook, table: Table) -> None:
 def _summary_sheet(sheet: Worksheet, data: ReportData) -> None:
     sheet.title = "Summary"
     _header(sheet, [Column("Figure"), Column("Value")])
-    sheet.append(["Report", data.title])
-    sheet.append(["Tenant", data.tenant_name])
+    sheet.append(["Report", escape_formula(data.title)])
+    sheet.append(["Tenant", escape_formula(data.tenant_name)])
     sheet.append(["From", data.start])
     sheet.append(["To", data.end])
     sheet.append(["Time zone", data.time_zone])
     sheet.append(["Generated", data.generated_local.replace(tzinfo=None)])
-    for name, value in data.filters.items():
-        sheet.append([name.capitalize(), value])
+    for name, value in data.filters.items():  # what members named: escaped like any text
+        sheet.append([escape_formula(name.capitalize()), escape_formula(value)])
     for figure in data.figures:
-        sheet.append([figure.label, _value(figure.value, figure.type)])
+        sheet.append([escape_formula(figure.label), _value(figure.value, figure.type)])
         if figure.type in FORMATS:
             sheet.cell(row=sheet.max_row, column=2).number_format = FORMATS[figure.type]
     for row in (4, 5):

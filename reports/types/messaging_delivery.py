@@ -108,7 +108,12 @@ def build(ctx: BuildContext) -> ReportData:
         generated_at=ctx.generated_at,
         figures=_figures(totals, len(campaigns.rows)),
         charts=_charts(daily),
-        tables=[_day_table(daily_channel), _channel_table(by_channel), campaigns],
+        tables=[
+            _day_table(daily_channel),
+            _channel_table(by_channel),
+            _receipts_table(ctx),
+            campaigns,
+        ],
         notes=["Messages count on the day they were created; latency is from queued to sent."],
     )
 
@@ -204,6 +209,41 @@ def _day_table(rows: list[dict[str, Any]]) -> Table:
         "Messages per day and channel",
         [Column("Day", DATE), Column("Channel"), *COUNTS],
         [[row["day"], _label(row["channel"]), *_count_cells(row)] for row in rows],
+    )
+
+
+RECEIPTS = [
+    Message.Delivery.DELIVERED,
+    Message.Delivery.READ,
+    Message.Delivery.BOUNCED,
+    Message.Delivery.COMPLAINED,
+    Message.Delivery.FAILED,
+]
+
+
+def _receipts_table(ctx: BuildContext) -> Table:
+    """What providers reported after sending, by channel (messages created in the period)."""
+    messages = Message.objects.for_tenant(ctx.tenant).filter(
+        status=SENT, created_at__gte=ctx.period.since, created_at__lt=ctx.period.until
+    )
+    if channel := ctx.filters.get("channel"):
+        messages = messages.filter(channel=channel)
+    if campaign := ctx.filters.get("campaign"):
+        messages = messages.filter(campaign_id=campaign)
+    counts = {status: Count("pk", filter=Q(delivery_status=status)) for status in RECEIPTS}
+    rows: QuerySet[Any] = (
+        messages.values("channel").annotate(sent=Count("pk"), **counts).order_by("channel")
+    )
+    return Table(
+        "receipts",
+        "Delivery receipts",
+        [Column("Channel"), Column("Sent", INT)]
+        + [Column(Message.Delivery(status).label, INT) for status in RECEIPTS],
+        [
+            [_label(row["channel"]), row["sent"], *(row[status] for status in RECEIPTS)]
+            for row in rows
+        ],
+        note="Each sent message counts once, at its latest receipt (read after delivered).",
     )
 
 

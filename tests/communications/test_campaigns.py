@@ -268,6 +268,9 @@ def test_live_totals_count_messages_by_status_in_one_query(
             for s in ("queued", "sending", "sent", "sent", "failed", "skipped", "canceled")
         ]
     )
+    sent = Message.objects.filter(status="sent")
+    sent.filter(pk=sent[0].pk).update(delivery_status="read")
+    sent.filter(pk=sent[1].pk).update(delivery_status="delivered")
 
     with django_assert_num_queries(1):
         totals = campaign_totals(campaign)
@@ -279,6 +282,10 @@ def test_live_totals_count_messages_by_status_in_one_query(
         "canceled": 1,
         "pending": 2,
         "recipients": 7,
+        "delivered": 2,  # the read one too
+        "read": 1,
+        "bounced": 0,
+        "complained": 0,
     }
 
 
@@ -322,6 +329,10 @@ def test_post_campaigns_starts_one_and_its_detail_shows_live_totals(
         "skipped": 0,
         "canceled": 0,
         "pending": 0,
+        "delivered": 0,
+        "read": 0,
+        "bounced": 0,
+        "complained": 0,
     }
     assert canceled.status_code == 409
 

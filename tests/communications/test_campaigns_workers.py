@@ -4,6 +4,7 @@ process writes to): each recipient once, never over the rate limit, cancel, a ki
 from collections import Counter
 
 import pytest
+from django.conf import settings
 
 from communications.models import Campaign, Channel, Contact, Message
 from communications.providers import memory_outbox
@@ -156,7 +157,8 @@ def test_a_worker_killed_mid_batch_is_rescued_and_no_recipient_gets_two_messages
     assert max(sends.values()) == 1
     unknown = campaign.messages.filter(status="failed", error__startswith="Outcome unknown")
     assert set(sends) | set(unknown.values_list("recipient", flat=True)) == eligible
-    assert unknown.count() <= 1
+    # At most the window of provider calls the victim had made at once (claimed, not marked).
+    assert unknown.count() <= settings.CONVEYOR_CAMPAIGN_SEND_CONCURRENCY
     assert campaign.status == Campaign.Status.FINISHED
     assert campaign.sent + campaign.failed == len(eligible)
     rescued = Job.objects.filter(kind="communications.send_campaign_batch", logs__event="rescued")

@@ -211,7 +211,7 @@ def test_a_finished_export_tells_its_requester_where_to_download_it(
     contact(tenant, email="a@example.com")
 
     export = exported(run_worker, tenant, tenant_admin, "csv")
-    run_worker(["email"])
+    run_worker(["notifications", "email"])
 
     notification = Notification.objects.get(user=tenant_admin)
     assert notification.link == f"/api/v1/contacts/exports/{export.pk}/download/"

@@ -279,6 +279,17 @@ def test_the_error_file_holds_the_rejected_rows_with_an_errors_column(
     assert contact_import.error_file.name.startswith(f"imports/{tenant.pk}/")
 
 
+def test_the_error_file_writes_an_uploaded_header_as_text(tenant, tenant_admin, run_worker):
+    content = csv_bytes("Name,Email,@SUM(1+1)", "Bad,nope,x")
+
+    contact_import = finished(run_worker, upload(tenant, tenant_admin, content))
+
+    name = str(contact_import.error_file.name)
+    with default_storage.open(name) as error_file:
+        header = error_file.read().decode("utf-8-sig").splitlines()[0]
+    assert header == "line,Name,Email,'@SUM(1+1),errors"
+
+
 # --- Duplicates ---------------------------------------------------------------------------------
 
 
@@ -470,7 +481,7 @@ def test_a_finished_import_notifies_its_uploader_and_publishes_import_completed(
     content = csv_bytes("Email", "a@example.com", "bad")
 
     contact_import = finished(run_worker, upload(tenant, tenant_admin, content, "leads.csv"))
-    run_worker(["email"])
+    run_worker(["notifications", "email"])
 
     notification = Notification.objects.get(user=tenant_admin)
     assert notification.title == "Contacts imported: 1 new, 0 updated, 0 skipped, 1 invalid"

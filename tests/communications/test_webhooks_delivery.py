@@ -338,6 +338,7 @@ def test_an_endpoint_is_disabled_after_dead_deliveries_in_a_row_and_its_admins_t
     endpoint.refresh_from_db()
     assert (endpoint.is_active, endpoint.consecutive_failures) == (False, 2)
     assert len(deliveries_of(tenant)) == 2  # nothing more goes to a disabled endpoint
+    work_until(lambda: Notification.objects.exists(), queues=["notifications"])
     notified = set(Notification.objects.values_list("user__username", flat=True))
     assert notified == {admin.username, owner.username}
     assert agent.username not in notified

@@ -14,6 +14,7 @@ GOOD: dict[str, Any] = {
     "debug": False,
     "secret_key": "s3cret" * 10,
     "allowed_hosts": ["conveyor.example"],
+    "metrics_token": "m3trics" * 5,
 }
 
 
@@ -40,6 +41,8 @@ def test_production_lists_every_missing_value():
         "SECRET_KEY is not set: production needs a long random secret key.",
         "DEBUG is on: production must run with DEBUG=false.",
         "ALLOWED_HOSTS is empty: list the host names this site serves.",
+        "CONVEYOR_METRICS_TOKEN is not set: production serves /metrics only to a scraper "
+        "that sends it (Authorization: Bearer <token>).",
     ]
 
 
@@ -49,6 +52,7 @@ def test_production_lists_every_missing_value():
         ({"secret_key": ""}, "SECRET_KEY"),
         ({"debug": True}, "DEBUG"),
         ({"allowed_hosts": []}, "ALLOWED_HOSTS"),
+        ({"metrics_token": ""}, "CONVEYOR_METRICS_TOKEN"),
     ],
 )
 def test_production_names_the_one_value_that_is_wrong(change, word):
@@ -112,6 +116,7 @@ def test_production_without_a_secret_key_refuses_to_start():
         "SECRET_KEY": "",
         "DEBUG": "",
         "ALLOWED_HOSTS": "",
+        "CONVEYOR_METRICS_TOKEN": "",
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "CONVEYOR_ENV": "production",
     }
@@ -130,3 +135,4 @@ def test_production_without_a_secret_key_refuses_to_start():
     assert "Conveyor cannot start" in result.stderr
     assert "SECRET_KEY is not set: production needs a long random secret key." in result.stderr
     assert "ALLOWED_HOSTS is empty" in result.stderr
+    assert "CONVEYOR_METRICS_TOKEN is not set" in result.stderr

@@ -13,36 +13,43 @@ from tenants.models import Tenant
 logger = logging.getLogger(__name__)
 
 
+def _pause(seconds: float) -> None:
+    """Sleep in short steps, as I/O with a short timeout does: a stop request lands in between."""
+    until = time.time() + seconds
+    while (left := until - time.time()) > 0:
+        time.sleep(min(left, 0.05))
+
+
 def _span(seconds: float) -> dict[str, Any]:
     started = time.time()
     time.sleep(seconds)
     return {"start": started, "end": time.time()}
 
 
-@job_kind("tests.rate_limited", queue="default", rate_limit="10/s")
+@job_kind("tests.rate_limited", queue="default", rate_limit="10/s", public=True)
 def rate_limited(ctx: JobContext, **payload: Any) -> dict[str, Any]:
     """Record when it ran; at most ten start per second per tenant."""
     return _span(0)
 
 
-@job_kind("tests.two_at_once", queue="default", concurrency=2)
+@job_kind("tests.two_at_once", queue="default", concurrency=2, public=True)
 def two_at_once(ctx: JobContext, *, seconds: float = 0.3) -> dict[str, Any]:
     """Record when it ran; at most two run at once per tenant."""
     return _span(seconds)
 
 
-@job_kind("tests.email_noop", queue="email")
+@job_kind("tests.email_noop", queue="email", public=True)
 def email_noop(ctx: JobContext, **payload: Any) -> None:
     """A no-op on the email queue."""
 
 
-@job_kind("tests.collect", queue="default")
+@job_kind("tests.collect", queue="default", public=True)
 def collect(ctx: JobContext, **payload: Any) -> dict[str, Any]:
     """A batch callback: hands back what it was given."""
     return payload
 
 
-@job_kind("tests.log_and_retry", queue="default", max_attempts=2)
+@job_kind("tests.log_and_retry", queue="default", max_attempts=2, public=True)
 def log_and_retry(ctx: JobContext) -> None:
     """Write a log line, then fail the first attempt so a second one runs at once."""
     logger.info("working on it")
@@ -50,7 +57,7 @@ def log_and_retry(ctx: JobContext) -> None:
         raise RetryableError("once more", delay=0)
 
 
-@job_kind("tests.record_then_sleep", queue="default", max_attempts=3)
+@job_kind("tests.record_then_sleep", queue="default", max_attempts=3, public=True)
 def record_then_sleep(ctx: JobContext, *, seconds: float = 0) -> None:
     """Insert a row keyed by the job id (once, however often it runs), then sleep on attempt 1.
 
@@ -59,14 +66,34 @@ def record_then_sleep(ctx: JobContext, *, seconds: float = 0) -> None:
     """
     Tenant.objects.get_or_create(slug=f"effect-{ctx.job.pk}", defaults={"name": str(os.getpid())})
     if ctx.attempt == 1:
-        time.sleep(seconds)
+        _pause(seconds)
 
 
-@job_kind("tests.sleep_then_record", queue="default", max_attempts=5)
+@job_kind("tests.sleep_then_record", queue="default", max_attempts=5, public=True)
 def sleep_then_record(ctx: JobContext, *, seconds: float = 0) -> None:
     """Sleep, then insert a row keyed by the job id: once, however often the job runs."""
-    time.sleep(seconds)
+    _pause(seconds)
     Tenant.objects.get_or_create(slug=f"effect-{ctx.job.pk}", defaults={"name": str(os.getpid())})
+
+
+@job_kind("tests.wait", queue="default")
+def wait(ctx: JobContext, *, seconds: float = 0.1) -> dict[str, Any]:
+    """Wait as a call to a slow service with a short socket timeout does; record when it ran."""
+    started = time.time()
+    _pause(seconds)
+    return {"start": started, "end": time.time()}
+
+
+@job_kind("tests.swallow_everything", queue="default", timeout=1, max_attempts=2)
+def swallow_everything(ctx: JobContext, *, seconds: float = 30) -> dict[str, Any]:
+    """Run past its one-second timeout on attempt 1, catching every Exception; then succeed."""
+    started = time.time()
+    while ctx.attempt == 1 and time.time() - started < seconds:
+        try:
+            time.sleep(0.05)
+        except Exception:
+            logger.info("swallowed")
+    return {"start": started, "end": time.time()}
 
 
 @job_kind("tests.snooze_then_succeed", queue="default", max_attempts=1)

@@ -148,7 +148,33 @@ def test_a_job_depending_on_another_of_the_tenant_waits_deferred(as_agent, tenan
         ),
         (
             {"kind": "jobs.reconcile_jobs"},
-            {"kind": ["'jobs.reconcile_jobs' is internal housekeeping: it runs on schedule."]},
+            {
+                "kind": [
+                    "'jobs.reconcile_jobs' is internal: the product starts it itself. "
+                    "See GET /api/v1/kinds/."
+                ]
+            },
+        ),
+        (
+            {"kind": "communications.finish_campaign", "payload": {"campaign_id": 1}},
+            {
+                "kind": [
+                    "'communications.finish_campaign' is internal: the product starts it itself. "
+                    "See GET /api/v1/kinds/."
+                ]
+            },
+        ),
+        (
+            {"kind": "jobs.noop", "priority": "critical"},
+            {"priority": ['"critical" is not a valid choice.']},
+        ),
+        (
+            {"kind": "jobs.noop", "timeout": 24 * 3600},
+            {"timeout": ["Ensure this value is less than or equal to 3600."]},
+        ),
+        (
+            {"kind": "jobs.noop", "max_attempts": 100},
+            {"max_attempts": ["Ensure this value is less than or equal to 10."]},
         ),
         ({"kind": "jobs.sleep"}, {"payload": {"seconds": ["This field is required."]}}),
         (
@@ -161,7 +187,7 @@ def test_a_job_depending_on_another_of_the_tenant_waits_deferred(as_agent, tenan
         ),
         (
             {"kind": "jobs.noop", "payload": {"text": "a\u0000b"}},
-            {"payload": ["Text in the payload may not contain NUL characters."]},
+            {"detail": "Text in the body may not contain NUL (\\u0000) characters."},
         ),
         (
             {"kind": "jobs.noop", "priority": "urgent"},

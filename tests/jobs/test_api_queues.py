@@ -130,11 +130,13 @@ def test_the_full_health_report_names_each_component(as_admin, tenant):
 
     components = {component["name"]: component for component in body["components"]}
     assert body["status"] == "error"
+    figures = components["queue:email"].pop("figures")
     assert components["queue:email"] == {
         "name": "queue:email",
         "status": "error",
         "reason": "1 waiting, no live worker.",
     }
+    assert (figures["waiting"], figures["workers"], figures["paused"]) == (1, 0, False)
     assert (components["database"]["status"], components["redis"]["status"]) == (
         "healthy",
         "healthy",
@@ -229,6 +231,7 @@ def test_kinds_show_their_payload_fields_and_defaults_for_the_tenant(as_admin, t
             "Sleep for `seconds` in `steps`, reporting progress and stopping if canceled."
         ),
         "queue": "default",
+        "role": "agent",
         "timeout": 180,
         "max_attempts": 3,
         "rate_limit": None,
@@ -241,6 +244,7 @@ def test_kinds_show_their_payload_fields_and_defaults_for_the_tenant(as_admin, t
     assert kinds["tests.rate_limited"]["rate_limit"] == "10/s"
     assert kinds["tests.two_at_once"]["concurrency"] == 5
     assert "jobs.reconcile_jobs" not in kinds
+    assert "communications.finish_campaign" not in kinds
 
 
 def test_the_kinds_list_costs_one_query_however_many_kinds(as_admin, django_assert_num_queries):

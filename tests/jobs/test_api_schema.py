@@ -98,7 +98,7 @@ def _fuzz_cases() -> list[tuple[str, str, GenerationMode]]:
 def api_schema(live_server: Any) -> OpenApiSchema:
     """The live server's schema, fetched once (generating it takes a while)."""
     config = SchemathesisConfig()
-    config.projects.override.generation.update(deterministic=True, allow_x00=False)
+    config.projects.override.generation.update(deterministic=True, allow_x00=True)
     return schemathesis.openapi.from_url(f"{live_server.url}/api/schema/", config=config)
 
 

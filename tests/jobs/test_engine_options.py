@@ -221,8 +221,11 @@ def test_a_tenants_queue_defaults_beat_the_kind_and_queue_and_the_call_beats_bot
         ({"nowhere": {"timeout": 5}}, "nowhere: there is no such queue"),
         ({"default": {}}, "default: give timeout and/or max_attempts"),
         ({"default": {"retries": 2}}, "'retries' is not timeout or max_attempts"),
-        ({"default": {"timeout": 0}}, "default.timeout: a whole number from 1 to 86400"),
-        ({"default": {"max_attempts": "3"}}, "default.max_attempts: a whole number from 1 to 100"),
+        ({"default": {"timeout": 0}}, "default.timeout: a whole number from 1 to 3600"),
+        ({"default": {"timeout": 86400}}, "default.timeout: a whole number from 1 to 3600"),
+        ({"default": {"max_attempts": "3"}}, "default.max_attempts: a whole number from 1 to 10"),
+        ({"default": {"max_attempts": 100}}, "default.max_attempts: a whole number from 1 to 10"),
+        ({"maintenance": {"timeout": 5}}, "maintenance: the platform's own queue"),
     ],
 )
 def test_bad_queue_defaults_are_refused_with_the_reason(value, message):

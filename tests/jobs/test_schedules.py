@@ -14,6 +14,7 @@ from rest_framework.exceptions import ValidationError
 
 from jobs.models import Job, Priority, Schedule
 from jobs.services.schedules import (
+    SYSTEM_SCHEDULES,
     SYSTEM_TENANT_SLUG,
     ScheduleError,
     create_schedule,
@@ -235,14 +236,14 @@ def test_a_due_run_is_enqueued_once_with_its_planned_time_in_its_key(tenant):
 
 def test_queue_and_priority_overrides_reach_the_job_and_blank_means_the_kinds(tenant):
     overridden = start_clock(
-        make_schedule(tenant, name="urgent", queue="maintenance", priority=Priority.HIGH), T0
+        make_schedule(tenant, name="urgent", queue="email", priority=Priority.HIGH), T0
     )
     plain = start_clock(make_schedule(tenant, name="plain"), T0)
 
     run_due_schedules(now=T0 + timedelta(minutes=1))
 
     first, second = Job.objects.get(schedule=overridden), Job.objects.get(schedule=plain)
-    assert (first.queue, first.priority) == ("maintenance", Priority.HIGH)
+    assert (first.queue, first.priority) == ("email", Priority.HIGH)
     assert (second.queue, second.priority) == ("default", Priority.NORMAL)
 
 
@@ -424,6 +425,8 @@ def test_built_in_schedules_are_created_once_in_an_active_system_tenant():
         ("jobs.reconcile_jobs", "* * * * *", "UTC"),
         ("jobs.clean_up_jobs", "0 3 * * *", "UTC"),
         ("reports.roll_up_analytics", "0 * * * *", "UTC"),
+        ("workflows.reconcile_workflows", "* * * * *", "UTC"),
+        ("alerts.send_digests", "0 7 * * *", "UTC"),
     }
     assert all(s.is_system and s.tenant == system and s.next_run_at for s in first)
 
@@ -450,4 +453,4 @@ def test_the_run_scheduler_command_runs_one_tick_with_once(tenant):
 
     assert out.getvalue().strip() == "enqueued 1 job(s)"
     assert Job.objects.get().schedule == schedule
-    assert Schedule.objects.filter(is_system=True).count() == 3
+    assert Schedule.objects.filter(is_system=True).count() == len(SYSTEM_SCHEDULES)

@@ -17,7 +17,7 @@ from django.db.models import Sum
 
 from jobs.models import Job, Schedule
 from jobs.runtime.scheduler import run_forever
-from jobs.services.schedules import create_schedule, run_due_schedules
+from jobs.services.schedules import SYSTEM_SCHEDULES, create_schedule, run_due_schedules
 from jobs.triggers import next_run_after, upcoming_runs
 from tenants.models import Tenant
 from tests.jobs.conftest import wait_for
@@ -200,4 +200,4 @@ def test_two_scheduler_processes_enqueue_each_run_once_and_stop_cleanly_on_sigte
     assert all("SIGTERM: stopping" in output for output in outputs), outputs
     assert len(keys) == len(set(keys)) == schedule.run_count
     assert Tenant.objects.filter(slug="system").count() == 1
-    assert Schedule.objects.filter(is_system=True).count() == 3
+    assert Schedule.objects.filter(is_system=True).count() == len(SYSTEM_SCHEDULES)

@@ -97,7 +97,7 @@ def test_viewers_read_reports_but_only_admins_ask_for_them(api_client, tenant, v
 
 
 def test_a_ready_report_notifies_its_author_and_publishes_report_ready(
-    as_admin, tenant, tenant_admin, rolled_up_dataset, generate
+    as_admin, tenant, tenant_admin, rolled_up_dataset, generate, run_worker
 ):
     endpoint = WebhookEndpoint.objects.create(
         tenant=tenant,
@@ -107,6 +107,7 @@ def test_a_ready_report_notifies_its_author_and_publishes_report_ready(
     )
 
     detail, _ = generate(format="csv")
+    run_worker(["notifications"])
 
     notification = Notification.objects.get(user=tenant_admin)
     assert notification.title == "Your job activity report is ready"

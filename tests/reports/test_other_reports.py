@@ -105,6 +105,20 @@ def test_a_messaging_report_for_one_campaign_counts_its_messages(messaging_datas
     assert [(row["Channel"], row["Failed"]) for row in channels] == [("Email", "1")]
 
 
+def test_the_messaging_report_counts_delivery_receipts_by_channel(messaging_dataset, generate):
+    sent = Message.objects.filter(channel="email", status="sent").order_by("pk")
+    Message.objects.filter(pk__in=[sent[0].pk, sent[1].pk]).update(delivery_status="delivered")
+    Message.objects.filter(pk=sent[2].pk).update(delivery_status="bounced")
+
+    _, content = generate(type="messaging_delivery", format="csv", **PERIOD)
+
+    receipts = list(csv.DictReader(io.StringIO(unzip(content)["receipts.csv"].decode())))
+    assert [(r["Channel"], r["Sent"], r["Delivered"], r["Bounced"]) for r in receipts] == [
+        ("Email", "3", "2", "1"),
+        ("SMS", "2", "0", "0"),
+    ]
+
+
 @pytest.fixture
 def contact_dataset(tenant, other_tenant):
     """Two contacts before the period; on day 1 two from the API and one imported; on day 3

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('communications', '0002_engine_vocabulary'),
+        ('communications', '0003_senders_receipts_notifications'),
     ]
 
     operations = [

@@ -1,0 +1,267 @@
+"""The providers a tenant's own sender can use, built from its settings and decrypted secrets.
+
+Email goes through django-anymail's backends (SendGrid, Mailgun, Postmark, Resend, Brevo);
+SMS and WhatsApp through Twilio's Messages API, Meta's WhatsApp Cloud API or the generic HTTP
+provider. Every client answers as `providers.py` says: the provider's message id, or
+PermanentSendError / RetryableSendError. No error message carries a credential: each is
+scrubbed of the sender's secret values before it leaves the client.
+"""
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import formataddr
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.utils.module_loading import import_string
+
+from communications.providers import (
+    HttpProvider,
+    Outgoing,
+    PermanentSendError,
+    Provider,
+    RetryableSendError,
+    SendError,
+    pool_size,
+    read_answer,
+    retry_after,
+)
+
+logger = logging.getLogger(__name__)
+
+REDACTED = "[redacted]"
+ANYMAIL_BACKENDS = {
+    "sendgrid": ("anymail.backends.sendgrid.EmailBackend", "api_key"),
+    "mailgun": ("anymail.backends.mailgun.EmailBackend", "api_key"),
+    "postmark": ("anymail.backends.postmark.EmailBackend", "server_token"),
+    "resend": ("anymail.backends.resend.EmailBackend", "api_key"),
+    "brevo": ("anymail.backends.brevo.EmailBackend", "api_key"),
+}
+TWILIO_API = "https://api.twilio.com"
+META_API = "https://graph.facebook.com/v21.0"
+
+
+def timeout() -> float:
+    """Seconds one provider call may take (CONVEYOR_SENDER_TIMEOUT)."""
+    return float(settings.CONVEYOR_SENDER_TIMEOUT)
+
+
+def scrub(text: str, secrets: Mapping[str, Any]) -> str:
+    """`text` with every secret value replaced by "[redacted]"."""
+    for value in secrets.values():
+        if isinstance(value, str) and len(value) >= 4:
+            text = text.replace(value, REDACTED)
+    return text
+
+
+@dataclass
+class Scrubbed:
+    """Wraps a client so that whatever it raises is scrubbed of `secrets`."""
+
+    client: Provider
+    secrets: Mapping[str, Any] = field(repr=False)
+
+    def send(self, message: Outgoing) -> str:
+        try:
+            return self.client.send(message)
+        except RetryableSendError as error:
+            raise RetryableSendError(scrub(str(error), self.secrets), delay=error.delay) from None
+        except SendError as error:
+            raise type(error)(scrub(str(error), self.secrets)) from None
+        except Exception as error:
+            text = scrub(f"{type(error).__name__}: {error}", self.secrets)
+            raise RetryableSendError(f"The provider client raised {text}") from None
+
+
+class AnymailProvider:
+    """Email through one django-anymail backend with the sender's account and address."""
+
+    def __init__(
+        self, *, esp: str, secrets: Mapping[str, Any], options: Mapping[str, Any], sender: str
+    ) -> None:
+        path, key_option = ANYMAIL_BACKENDS[esp]
+        kwargs = {key_option: secrets.get("api_key", ""), "requests_timeout": timeout()}
+        kwargs |= {k: v for k, v in options.items() if k in ("api_url", "sender_domain") and v}
+        self.backend = import_string(path)(fail_silently=False, **kwargs)
+        self.sender = sender
+        self.reply_to = str(options.get("reply_to") or "")
+
+    def send(self, message: Outgoing) -> str:
+        email = EmailMultiAlternatives(
+            message.subject,
+            message.text,
+            self.sender,
+            [message.to],
+            reply_to=[self.reply_to] if self.reply_to else None,
+            headers={"X-Conveyor-Message": message.reference},
+        )
+        if message.html:
+            email.attach_alternative(message.html, "text/html")
+        try:
+            self.backend.send_messages([email])
+        except AnymailRecipientsRefused as error:
+            raise PermanentSendError(f"The provider refused the recipient: {error}") from None
+        except AnymailAPIError as error:
+            raise _anymail_error(error) from None
+        status = email.anymail_status  # type: ignore[attr-defined]
+        return str(status.message_id or message.reference)[:200]
+
+
+def _anymail_error(error: AnymailAPIError) -> SendError:
+    status = error.status_code
+    if status is None or status == 429 or status >= 500:
+        response = getattr(error, "response", None)
+        header = response.headers.get("Retry-After") if response is not None else None
+        return RetryableSendError(
+            f"The email provider answered: {error}", delay=retry_after(header)
+        )
+    return PermanentSendError(f"The email provider refused it: {error}")
+
+
+class TwilioProvider:
+    """SMS (and WhatsApp, `whatsapp:` numbers) through Twilio's Messages API.
+
+    POST {api_url}/2010-04-01/Accounts/{account_sid}/Messages.json, form-encoded, HTTP basic
+    auth with the account SID and auth token; a `StatusCallback` asks for delivery receipts.
+    """
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        sender: str,
+        api_url: str = TWILIO_API,
+        status_callback: str = "",
+        whatsapp: bool = False,
+    ) -> None:
+        self.url = f"{api_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self.headers = urllib3.make_headers(basic_auth=f"{account_sid}:{auth_token}")
+        self.headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.prefix = "whatsapp:" if whatsapp else ""
+        self.sender, self.status_callback = sender, status_callback
+        self.pool = urllib3.PoolManager(
+            timeout=urllib3.Timeout(total=timeout()), retries=False, maxsize=pool_size()
+        )
+
+    def send(self, message: Outgoing) -> str:
+        form = {
+            "To": f"{self.prefix}{message.to}",
+            "From": f"{self.prefix}{self.sender}",
+            "Body": message.text,
+        }
+        if self.status_callback:
+            form["StatusCallback"] = self.status_callback
+        try:
+            response = self.pool.request(
+                "POST", self.url, body=urlencode(form).encode(), headers=self.headers
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise RetryableSendError(f"Twilio could not be reached: {error}") from None
+        return str(read_answer(response).get("sid") or message.reference)[:200]
+
+
+class MetaWhatsAppProvider:
+    """WhatsApp through Meta's Cloud API: POST {api_url}/{phone_number_id}/messages.
+
+    A message with a `template` (an approved WhatsApp template: name, language, parameters)
+    goes as a template message with those body variables; any other as text.
+    """
+
+    def __init__(self, *, phone_number_id: str, access_token: str, api_url: str = META_API):
+        self.url = f"{api_url.rstrip('/')}/{phone_number_id}/messages"
+        self.headers = {
+            "Authorization": f"Bearer {access_token}",
+            "Content-Type": "application/json",
+        }
+        self.pool = urllib3.PoolManager(
+            timeout=urllib3.Timeout(total=timeout()), retries=False, maxsize=pool_size()
+        )
+
+    def send(self, message: Outgoing) -> str:
+        body: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "to": message.to.lstrip("+"),
+            "biz_opaque_callback_data": message.reference,
+        }
+        body |= _meta_content(message)
+        try:
+            response = self.pool.request(
+                "POST", self.url, body=json.dumps(body).encode(), headers=self.headers
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise RetryableSendError(f"Meta could not be reached: {error}") from None
+        messages = read_answer(response).get("messages") or [{}]
+        return str(messages[0].get("id") or message.reference)[:200]
+
+
+def _meta_content(message: Outgoing) -> dict[str, Any]:
+    template = message.template
+    if not template:
+        return {"type": "text", "text": {"body": message.text}}
+    parameters = [{"type": "text", "text": str(value)} for value in template.get("parameters", [])]
+    content: dict[str, Any] = {
+        "name": template["name"],
+        "language": {"code": template.get("language") or "en_US"},
+    }
+    if parameters:
+        content["components"] = [{"type": "body", "parameters": parameters}]
+    return {"type": "template", "template": content}
+
+
+@dataclass(frozen=True)
+class SenderAccount:
+    """What a client needs of a sender: its provider, channel, address, settings and secrets."""
+
+    provider: str
+    channel: str
+    from_address: str
+    from_name: str
+    reply_to: str
+    options: Mapping[str, Any]
+    secrets: Mapping[str, Any] = field(repr=False)
+    status_callback: str = ""
+
+
+def build_client(account: SenderAccount) -> Provider:
+    """The client that sends through `account`, its errors scrubbed of the account's secrets."""
+    return Scrubbed(_client(account), account.secrets)
+
+
+def _client(account: SenderAccount) -> Provider:
+    options, secrets = account.options, account.secrets
+    if account.provider in ANYMAIL_BACKENDS:
+        sender = formataddr((account.from_name, account.from_address))
+        return AnymailProvider(
+            esp=account.provider,
+            secrets=secrets,
+            options={**options, "reply_to": account.reply_to},
+            sender=sender,
+        )
+    if account.provider == "twilio":
+        return TwilioProvider(
+            account_sid=str(options.get("account_sid", "")),
+            auth_token=str(secrets.get("auth_token", "")),
+            sender=account.from_address,
+            api_url=str(options.get("api_url") or TWILIO_API),
+            status_callback=account.status_callback,
+            whatsapp=account.channel == "whatsapp",
+        )
+    if account.provider == "meta":
+        return MetaWhatsAppProvider(
+            phone_number_id=str(options.get("phone_number_id", "")),
+            access_token=str(secrets.get("access_token", "")),
+            api_url=str(options.get("api_url") or META_API),
+        )
+    return HttpProvider(
+        url=str(options.get("url", "")),
+        auth_header=str(secrets.get("auth_header", "")),
+        sender=account.from_address,
+        timeout=timeout(),
+    )

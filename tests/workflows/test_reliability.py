@@ -1,0 +1,80 @@
+"""A workflow ends exactly once however its workers die: rescued steps, unheard ends."""
+
+from django.core.management import call_command
+
+from communications.models import WebhookDelivery
+from communications.services.webhooks import create_endpoint
+from jobs.models import Job
+from jobs.runtime.reconciler import reconcile
+from jobs.signals import job_finished
+from tests.workers import kill_machine, wait_for
+from tests.workflows.conftest import statuses
+from workflows.models import Workflow, WorkflowStep
+from workflows.services.running import reconcile_workflows, step_job_finished
+
+RECEIVER = "workflows.step_job_finished"
+
+
+def test_a_worker_killed_mid_workflow_is_rescued_and_the_workflow_ends_once(
+    tenant, start, worker_process, settings
+):
+    settings.CONVEYOR_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    create_endpoint(tenant=tenant, url="http://127.0.0.1:9/hook", event_types=["workflow.finished"])
+    workflow = start(
+        [
+            {"name": "a", "kind": "jobs.noop"},
+            {
+                "name": "slow",
+                "kind": "tests.record_then_sleep",
+                "payload": {"seconds": 60},
+                "needs": ["a"],
+            },
+            {"name": "b", "kind": "jobs.noop", "needs": ["slow"]},
+        ],
+        on_end={"kind": "jobs.noop", "payload": {"end": True}},
+    )
+    victim = worker_process("default", heartbeat=1, heartbeat_grace=2)
+    slow = WorkflowStep.objects.get(workflow=workflow, name="slow")
+    wait_for(lambda: Job.objects.filter(workflow_step__pk=slow.pk, status="started").exists())
+
+    kill_machine(victim)
+    worker_process("default", heartbeat=1, heartbeat_grace=2)
+
+    def rescued_and_ended() -> bool:
+        reconcile(settle_seconds=0, overdue_seconds=0)
+        workflow.refresh_from_db()
+        return workflow.status != Workflow.Status.RUNNING
+
+    wait_for(rescued_and_ended, timeout=90, every=0.5)
+
+    assert workflow.status == Workflow.Status.SUCCEEDED
+    assert statuses(workflow) == {"a": "succeeded", "slow": "succeeded", "b": "succeeded"}
+    assert workflow.done == workflow.total == 3
+    assert Job.objects.get(workflow_step__pk=slow.pk).attempt == 2
+    assert Job.objects.filter(kind="jobs.noop", payload__end=True).count() == 1
+    assert WebhookDelivery.objects.filter(event_type="workflow.finished").count() == 1
+
+
+def test_a_step_end_that_was_not_heard_is_settled_by_the_reconciler(
+    start, run_workflow, run_worker
+):
+    workflow = start(
+        [{"name": "a", "kind": "jobs.noop"}, {"name": "b", "kind": "jobs.noop", "needs": ["a"]}]
+    )
+    # As if the worker died between the job's commit and the signal.
+    job_finished.disconnect(dispatch_uid=RECEIVER)
+    try:
+        run_worker()
+    finally:
+        job_finished.connect(step_job_finished, dispatch_uid=RECEIVER)
+    unheard = statuses(workflow)
+
+    left = reconcile_workflows(settle_seconds=60)
+    call_command("reconcile_workflows", "--settle-seconds", "0")
+    again = reconcile_workflows(settle_seconds=0)
+    run_workflow(workflow)
+
+    assert unheard == {"a": "running", "b": "waiting"}
+    assert (left, again) == (0, 0)
+    assert workflow.status == Workflow.Status.SUCCEEDED
+    assert statuses(workflow) == {"a": "succeeded", "b": "succeeded"}

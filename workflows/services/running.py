@@ -1,0 +1,604 @@
+"""Running workflows: submit a graph, advance it as its steps' jobs end, cancel, retry.
+
+Every step is an ordinary job of its kind (same retries, limits, priorities, fairness), created
+when the step is ready and keyed `workflow:<id>:<step>`. The engine tells us a job ended through
+`jobs.signals.job_finished`; that key is how we know it is a step's, without a query.
+
+Each change to a workflow's steps happens under its row lock (taken by counting the step done),
+so concurrent step ends see each other's outcomes in order, and the one that ends the last step
+ends the workflow: its `on_end` job and the `workflow.finished` event are written in that same
+transaction, once. A step end the signal missed (its worker died between the commit and the
+signal) is found by `reconcile_workflows`.
+"""
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from rest_framework import serializers
+
+from communications.services.events import publish_event
+from jobs.errors import InvalidTransition, UnknownKind
+from jobs.models import Job
+from jobs.services.jobs import cancel_job, enqueue_job, enqueue_jobs, retry_job
+from tenants.models import Tenant
+from tenants.users import Actor, acting_user
+from workflows.conditions import describe, holds
+from workflows.graph import StepSpec, check_graph, has_template, offered_kind
+from workflows.models import Automation, Edge, Join, Workflow, WorkflowStep
+from workflows.rendering import RenderError, render_payload
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "workflow:"
+END_KIND_PAYLOAD = {"workflow_id": "", "status": ""}
+# What each edge lets through, by the parent's final status.
+EDGE_HOLDS = {
+    Edge.ON_SUCCESS: {WorkflowStep.Status.SUCCEEDED},
+    Edge.ON_FAILURE: {WorkflowStep.Status.FAILED, WorkflowStep.Status.CANCELED},
+    Edge.ALWAYS: set(WorkflowStep.ENDED),
+}
+STEP_STATUS: dict[str, str] = {
+    Job.Status.SUCCEEDED: WorkflowStep.Status.SUCCEEDED,
+    Job.Status.FAILED: WorkflowStep.Status.FAILED,
+    Job.Status.CANCELED: WorkflowStep.Status.CANCELED,
+}
+
+
+def check_on_end(on_end: Any) -> tuple[str, dict[str, Any]]:
+    """The callback kind and payload, checked as the kind will get them."""
+    if not on_end:
+        return "", {}
+    if not isinstance(on_end, dict) or not isinstance(on_end.get("kind"), str):
+        raise serializers.ValidationError({"on_end": ['Give {"kind": …, "payload": {…}}.']})
+    payload = on_end.get("payload") or {}
+    try:
+        kind = offered_kind(on_end["kind"])
+        kind.validate({**payload, **END_KIND_PAYLOAD})
+    except UnknownKind as error:
+        raise serializers.ValidationError({"on_end": {"kind": [str(error)]}}) from None
+    except serializers.ValidationError as error:
+        raise serializers.ValidationError({"on_end": {"payload": error.detail}}) from None
+    return kind.name, payload
+
+
+@transaction.atomic
+def start_workflow(
+    *,
+    tenant: Tenant,
+    name: str,
+    steps: Any,
+    input: dict[str, Any] | None = None,
+    on_end: dict[str, Any] | None = None,
+    by: Actor = None,
+    automation: Automation | None = None,
+    trigger_job: Job | None = None,
+) -> Workflow:
+    """Check the whole graph, write the workflow and its steps, and start the steps that are ready.
+
+    Bad input raises a ValidationError naming the step and field; nothing is written then.
+    """
+    specs = check_graph(steps)
+    on_end_kind, on_end_payload = check_on_end(on_end)
+    if not isinstance(input or {}, dict):
+        raise serializers.ValidationError({"input": ["The input is a JSON object."]})
+    workflow = Workflow.objects.create(
+        tenant=tenant,
+        name=name,
+        input=input or {},
+        total=len(specs),
+        on_end_kind=on_end_kind,
+        on_end_payload=on_end_payload,
+        automation=automation,
+        trigger_job=trigger_job,
+        created_by=acting_user(by),
+    )
+    rows = WorkflowStep.objects.bulk_create(_rows(workflow, specs))
+    _start_ready(workflow, rows, rows, by)
+    _finish_if_done(workflow)
+    logger.info("workflow=%s tenant=%s started: %s steps", workflow.pk, tenant.pk, len(specs))
+    return workflow
+
+
+def _rows(workflow: Workflow, specs: list[StepSpec]) -> list[WorkflowStep]:
+    dependents: dict[str, list[str]] = {spec.name: [] for spec in specs}
+    for spec in specs:
+        for parent in spec.parents:
+            dependents[parent].append(spec.name)
+    return [
+        WorkflowStep(
+            workflow=workflow,
+            name=spec.name,
+            position=position,
+            kind=spec.kind,
+            payload=spec.payload,
+            delay=spec.delay,
+            needs=spec.needs,
+            join=spec.join,
+            condition=spec.condition,
+            dependents=dependents[spec.name],
+            parents_left=len(spec.needs),
+        )
+        for position, spec in enumerate(specs)
+    ]
+
+
+# --- Deciding steps -----------------------------------------------------------------------------
+#
+# Each step counts its parents down as they end (`parents_left`), so a step's end touches only
+# its own children: a fan-in of a thousand costs one row per parent, not the whole graph. All of
+# it happens under the workflow's row lock, so the counts never race. The steps a pass decides
+# to run are enqueued together, one COPY per kind and delay.
+
+
+class _Pass:
+    """One advance of a workflow: steps to run, steps that ended, what templates read."""
+
+    def __init__(self, workflow: Workflow, by: Actor) -> None:
+        self._workflow = workflow
+        self.by = by
+        self.to_run: list[WorkflowStep] = []
+        self.ended: list[WorkflowStep] = []
+        self._data: dict[str, Any] | None = None
+
+    @property
+    def workflow(self) -> Workflow:
+        return _loaded(self._workflow)
+
+    def data(self) -> dict[str, Any]:
+        """`input` and each ended step's status and result (read once per pass)."""
+        if self._data is None:
+            ended = WorkflowStep.objects.filter(
+                workflow=self.workflow, status__in=WorkflowStep.ENDED
+            )
+            rows = ended.values_list("name", "status", "job__result")
+            self._data = {
+                "input": self.workflow.input,
+                "steps": {name: {"status": st, "result": result} for name, st, result in rows},
+            }
+        return self._data
+
+    def decide(self, step: WorkflowStep, verdict: bool | str) -> None:
+        """Run `step` (True, if its condition holds) or skip it (a reason)."""
+        if verdict is True and step.condition and not holds(step.condition, self.data()):
+            verdict = f"its condition is false: {describe(step.condition)}"
+        if verdict is True:
+            self.to_run.append(step)
+        else:
+            _settle(step, WorkflowStep.Status.SKIPPED, f"Skipped: {verdict}.")
+            self.ended.append(step)
+
+
+def _advance(workflow: Workflow, ended: list[WorkflowStep], by: Actor) -> None:
+    """Count each ended step off its children, run or skip those it settles, and go on with
+    the steps that end here; the caller holds the workflow's lock and counted `ended` done."""
+    ctx = _Pass(workflow, by)
+    queue = [step for step in ended if step.dependents]
+    while queue or ctx.to_run:
+        if queue:
+            _count_off(queue.pop(0), ctx)
+        else:
+            _run(ctx)
+        if ctx.ended:
+            _add_done(workflow, len(ctx.ended))
+            queue += [step for step in ctx.ended if step.dependents]
+            ctx.ended, ctx._data = [], None
+
+
+_COUNT_OFF_SQL = f"""
+UPDATE {WorkflowStep._meta.db_table} SET parents_left = GREATEST(parents_left - 1, 0)
+WHERE workflow_id = %(workflow)s AND name = ANY(%(names)s)
+RETURNING id, status, "join", needs, parents_left
+"""
+
+
+def _count_off(parent: WorkflowStep, ctx: _Pass) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_OFF_SQL, {"workflow": parent.workflow_id, "names": parent.dependents})
+        children = cursor.fetchall()
+    verdicts: dict[int, bool | str] = {}
+    for child_id, status, join, raw_needs, left in children:
+        if status != WorkflowStep.Status.WAITING:
+            continue
+        needs = _json(raw_needs)
+        when = next(need["when"] for need in needs if need["step"] == parent.name)
+        passed = parent.status in EDGE_HOLDS[when]
+        if join == Join.ANY and (passed or left == 0):
+            verdicts[child_id] = True if passed else "no parent's edge holds"
+        elif join == Join.ALL and not passed:
+            verdicts[child_id] = f"{parent.name} {parent.status}, its edge is {when}"
+        elif join == Join.ALL and left == 0:
+            verdicts[child_id] = True
+    if verdicts:
+        for child in WorkflowStep.objects.filter(pk__in=verdicts).order_by("position"):
+            ctx.decide(child, verdicts[child.pk])
+
+
+def _start_ready(
+    workflow: Workflow, candidates: list[WorkflowStep], steps: list[WorkflowStep], by: Actor
+) -> None:
+    """Decide the waiting candidates none of whose parents is still to end (roots, retried
+    steps); `steps` are all the workflow's."""
+    ctx = _Pass(workflow, by)
+    by_name = {step.name: step for step in steps}
+    for step in candidates:
+        if step.status == WorkflowStep.Status.WAITING and step.parents_left == 0:
+            ctx.decide(step, _verdict(step, by_name))
+    _run(ctx)
+    ended, ctx.ended = ctx.ended, []
+    _add_done(workflow, len(ended))
+    _advance(workflow, ended, by)
+
+
+def _add_done(workflow: Workflow, count: int) -> None:
+    if count:
+        Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + count)
+        workflow.done += count
+
+
+def _verdict(step: WorkflowStep, steps: dict[str, WorkflowStep]) -> bool | str:
+    """For a step whose parents have all ended: True to run it, else why it is skipped."""
+    outcomes = [
+        (need, steps[need["step"]].status in EDGE_HOLDS[need["when"]]) for need in step.needs
+    ]
+    if step.join == Join.ANY and outcomes:
+        return True if any(passed for _, passed in outcomes) else "no parent's edge holds"
+    failing = [need for need, passed in outcomes if not passed]
+    if failing:
+        need = failing[0]
+        return f"{need['step']} {steps[need['step']].status}, its edge is {need['when']}"
+    return True
+
+
+def _run(ctx: _Pass) -> None:
+    """Enqueue the pass's steps to run, one COPY per kind and delay; a step whose payload does
+    not render or validate fails without a job."""
+    steps, ctx.to_run = ctx.to_run, []
+    groups: dict[tuple[str, int], list[tuple[WorkflowStep, dict[str, Any]]]] = {}
+    for step in steps:
+        try:
+            payload = step.payload
+            if has_template(payload):
+                payload = render_payload(payload, tenant=ctx.workflow.tenant, data=ctx.data())
+            payload = offered_kind(step.kind).validate(payload)
+        except (RenderError, UnknownKind) as error:
+            _fail_unstarted(step, str(error), ctx)
+        except serializers.ValidationError as error:
+            _fail_unstarted(step, f"the payload {error.detail}", ctx)
+        else:
+            groups.setdefault((step.kind, step.delay), []).append((step, payload))
+    for (kind, delay), members in groups.items():
+        jobs = enqueue_jobs(
+            tenant=ctx.workflow.tenant,
+            kind=kind,
+            payloads=[payload for _, payload in members],
+            by=ctx.by,
+            delay=delay or None,
+            idempotency_keys=[f"{ctx.workflow.job_key_prefix}{step.name}" for step, _ in members],
+        )
+        for (step, _), job in zip(members, jobs, strict=True):
+            step.job, step.status, step.reason = job, WorkflowStep.Status.RUNNING, ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RUNNING_SQL,
+                {"ids": [step.pk for step, _ in members], "jobs": [job.pk for job in jobs]},
+            )
+
+
+_RUNNING_SQL = f"""
+UPDATE {WorkflowStep._meta.db_table} AS step SET status = 'running', reason = '', job_id = ran.job
+FROM unnest(%(ids)s::bigint[], %(jobs)s::uuid[]) AS ran (id, job)
+WHERE step.id = ran.id
+"""
+
+
+def _fail_unstarted(step: WorkflowStep, why: str, ctx: _Pass) -> None:
+    _settle(step, WorkflowStep.Status.FAILED, f"Not started: {why}")
+    ctx.ended.append(step)
+
+
+def _settle(step: WorkflowStep, status: str, reason: str) -> None:
+    step.status, step.reason, step.finished_at = status, reason[:500], timezone.now()
+    step.save(update_fields=["status", "reason", "finished_at"])
+
+
+# --- Hearing from the engine --------------------------------------------------------------------
+
+
+def step_job_finished(sender: Any, *, job: Job, **kwargs: Any) -> None:
+    """`job_finished` receiver: a step's job ended, so its step and the workflow move on."""
+    if not job.idempotency_key.startswith(KEY_PREFIX):
+        return
+    _, workflow_id, name = job.idempotency_key.split(":", 2)
+    record_step_end(workflow_id, name, job_id=job.pk, job_status=job.status)
+
+
+_WORKFLOW, _STEP = Workflow._meta.db_table, WorkflowStep._meta.db_table
+
+# Commits without waiting for the WAL flush, as the runner's bookkeeping does: a database crash
+# may forget a step's end, which `reconcile_workflows` then settles again.
+_NO_FSYNC = "settings AS (SELECT set_config('synchronous_commit', 'off', true))"
+
+# Locks the workflow (every change to its steps does), settles the step if it still runs that
+# job, and counts it done. `%(quiet)s` (a step without dependents that is not the last) lets
+# the statement stand alone as its own transaction: nothing else has to change with it.
+_SETTLE_SQL = f"""
+WITH {_NO_FSYNC}, locked AS (
+    SELECT id FROM {_WORKFLOW}
+    WHERE id = %(workflow)s AND (NOT %(quiet)s OR (status = 'running' AND done + 1 < total))
+    FOR UPDATE
+), settled AS (
+    UPDATE {_STEP} SET status = %(status)s, finished_at = %(now)s
+    FROM locked
+    WHERE workflow_id = locked.id AND name = %(name)s AND job_id = %(job)s
+        AND status = 'running' AND (NOT %(quiet)s OR dependents = '[]'::jsonb)
+    RETURNING {_STEP}.id, {_STEP}.dependents
+)
+UPDATE {_WORKFLOW} SET done = done + 1
+FROM settled, settings
+WHERE {_WORKFLOW}.id = %(workflow)s
+RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total, settled.id, settled.dependents
+"""
+
+
+# Which steps of a workflow have dependents, per worker process: a graph never changes once
+# submitted, so one read per workflow spares every end of a parent the statement that would
+# find it cannot stand alone.
+_WITH_DEPENDENTS: OrderedDict[str, frozenset[str]] = OrderedDict()
+_WITH_DEPENDENTS_KEPT = 256
+
+
+def _steps_with_dependents(workflow_id: Any) -> frozenset[str]:
+    key = str(workflow_id)
+    found = _WITH_DEPENDENTS.get(key)
+    if found is None:
+        parents = WorkflowStep.objects.filter(workflow_id=workflow_id).exclude(dependents=[])
+        found = frozenset(parents.values_list("name", flat=True))
+        _WITH_DEPENDENTS[key] = found
+        if len(_WITH_DEPENDENTS) > _WITH_DEPENDENTS_KEPT:
+            _WITH_DEPENDENTS.popitem(last=False)
+    return found
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column read by a raw statement (Django's cursor hands it over as text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _settle_sql(params: dict[str, Any], *, quiet: bool) -> Any:
+    with connection.cursor() as cursor:
+        cursor.execute(_SETTLE_SQL, {**params, "quiet": quiet})
+        return cursor.fetchone()
+
+
+def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str) -> bool:
+    """Settle the step whose job ended and advance the workflow; False if already settled.
+
+    Most ends (no dependents, not the last step) are one statement; the others lock the
+    workflow in a transaction that also decides the children and, at the last, ends it.
+    """
+    status = STEP_STATUS.get(job_status)
+    if status is None:
+        return False
+    params = {"workflow": workflow_id, "name": name, "job": job_id, "status": status}
+    params["now"] = timezone.now()
+    quiet = name not in _steps_with_dependents(workflow_id)
+    if quiet and _settle_sql(params, quiet=True) is not None:
+        return True
+    with transaction.atomic():
+        row = _settle_sql(params, quiet=False)
+        if row is None:
+            return False
+        workflow_status, done, total, step_id, dependents = row
+        if workflow_status != Workflow.Status.RUNNING:
+            return True
+        # Read in full only if a child is decided or the workflow ends (see _loaded).
+        workflow = Workflow(id=workflow_id, status=workflow_status, done=done, total=total)
+        workflow._state.adding = False
+        step = WorkflowStep(id=step_id, workflow=workflow, name=name, status=status)
+        step.dependents = _json(dependents)
+        _advance(workflow, [step], None)
+        _finish_if_done(workflow)
+    return True
+
+
+def _loaded(workflow: Workflow) -> Workflow:
+    """`workflow` with every field: a stub of id and counts is read now."""
+    if workflow.tenant_id is None:
+        workflow.refresh_from_db()
+    return workflow
+
+
+def _finish_if_done(workflow: Workflow) -> None:
+    if workflow.done < workflow.total:
+        return
+    _loaded(workflow)
+    _end(workflow, _outcome(WorkflowStep.objects.filter(workflow=workflow)))
+
+
+def _outcome(steps: Iterable[WorkflowStep]) -> str:
+    """Failed if a step failed (or was canceled) and no step handles it with on_failure/always."""
+    handled = {
+        need["step"]
+        for step in steps
+        for need in step.needs
+        if need["when"] in (Edge.ON_FAILURE, Edge.ALWAYS)
+    }
+    unhandled = [
+        step.name
+        for step in steps
+        if step.status in (WorkflowStep.Status.FAILED, WorkflowStep.Status.CANCELED)
+        and step.name not in handled
+    ]
+    return Workflow.Status.FAILED if unhandled else Workflow.Status.SUCCEEDED
+
+
+def _end(workflow: Workflow, status: str) -> None:
+    """End the workflow once: the conditional update lets only the first caller through."""
+    now = timezone.now()
+    ended = Workflow.objects.filter(pk=workflow.pk, status=Workflow.Status.RUNNING).update(
+        status=status, finished_at=now
+    )
+    if not ended:
+        return
+    workflow.status, workflow.finished_at = status, now
+    if workflow.on_end_kind:
+        workflow.on_end_job = enqueue_job(
+            tenant=workflow.tenant,
+            kind=workflow.on_end_kind,
+            payload={**workflow.on_end_payload, "workflow_id": str(workflow.pk), "status": status},
+            idempotency_key=f"workflow-end:{workflow.pk}",
+        )
+        Workflow.objects.filter(pk=workflow.pk).update(on_end_job=workflow.on_end_job)
+    publish_event(workflow.tenant, "workflow.finished", {"workflow": finished_data(workflow)})
+    logger.info("workflow=%s tenant=%s %s", workflow.pk, workflow.tenant_id, status)
+
+
+def finished_data(workflow: Workflow) -> dict[str, Any]:
+    """The workflow as the `workflow.finished` event carries it."""
+    return {
+        "id": str(workflow.pk),
+        "name": workflow.name,
+        "status": workflow.status,
+        "input": workflow.input,
+        "total": workflow.total,
+        "done": workflow.done,
+        "automation": str(workflow.automation_id) if workflow.automation_id else None,
+        "created_at": workflow.created_at.isoformat(),
+        "finished_at": workflow.finished_at.isoformat() if workflow.finished_at else None,
+    }
+
+
+# --- Cancel and retry ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def cancel_workflow(workflow: Workflow, *, by: Actor = None) -> Workflow:
+    """Stop every step not yet ended and end the workflow canceled; again changes nothing."""
+    workflow = Workflow.objects.select_for_update().select_related("tenant").get(pk=workflow.pk)
+    if workflow.status == Workflow.Status.CANCELED:
+        return workflow
+    if workflow.status != Workflow.Status.RUNNING:
+        raise InvalidTransition(f"Workflow {workflow.pk} already {workflow.status}.")
+    steps = WorkflowStep.objects.filter(workflow=workflow)
+    stopped = {"status": WorkflowStep.Status.CANCELED, "reason": "The workflow was canceled."}
+    ended = steps.filter(status=WorkflowStep.Status.WAITING).update(
+        **stopped, finished_at=timezone.now()
+    )
+    running = Job.objects.filter(workflow_step__in=steps.filter(status="running"))
+    for job in running.filter(status__in=Job.CANCELABLE):
+        # A waiting job is canceled now; a started one stops at its next checkpoint and its
+        # step settles when the engine says it ended.
+        if cancel_job(job, by=by).status == Job.Status.CANCELED:
+            ended += steps.filter(job=job, status=WorkflowStep.Status.RUNNING).update(
+                **stopped, finished_at=timezone.now()
+            )
+    Workflow.objects.filter(pk=workflow.pk).update(done=F("done") + ended)
+    workflow.done += ended
+    _end(workflow, Workflow.Status.CANCELED)
+    return workflow
+
+
+@transaction.atomic
+def retry_failed_steps(workflow: Workflow, *, by: Actor = None) -> Workflow:
+    """Run the failed and canceled steps again and let the graph go on from them."""
+    workflow = Workflow.objects.select_for_update().select_related("tenant").get(pk=workflow.pk)
+    if workflow.status not in (Workflow.Status.FAILED, Workflow.Status.CANCELED):
+        raise InvalidTransition(
+            f"Workflow {workflow.pk} is {workflow.status}: "
+            "only failed or canceled workflows are retried."
+        )
+    steps = {step.name: step for step in workflow.steps.select_related("job")}
+    again = [s for s in steps.values() if s.status in (s.Status.FAILED, s.Status.CANCELED)]
+    reopened = _descendants(again, steps)
+    for step in again:
+        if step.job is not None and step.job.status in Job.RETRYABLE:
+            retry_job(step.job, by=by)
+            step.status = WorkflowStep.Status.RUNNING
+        elif step.job is not None and step.job.status in Job.ACTIVE:
+            step.status = WorkflowStep.Status.RUNNING  # its end is still to come
+        else:
+            step.status = WorkflowStep.Status.WAITING
+    for step in reopened:
+        step.status = WorkflowStep.Status.WAITING
+    changed = again + reopened
+    for step in changed:
+        step.reason, step.finished_at = "", None
+    for step in steps.values():
+        step.parents_left = sum(
+            steps[need["step"]].status not in WorkflowStep.ENDED for need in step.needs
+        )
+    WorkflowStep.objects.bulk_update(
+        list(steps.values()), ["status", "reason", "finished_at", "parents_left"]
+    )
+    workflow.status, workflow.finished_at = Workflow.Status.RUNNING, None
+    workflow.done = sum(step.status in WorkflowStep.ENDED for step in steps.values())
+    workflow.save(update_fields=["status", "finished_at", "done"])
+    _start_ready(workflow, changed, list(steps.values()), by)
+    _finish_if_done(workflow)
+    logger.info("workflow=%s retried %s steps", workflow.pk, len(again))
+    return workflow
+
+
+def _descendants(roots: list[WorkflowStep], steps: dict[str, WorkflowStep]) -> list[WorkflowStep]:
+    """Skipped or canceled steps below `roots`: they are decided again once the roots end."""
+    names = {step.name for step in roots}
+    found: list[WorkflowStep] = []
+    changed = True
+    while changed:
+        changed = False
+        for step in steps.values():
+            if step.name in names or step.status not in (
+                WorkflowStep.Status.SKIPPED,
+                WorkflowStep.Status.CANCELED,
+            ):
+                continue
+            if any(need["step"] in names for need in step.needs):
+                names.add(step.name)
+                found.append(step)
+                changed = True
+    return found
+
+
+# --- Steps whose end was not heard ------------------------------------------------------------
+
+
+def reconcile_workflows(*, settle_seconds: float = 30, limit: int = 1000) -> int:
+    """Settle steps still `running` whose job ended `settle_seconds` ago or more: the signal
+    never reached the workflow (its worker died between the commit and the signal). Returns how
+    many were settled; each workflow still ends once."""
+    cutoff = timezone.now() - timedelta(seconds=settle_seconds)
+    stale = WorkflowStep.objects.filter(
+        status=WorkflowStep.Status.RUNNING,
+        job__status__in=Job.FINISHED,
+        job__finished_at__lte=cutoff,
+    ).values_list("workflow_id", "name", "job_id", "job__status")
+    settled = 0
+    for workflow_id, name, job_id, job_status in stale[:limit]:
+        settled += record_step_end(workflow_id, name, job_id=job_id, job_status=job_status)
+    if settled:
+        logger.warning("reconcile_workflows: settled %s step(s) whose end was not heard", settled)
+    return settled
+
+
+# --- What a step's body reads -------------------------------------------------------------------
+
+
+def parent_results(job: Job) -> dict[str, Any] | None:
+    """A step's parents' results by step name (`ctx.parent_results`); None for other jobs."""
+    if not job.idempotency_key.startswith(KEY_PREFIX):
+        return None
+    _, workflow_id, name = job.idempotency_key.split(":", 2)
+    step = WorkflowStep.objects.filter(workflow_id=workflow_id, name=name).first()
+    if step is None:
+        return None
+    parents = WorkflowStep.objects.filter(
+        workflow_id=workflow_id, name__in=[need["step"] for need in step.needs]
+    )
+    return dict(parents.values_list("name", "job__result"))
