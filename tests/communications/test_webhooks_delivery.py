@@ -232,6 +232,7 @@ def test_a_410_gone_disables_the_endpoint_at_once_and_its_admins_are_told(
     endpoint.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.FAILED, 1)
     assert (endpoint.is_active, endpoint.disabled_reason) == (False, "it answered 410 Gone.")
+    work_until(lambda: Notification.objects.exists(), queues=["notifications"])
     assert Notification.objects.get().user == admin
 
 
