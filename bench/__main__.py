@@ -20,7 +20,7 @@ from collections.abc import Callable
 from bench import servers
 from bench.table import Figure, render
 
-ENGINE = ["enqueue", "throughput", "latency", "memory", "concurrency", "fairness"]
+ENGINE = ["enqueue", "throughput", "latency", "memory", "concurrency", "fairness", "tracing"]
 WEB = ["api", "million"]
 AREAS = ["imports", "campaigns", "reports", "workflows"]
 ON_REQUEST = ["cleanup", "scaling"]  # minutes of their own: only with --only
@@ -64,7 +64,7 @@ def say(message: str) -> None:
 
 
 def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[Figure]]]]:
-    from bench import concurrency, engine, fairness, web
+    from bench import concurrency, engine, fairness, tracing, web
 
     sizes = engine.Sizes.for_run(quick=args.quick)
     rounds, chosen = args.rounds, args.chosen
@@ -88,6 +88,8 @@ def measurements(args: argparse.Namespace) -> list[tuple[str, Callable[[], list[
         steps.append(
             ("fairness", lambda: fairness.measure_fairness(rounds=rounds, quick=args.quick))
         )
+    if "tracing" in chosen:
+        steps.append(("tracing", lambda: tracing.measure(rounds=rounds, sizes=sizes)))
     if "concurrency" in chosen:
         steps.append(
             (

@@ -23,7 +23,7 @@ from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from communications.models import WebhookDelivery, WebhookEndpoint
-from communications.signing import signature_header
+from communications.signing import signature_header, standard_signature
 from communications.ssrf import Target, Unresolvable, UnsafeURL, check_url
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ EXCERPT_LENGTH = 500
 USER_AGENT = "Conveyor-Webhooks/1.0"
 # Worth another attempt: the receiver is slow, busy or briefly broken.
 RETRYABLE_CODES = frozenset({408, 425, 429})
+# The receiver says the endpoint is gone for good: Standard Webhooks disables it at once.
+GONE = 410
 # Longest wait a Retry-After header may ask for.
 MAX_RETRY_AFTER = 24 * 3600
 
@@ -61,6 +63,10 @@ class Outcome:
             return True
         code = self.status_code
         return code is not None and code < 500 and code not in RETRYABLE_CODES
+
+    @property
+    def gone(self) -> bool:
+        return self.status_code == GONE
 
     @property
     def summary(self) -> str:
@@ -94,7 +100,13 @@ def send_delivery(delivery: WebhookDelivery, *, attempt: int) -> Outcome:
         outcome.error, outcome.refused = f"Refused: {error}", True
     else:
         body = encode_body(delivery)
-        _post(target, body, _headers(delivery, target, body, attempt), outcome=outcome)
+        headers = {
+            "Host": target.host_header,
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **signed_headers(delivery, body, attempt=attempt),
+        }
+        _post(target, body, headers, outcome=outcome)
     outcome.duration_ms = int((time.monotonic() - clock) * 1000)
     return outcome
 
@@ -125,22 +137,27 @@ def post_json(url: str, data: Any) -> Outcome:
     return outcome
 
 
-def _headers(delivery: WebhookDelivery, target: Target, body: bytes, attempt: int) -> dict:
+def signed_headers(delivery: WebhookDelivery, body: bytes, *, attempt: int) -> dict[str, str]:
+    """Standard Webhooks' three headers (the id is the event's, the same on every attempt),
+    Conveyor's informational ones, and its earlier signature while the endpoint keeps it."""
     timestamp = int(time.time())
     secrets = signing_secrets(delivery.endpoint, timezone.now())
-    return {
-        "Host": target.host_header,
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "Conveyor-Event-Id": str(delivery.event_id),
+    message_id = str(delivery.event_id)
+    headers = {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": standard_signature(secrets, message_id, timestamp, body),
+        "Conveyor-Event-Id": message_id,
         "Conveyor-Event-Type": delivery.event_type,
         "Conveyor-Delivery-Id": str(delivery.pk),
         # The same for every attempt, for receivers that drop repeats by this header.
         "Idempotency-Key": str(delivery.pk),
         "Conveyor-Attempt": str(attempt),
-        "Conveyor-Timestamp": str(timestamp),
-        "Conveyor-Signature": signature_header(secrets, timestamp, body),
     }
+    if delivery.endpoint.legacy_signature:
+        headers["Conveyor-Timestamp"] = str(timestamp)
+        headers["Conveyor-Signature"] = signature_header(secrets, timestamp, body)
+    return headers
 
 
 def _post(target: Target, body: bytes, headers: dict, *, outcome: Outcome) -> None:

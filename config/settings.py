@@ -64,9 +64,12 @@ INSTALLED_APPS = [
     "workflows",
     "alerts",
     "django_rq",  # after jobs, whose `rqworker` command extends django-rq's
+    "demo",
 ]
 
 MIDDLEWARE = [
+    # A request carrying W3C `traceparent` continues its trace into the jobs it enqueues.
+    "jobs.tracing.TraceContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ApiErrorsAsJson",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -444,11 +447,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {
-            "format": "%(asctime)s %(levelname)s %(name)s job=%(job_id)s kind=%(kind)s "
-            "tenant=%(tenant)s attempt=%(attempt)s %(message)s",
-            "defaults": dict.fromkeys(("job_id", "kind", "tenant", "attempt"), "-"),
-        },
+        # Job fields (and trace ids) only on the lines written inside a job.
+        "plain": {"()": "jobs.log_context.PlainFormatter"},
         "json": {"()": "jobs.log_context.JsonFormatter"},
     },
     "handlers": {

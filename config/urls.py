@@ -8,6 +8,10 @@ from communications.accounts import urlpatterns as password_reset_urls
 from jobs.admin.login import throttled_login
 from jobs.api.metrics import metrics
 
+admin.site.site_header = "Conveyor"
+admin.site.site_title = "Conveyor"
+admin.site.index_title = "Operations"
+
 urlpatterns = [
     path("admin/queues/", include("jobs.admin.dashboard")),  # before admin/: its catch-all
     # Django's password reset (the admin's "Forgotten your password?"), before admin/ too.

@@ -123,6 +123,8 @@ class Job(models.Model):
     # cannot overwrite its successor. The expiry is renewed with the worker's heartbeat.
     lease = models.PositiveIntegerField(default=0, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The W3C trace context of the enqueue (jobs.tracing): every attempt continues its trace.
+    trace_context = models.JSONField(default=dict, blank=True, editable=False)
     # Set when another job depends on this one, so that ending it looks for dependents.
     has_dependents = models.BooleanField(default=False, editable=False)
     schedule = models.ForeignKey(

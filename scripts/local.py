@@ -278,6 +278,14 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     port = os.environ.setdefault("PORT", "8000")
     os.environ.setdefault("CONVEYOR_BASE_URL", f"http://127.0.0.1:{port}")  # for setup_demo
+    receiver_port = os.environ.setdefault("DEMO_RECEIVER_PORT", str(int(port) + 1))
+    os.environ.setdefault("DEMO_RECEIVER_URL", f"http://127.0.0.1:{receiver_port}")
+    # The demo's webhook endpoints point at the local receiver, on the loopback address.
+    os.environ.setdefault("CONVEYOR_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.1/32")
+    # Emails go to files rather than the log, where each would take a screenful.
+    if "EMAIL_URL" not in os.environ:
+        os.environ["EMAIL_URL"] = f"filemail://{VAR / 'mail'}"
+        say("emails are written to var/mail/ (EMAIL_URL=consolemail:// prints them instead)")
     with ensure_services():
         facts = django_facts()
         rc = call([*MANAGE, "migrate", "--no-input"])
@@ -289,20 +297,31 @@ def run(args: argparse.Namespace) -> int:
                 return rc
         else:
             say("manage.py setup_demo does not exist yet: no demo tenant was created")
+        if "seed_demo" in facts["commands"]:
+            # Sample data on the first run only; `manage.py seed_demo --reset` starts over.
+            rc = call([*MANAGE, "seed_demo"])
+            if rc:
+                return rc
         processes = procfile(facts, port=port)
         say(f"web at http://127.0.0.1:{port}/admin/ and http://127.0.0.1:{port}/api/docs/")
         say(f"starting {', '.join(processes)}; Ctrl-C stops everything")
         return run_processes(processes, grace=int(facts["grace"]))
 
 
+RQ_VERBOSITY = {"DEBUG": 2, "INFO": 1}
+
+
 def procfile(facts: dict[str, Any], *, port: str) -> dict[str, str]:
     """Name → shell command of every process of the local system."""
     manage = " ".join(shlex.quote(part) for part in MANAGE)
     processes = {"web": f"exec {manage} runserver 127.0.0.1:{shlex.quote(port)} --noreload"}
+    # rqworker sets RQ's own logger to INFO (a line per registry clean-up) unless told less:
+    # RQ_LOG_LEVEL=INFO or DEBUG brings its lines back.
+    verbosity = RQ_VERBOSITY.get(os.environ.get("RQ_LOG_LEVEL", "WARNING").upper(), 0)
     for queue, worker in facts["queues"].items():
         command = (
             f"exec {manage} rqworker {shlex.quote(queue)}"
-            f" --worker-class {worker['class']} --with-scheduler"
+            f" --worker-class {worker['class']} --with-scheduler --verbosity {verbosity}"
         )
         if worker["threads"]:  # one process runs `concurrency` jobs at once
             processes[f"worker-{queue}"] = f"{command} --concurrency {worker['concurrency']}"
@@ -313,6 +332,9 @@ def procfile(facts: dict[str, Any], *, port: str) -> dict[str, str]:
             processes[f"worker-{queue}{suffix}"] = command
     if "run_scheduler" in facts["commands"]:
         processes["scheduler"] = f"exec {manage} run_scheduler"
+    if "demo_receiver" in facts["commands"]:
+        receiver_port = shlex.quote(os.environ.get("DEMO_RECEIVER_PORT", "8001"))
+        processes["receiver"] = f"exec {manage} demo_receiver --port {receiver_port}"
     return processes
 
 
@@ -365,8 +387,14 @@ def run_checks(*, pytest_args: list[str] | None) -> int:
         return run_pytest(pytest_args)
 
 
-# Debian packages the tests drive: a browser for tests/e2e, poppler for reading PDFs back.
-TEST_PACKAGES = {"chromium": "chromium", "pdftotext": "poppler-utils", "pdftoppm": "poppler-utils"}
+# Debian packages the tests drive: a browser for tests/e2e, poppler for reading PDFs back,
+# promtool for checking /metrics and the example alert rules.
+TEST_PACKAGES = {
+    "chromium": "chromium",
+    "pdftotext": "poppler-utils",
+    "pdftoppm": "poppler-utils",
+    "promtool": "prometheus",
+}
 
 
 def ensure_test_packages() -> None:

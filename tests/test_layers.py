@@ -3,8 +3,8 @@
 Layers, lowest first: `config`'s settings, environment and exceptions; `tenants`; the `jobs`
 engine; the workloads (`communications`, `reports`); `workflows`, which runs graphs of any
 app's kinds, and `alerts`, which tells people through the workloads' channels; the composition
-root (`config.urls`, the
-WSGI/ASGI entry points). Inside the engine: its foundation (models, kinds, errors…), then
+root (`config.urls`, the WSGI/ASGI entry points) and `demo` (the first run's sample data, made
+through every app). Inside the engine: its foundation (models, kinds, errors…), then
 `transport` (the only code that imports RQ), `selectors`, `services`, `runtime`, and its
 interfaces (API, admin, commands, kinds of its own). In every app, models, selectors and
 services never import the interfaces above them. Function-level imports count like any other.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("config", "tenants", "jobs", "communications", "reports", "workflows", "alerts")
+APPS = ("config", "tenants", "jobs", "communications", "reports", "workflows", "alerts", "demo")
 RQ_PACKAGES = ("rq", "django_rq")
 INTERFACES = ("api", "admin", "management", "tasks", "tasks_backend", "urls", "apps")
 ROOT_MODULES = ("config.urls", "config.api_urls", "config.wsgi", "config.asgi")
@@ -71,7 +71,7 @@ def _rank(module: str) -> int:
     if app == "config":
         return 5 if module in ROOT_MODULES else 0
     ranks = {"tenants": 1, "jobs": 2, "communications": 3, "reports": 3}
-    return {**ranks, "workflows": 4, "alerts": 4}[app]
+    return {**ranks, "workflows": 4, "alerts": 4, "demo": 5}[app]
 
 
 ENGINE_LAYERS = ("transport", "selectors", "services", "runtime")

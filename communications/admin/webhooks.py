@@ -122,9 +122,14 @@ class WebhookEndpointAdmin(AdminsOnlyMixin):
         fieldsets: list[tuple[Any, Any]] = [
             (None, {"fields": ("tenant", "url", "description", "event_types", "is_active")})
         ]
-        if obj is not None:
+        if obj is None:
+            fieldsets += [("Signing", {"fields": ("legacy_signature",)})]
+        else:
             fieldsets += [
-                ("Signing", {"fields": ("secret_hint", "previous_secret_expires_at")}),
+                (
+                    "Signing",
+                    {"fields": ("legacy_signature", "secret_hint", "previous_secret_expires_at")},
+                ),
                 ("Health", {"fields": (*self.health, "deliveries_link")}),
             ]
         return fieldsets

@@ -88,6 +88,14 @@ class WebhookEndpointInput(serializers.Serializer):
         help_text='Event types to receive, or ["*"] for all.',
     )
     is_active = serializers.BooleanField(default=True)
+    legacy_signature = serializers.BooleanField(
+        default=True,
+        help_text=(
+            "Also send the Conveyor-Timestamp and Conveyor-Signature headers of earlier "
+            "releases beside the Standard Webhooks ones (webhook-id, webhook-timestamp, "
+            "webhook-signature)."
+        ),
+    )
 
 
 class WebhookEndpointOutput(serializers.ModelSerializer):
@@ -99,6 +107,7 @@ class WebhookEndpointOutput(serializers.ModelSerializer):
             "description",
             "event_types",
             "is_active",
+            "legacy_signature",
             "secret_hint",
             "previous_secret_expires_at",
             "consecutive_failures",

@@ -43,6 +43,14 @@ class WebhookEndpoint(models.Model):
     # While a rotation's grace period lasts, deliveries carry signatures with both secrets.
     previous_secret = models.CharField(max_length=100, blank=True, editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    legacy_signature = models.BooleanField(
+        default=True,
+        help_text=(
+            "Also send the Conveyor-Timestamp and Conveyor-Signature headers of earlier "
+            "releases beside the Standard Webhooks ones. Turn off once the receiver checks "
+            "webhook-signature."
+        ),
+    )
     event_types = ArrayField(
         models.CharField(max_length=50),
         default=list,

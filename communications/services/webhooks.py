@@ -50,7 +50,7 @@ JOB_EVENTS: dict[str, str] = {
     Job.Status.SUCCEEDED: EventType.JOB_SUCCEEDED,
     Job.Status.FAILED: EventType.JOB_FAILED,
 }
-EDITABLE = ("url", "description", "event_types", "is_active")
+EDITABLE = ("url", "description", "event_types", "is_active", "legacy_signature")
 REPLAY_CHUNK = 500
 MAX_GRACE = 7 * 24 * 3600
 
@@ -92,6 +92,7 @@ def create_endpoint(
     event_types: Sequence[str],
     description: str = "",
     is_active: bool = True,
+    legacy_signature: bool = True,
     by: Actor = None,
 ) -> WebhookEndpoint:
     """Save an endpoint with a new secret; the caller shows `endpoint.secret` once."""
@@ -101,6 +102,7 @@ def create_endpoint(
         description=description,
         event_types=check_event_types(event_types),
         is_active=is_active,
+        legacy_signature=legacy_signature,
         secret=make_secret(),
         created_by=acting_user(by),
     )
@@ -258,7 +260,8 @@ def record_attempt(
     """Log the attempt and settle the delivery: succeeded, retrying (in `retry_in` s) or failed.
 
     A failed delivery (a dead letter) counts against its endpoint, which is disabled after
-    CONVEYOR_WEBHOOK_DISABLE_AFTER dead letters in a row (its admins are notified).
+    CONVEYOR_WEBHOOK_DISABLE_AFTER dead letters in a row, or at once when it answered 410 Gone
+    (as Standard Webhooks advises); its admins are notified.
     """
     now = timezone.now()
     if outcome.succeeded:
@@ -305,7 +308,7 @@ def record_attempt(
             consecutive_failures=0, last_success_at=now
         )
     elif status == WebhookDelivery.Status.FAILED and delivery.event_type != EventType.WEBHOOK_TEST:
-        _count_dead_delivery(delivery.endpoint_id)
+        _count_dead_delivery(delivery.endpoint_id, gone=outcome.gone)
     return delivery
 
 
@@ -317,7 +320,7 @@ def fail_delivery(delivery: WebhookDelivery, *, reason: str) -> None:
     ).update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None, last_error=reason[:500])
 
 
-def _count_dead_delivery(endpoint_id: Any) -> None:
+def _count_dead_delivery(endpoint_id: Any, *, gone: bool) -> None:
     endpoint = (
         WebhookEndpoint.objects.select_for_update().select_related("tenant").get(pk=endpoint_id)
     )
@@ -326,10 +329,15 @@ def _count_dead_delivery(endpoint_id: Any) -> None:
     endpoint.last_failure_at = timezone.now()
     fields = ["consecutive_failures", "dead_deliveries", "last_failure_at"]
     limit = settings.CONVEYOR_WEBHOOK_DISABLE_AFTER
-    disable = endpoint.is_active and limit and endpoint.consecutive_failures >= limit
+    too_many = bool(limit) and endpoint.consecutive_failures >= limit
+    disable = endpoint.is_active and (gone or too_many)
     if disable:
         endpoint.is_active, endpoint.disabled_at = False, endpoint.last_failure_at
-        endpoint.disabled_reason = f"{endpoint.consecutive_failures} failed deliveries in a row."
+        endpoint.disabled_reason = (
+            "it answered 410 Gone."
+            if gone
+            else f"{endpoint.consecutive_failures} failed deliveries in a row."
+        )
         fields += ["is_active", "disabled_at", "disabled_reason"]
     endpoint.save(update_fields=[*fields, "updated_at"])
     if disable:

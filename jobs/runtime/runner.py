@@ -24,6 +24,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from jobs import tracing
 from jobs.errors import (
     JobCanceled,
     JobTimedOut,
@@ -88,7 +89,8 @@ def _deliver(
         if job is None:
             logger.info("job=%s skipped: not waiting to run", job_id)
             return None
-        return _run(job, kind, record_success)
+        with tracing.attempt_span(job):
+            return _run(job, kind, record_success)
     finally:
         limits.release(tenant, kind, holder=job_id)
 
@@ -421,6 +423,8 @@ def _retry(job: Job, error: BaseException, *, delay: float) -> Any:
         updated = _holding(job).update(status=Job.Status.RETRYING, scheduled_at=due, **fields)
         if not updated:
             return None
+        job.status, job.error_type = Job.Status.RETRYING, fields["error_type"]
+        job.error_message = fields["error_message"]
         services.add_log(
             job,
             JobLog.Event.RETRY_SCHEDULED,
@@ -447,6 +451,7 @@ def _snooze(job: Job, seconds: float) -> Any:
         )
         if not updated:
             return None
+        job.status = Job.Status.SCHEDULED  # the attempt's span ends snoozed, not started
         services.add_log(
             job,
             JobLog.Event.SNOOZED,

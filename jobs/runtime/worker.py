@@ -10,6 +10,7 @@ horse per job, for queues whose jobs need memory isolation and a hard stop (`imp
 from datetime import datetime
 from typing import Any
 
+from jobs import tracing
 from jobs.runtime import runner
 from jobs.transport.concurrent import ConcurrentWorkerBase
 from jobs.transport.workers import ForkingWorkerBase, InProcessWorkerBase
@@ -28,6 +29,12 @@ class _Runs:
 
 class Worker(_Runs, ForkingWorkerBase):
     """Forks a work horse per job: isolated memory and a hard stop for a canceled job."""
+
+    def perform_job(self, *args: Any, **kwargs: Any) -> bool:
+        try:
+            return super().perform_job(*args, **kwargs)
+        finally:
+            tracing.flush()  # the work horse ends with os._exit: batched spans would be lost
 
 
 class FastWorker(_Runs, InProcessWorkerBase):

@@ -15,6 +15,7 @@ from django.db.models.base import ModelState
 from django.utils import timezone
 from rest_framework import serializers
 
+from jobs import tracing
 from jobs.errors import BacklogFull, InvalidTransition, Throttled, UnknownKind, UnknownQueue
 from jobs.kinds import JobKind, get_kind
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
@@ -87,6 +88,7 @@ def _build_job(
         created_by=acting_user(by),
         batch=batch,
         parent=parent,
+        trace_context=tracing.carrier(),
     )
 
 
@@ -106,6 +108,7 @@ def _check_tenant(tenant: Tenant) -> None:
         raise InvalidTransition(f"Tenant {tenant.slug!r} is inactive: it cannot enqueue jobs.")
 
 
+@tracing.enqueue_span
 def enqueue_job(
     *,
     tenant: Tenant,
@@ -386,6 +389,7 @@ def _check_parents(tenant: Tenant, depends_on: Sequence[Job]) -> list[Job]:
     return parents
 
 
+@tracing.enqueue_span
 @transaction.atomic
 def enqueue_jobs(
     *,

@@ -1,5 +1,6 @@
 """The webhooks API: endpoints CRUD with a secret shown once, SSRF refusals, deliveries, replay."""
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +70,8 @@ def test_creating_an_endpoint_shows_its_secret_once(admin_api: APIClient) -> Non
     assert created.status_code == 201, created.json()
     secret = created.json()["secret"]
     assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 32
+    assert created.json()["legacy_signature"] is True
     assert WebhookEndpoint.objects.get(pk=created.json()["id"]).secret == secret
     shown = admin_api.get(f"{BASE}/endpoints/{created.json()['id']}/").json()
     listed = admin_api.get(f"{BASE}/endpoints/").json()["results"]
@@ -131,8 +134,16 @@ def test_an_endpoint_is_changed_and_deleted(admin_api: APIClient, tenant: Tenant
 
     changed = admin_api.patch(
         f"{BASE}/endpoints/{endpoint.pk}/",
-        {"description": "CRM", "event_types": ["report.ready"], "is_active": False},
+        {
+            "description": "CRM",
+            "event_types": ["report.ready"],
+            "is_active": False,
+            "legacy_signature": False,
+        },
         format="json",
+    )
+    refused = admin_api.patch(
+        f"{BASE}/endpoints/{endpoint.pk}/", {"legacy_signature": "sometimes"}, format="json"
     )
     deleted = admin_api.delete(f"{BASE}/endpoints/{endpoint.pk}/")
 
@@ -142,6 +153,8 @@ def test_an_endpoint_is_changed_and_deleted(admin_api: APIClient, tenant: Tenant
         ["report.ready"],
     )
     assert changed.json()["is_active"] is False
+    assert changed.json()["legacy_signature"] is False
+    assert (refused.status_code, list(refused.json())) == (400, ["legacy_signature"])
     assert deleted.status_code == 204
     assert not WebhookEndpoint.objects.exists()
 

@@ -67,7 +67,7 @@ def attempts_of(delivery: WebhookDelivery) -> list[tuple[str, int | None]]:
     return [(row.outcome, row.response_code) for row in rows]
 
 
-def test_a_2xx_answer_delivers_a_signed_event_once(
+def test_a_2xx_answer_delivers_an_event_signed_the_standard_webhooks_way_once(
     receiver: Receiver, tenant: Tenant, work_until: Work
 ) -> None:
     endpoint = endpoint_for(receiver, tenant)
@@ -76,7 +76,11 @@ def test_a_2xx_answer_delivers_a_signed_event_once(
 
     [request] = receiver.requests
     body = json.loads(request.body)
-    assert request.verified
+    assert request.verified  # by the standardwebhooks package
+    assert request.legacy_verified  # and by the earlier Conveyor-Signature, still sent
+    assert request.headers["webhook-id"] == str(delivery.event_id)
+    assert request.headers["webhook-timestamp"] == request.headers["Conveyor-Timestamp"]
+    assert request.headers["webhook-signature"].startswith("v1,")
     assert body["type"] == "contact.created"
     assert body["tenant"] == "acme"
     assert body["data"] == {"contact": {"id": 7, "name": "Ada"}}
@@ -107,6 +111,7 @@ def test_a_500_is_retried_until_the_endpoint_answers_2xx(
     assert len(receiver.requests) == 3
     assert len({r.headers["Conveyor-Event-Id"] for r in receiver.requests}) == 1
     assert {r.headers["Idempotency-Key"] for r in receiver.requests} == {str(delivery.pk)}
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
     assert [r.headers["Conveyor-Attempt"] for r in receiver.requests] == ["1", "2", "3"]
     assert Job.objects.get(pk=str(delivery.job_id)).status == Job.Status.SUCCEEDED
 
@@ -194,7 +199,42 @@ def test_after_a_rotation_a_receiver_knowing_either_secret_accepts_the_delivery(
     [request] = receiver.requests
     assert receiver.verify(old_secret, request.headers, request.body)
     assert receiver.verify(new_secret, request.headers, request.body)
+    assert receiver.legacy_verify(old_secret, request.headers, request.body)
+    assert receiver.legacy_verify(new_secret, request.headers, request.body)
+    assert request.headers["webhook-signature"].count("v1,") == 2
     assert request.headers["Conveyor-Signature"].count("v1=") == 2
+
+
+def test_an_endpoint_without_the_legacy_signature_gets_only_the_standard_headers(
+    receiver: Receiver, tenant: Tenant, work_until: Work
+) -> None:
+    endpoint_for(receiver, tenant, legacy_signature=False)
+
+    delivery = publish_one(tenant, work_until)
+
+    [request] = receiver.requests
+    assert delivery.status == WebhookDelivery.Status.SUCCEEDED
+    assert request.verified
+    assert not request.legacy_verified
+    assert "Conveyor-Signature" not in request.headers
+    assert "Conveyor-Timestamp" not in request.headers
+    assert request.headers["Conveyor-Event-Type"] == "contact.created"
+
+
+def test_a_410_gone_disables_the_endpoint_at_once_and_its_admins_are_told(
+    receiver: Receiver, tenant: Tenant, work_until: Work
+) -> None:
+    admin = make_member(tenant, Role.ADMIN, username="ann-admin")
+    endpoint = endpoint_for(receiver, tenant)
+    receiver.reply(Reply(410, b"gone"))
+
+    delivery = publish_one(tenant, work_until)
+
+    endpoint.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.FAILED, 1)
+    assert (endpoint.is_active, endpoint.disabled_reason) == (False, "it answered 410 Gone.")
+    work_until(lambda: Notification.objects.exists(), queues=["notifications"])
+    assert Notification.objects.get().user == admin
 
 
 def test_once_the_grace_period_is_over_only_the_new_secret_signs(
@@ -290,7 +330,7 @@ def test_an_endpoint_is_disabled_after_dead_deliveries_in_a_row_and_its_admins_t
     owner = make_member(tenant, Role.OWNER, username="otto-owner")
     agent = make_member(tenant, Role.AGENT, username="al-agent")
     endpoint = endpoint_for(receiver, tenant)
-    receiver.default = Reply(410, b"gone")
+    receiver.default = Reply(404, b"not found")
 
     for _ in range(2):
         publish_event(tenant, EventType.CONTACT_UPDATED, {"contact": {"id": 1}})

@@ -1,6 +1,8 @@
 """Signatures as receivers check them, the documented verifier, Retry-After and the SSRF rules."""
 
+import base64
 import ipaddress
+import secrets
 import time
 from datetime import UTC, datetime
 from email.message import Message
@@ -8,9 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from communications import webhook_receiver
-from communications.signing import make_secret, signature_header
+from communications.signing import (
+    make_secret,
+    signature_header,
+    standard_secret,
+    standard_signature,
+)
 from communications.ssrf import Unresolvable, UnsafeURL, check_url, describe
 from communications.webhook_sender import parse_retry_after, retry_delay
 from tests.communications.webhooks_receiver import docs_snippet, docs_verifier
@@ -23,6 +31,50 @@ def headers(signature: str, timestamp: int | str) -> Message:
     message["conveyor-timestamp"] = str(timestamp)  # any case: receivers' headers ignore it
     message["conveyor-signature"] = signature
     return message
+
+
+def standard_headers(signature: str, timestamp: int, message_id: str = "msg_1") -> dict:
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature,
+    }
+
+
+def test_the_standardwebhooks_library_verifies_a_signature_by_either_secret() -> None:
+    new, old = make_secret(), make_secret()
+    now = int(time.time())
+    signed = standard_headers(standard_signature([new, old], "msg_1", now, BODY), now)
+
+    assert Webhook(new).verify(BODY, signed) == {"id": "e1", "type": "contact.created"}
+    assert Webhook(old).verify(BODY, signed)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(make_secret()).verify(BODY, signed)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new).verify(BODY, {**signed, "webhook-id": "msg_2"})
+
+
+def test_the_standard_signature_matches_the_librarys_own_for_the_same_message() -> None:
+    secret = make_secret()
+    at = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+
+    expected = Webhook(secret).sign("msg_1", at, BODY)
+
+    assert standard_signature([secret], "msg_1", int(at.timestamp()), BODY) == expected
+    assert standard_secret(secret) == secret
+
+
+def test_a_secret_made_by_an_earlier_release_signs_with_the_bytes_it_encodes() -> None:
+    earlier = "whsec_" + secrets.token_urlsafe(32)  # URL-safe, unpadded
+    while "-" not in earlier and "_" not in earlier[6:]:
+        earlier = "whsec_" + secrets.token_urlsafe(32)
+    now = int(time.time())
+    signed = standard_headers(standard_signature([earlier], "m", now, BODY), now, "m")
+
+    converted = standard_secret(earlier)
+
+    assert base64.b64decode(converted[6:]) == base64.urlsafe_b64decode(earlier[6:] + "=")
+    assert Webhook(converted).verify(BODY, signed)
 
 
 def test_the_docs_snippet_is_the_receiver_module_word_for_word() -> None:

@@ -1,5 +1,6 @@
-"""A real HTTP receiver on 127.0.0.1 for webhook tests, checking signatures as docs/webhooks.md
-tells receivers to (the snippet is read from the docs and run)."""
+"""A real HTTP receiver on 127.0.0.1 for webhook tests, checking signatures with the
+`standardwebhooks` package, as docs/webhooks.md tells receivers to (and the earlier
+Conveyor-Signature with the docs' own snippet, read from the docs and run)."""
 
 import re
 import ssl
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from communications.models import WebhookDelivery
 from tenants.models import Tenant
@@ -40,6 +42,15 @@ def docs_verifier() -> Callable[..., bool]:
     return namespace["verify_webhook"]
 
 
+def standard_verify(secret: str, headers: Message, body: bytes) -> bool:
+    """What a receiver using the `standardwebhooks` library concludes (timestamp checked too)."""
+    try:
+        Webhook(secret).verify(body, dict(headers.items()))
+    except WebhookVerificationError:
+        return False
+    return True
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -55,12 +66,14 @@ class Received:
     body: bytes
     at: float
     verified: bool
+    legacy_verified: bool
 
 
 class Receiver:
     """Answers each POST with the next scripted reply (then `default`), recording every one.
 
-    A request that no known secret verifies gets 401, as a careful receiver would answer.
+    A request that no known secret verifies (with `standardwebhooks`) gets 401, as a careful
+    receiver would answer; whether the earlier Conveyor-Signature verifies is recorded too.
     """
 
     def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
@@ -68,7 +81,8 @@ class Receiver:
         self.script: deque[Reply] = deque()
         self.default = Reply()
         self.requests: list[Received] = []
-        self.verify = docs_verifier()
+        self.verify = standard_verify
+        self.legacy_verify = docs_verifier()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.server.handle_error = lambda *args: None  # type: ignore[method-assign]
@@ -90,7 +104,8 @@ class Receiver:
 
     def _answer(self, path: str, headers: Message, body: bytes) -> Reply:
         verified = any(self.verify(secret, headers, body) for secret in self.secrets)
-        self.requests.append(Received(path, headers, body, time.monotonic(), verified))
+        legacy = any(self.legacy_verify(secret, headers, body) for secret in self.secrets)
+        self.requests.append(Received(path, headers, body, time.monotonic(), verified, legacy))
         if not verified:
             return Reply(401, b"bad signature")
         return self.script.popleft() if self.script else self.default

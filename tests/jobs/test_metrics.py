@@ -3,8 +3,12 @@ real jobs ran) and the job fields on every log line."""
 
 import json
 import logging
+import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobs.log_context import JsonFormatter
+from jobs.log_context import JsonFormatter, PlainFormatter
 from jobs.models import Job
 from jobs.services.jobs import cancel_job, enqueue_job, enqueue_jobs
 from tests.jobs.conftest import status_of
@@ -90,10 +94,11 @@ def test_queue_gauges_show_waiting_jobs_by_priority(tenant, client):
 
     def waiting(priority: str) -> float:
         labels = {"queue": "default", "priority": priority}
-        return _value(samples, "conveyor_queue_waiting_by_priority", **labels)
+        return _value(samples, "conveyor_queue_waiting_jobs", **labels)
 
     assert (waiting("critical"), waiting("high"), waiting("normal"), waiting("low")) == (0, 1, 2, 0)
-    assert _value(samples, "conveyor_queue_waiting", queue="default") == 3
+    assert _value(samples, "conveyor_queue_jobs", queue="default", state="waiting") == 3
+    assert _value(samples, "conveyor_queue_max_wait_seconds", queue="default") == 300
     assert _value(samples, "conveyor_workers") == 0
 
 
@@ -133,9 +138,7 @@ def test_counters_read_recent_rows_only_and_stay_put_when_clean_up_deletes_them(
 class _Lines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.INFO)
-        logging_config: dict[str, Any] = dict(settings.LOGGING)
-        plain = logging_config["formatters"]["plain"]
-        self.plain = logging.Formatter(plain["format"], defaults=plain["defaults"])
+        self.plain = PlainFormatter()
         self.json = JsonFormatter()
         self.lines: list[tuple[str, dict]] = []
 
@@ -175,7 +178,7 @@ def test_every_line_a_job_logs_carries_its_id_kind_tenant_and_attempt(
     assert f"job={job.pk} kind=tests.log_and_retry tenant={tenant.slug} attempt=2 " in plain[1]
 
 
-def test_a_line_logged_outside_a_job_shows_dashes_and_takes_rqs_extra_fields():
+def test_a_line_logged_outside_a_job_shows_no_job_fields_and_takes_rqs_extra_fields():
     handler = _Lines()
     rq_log = logging.getLogger("rq.worker")
     rq_log.addHandler(handler)
@@ -185,5 +188,91 @@ def test_a_line_logged_outside_a_job_shows_dashes_and_takes_rqs_extra_fields():
         rq_log.removeHandler(handler)
 
     [(plain, entry)] = handler.lines
-    assert "job=rq-job-1 kind=- tenant=- attempt=- job failed" in plain
+    assert plain.endswith(" ERROR rq.worker job=rq-job-1 job failed")
     assert (entry["job_id"], entry["kind"]) == ("rq-job-1", "-")
+
+
+# --- Naming conventions -------------------------------------------------------------------------
+
+BASE_UNITS = ("seconds", "bytes", "ratio", "total", "info")
+NOT_BASE = ("milliseconds", "minutes", "hours", "per_minute", "per_second", "percent", "kb", "mb")
+NAME = re.compile(r"^conveyor_[a-z][a-z0-9_]*$")
+LABEL = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _families(text: str) -> list[Any]:
+    return list(text_string_to_metric_families(text))
+
+
+def test_every_metric_follows_prometheus_naming_rules(tenant, client, work_until):
+    flaky = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"times": 1})
+    work_until(lambda: status_of(flaky) == Job.Status.SUCCEEDED)
+
+    text = client.get("/metrics").text
+
+    declared = re.findall(r"^# TYPE (\S+) (\S+)$", text, flags=re.MULTILINE)
+    helped = set(re.findall(r"^# HELP (\S+) \S", text, flags=re.MULTILINE))
+    assert len(declared) == len({name for name, _ in declared}), "a family is split or repeated"
+    for name, kind in declared:
+        assert name in helped, f"{name} has no HELP"
+        assert NAME.match(name), name
+        assert not any(part in name for part in NOT_BASE), f"{name}: use base units"
+        assert name.endswith("_total") == (kind == "counter"), f"{name}: _total is for counters"
+        if kind == "histogram":
+            assert name.endswith("_seconds") or name.endswith("_bytes"), name
+    for sample_line in re.findall(r"^(conveyor_\w+)", text, flags=re.MULTILINE):
+        family = next((n for n, _ in declared if sample_line.startswith(n)), None)
+        assert family is not None, f"{sample_line} has no TYPE"
+    for family in _families(text):
+        for sample in family.samples:
+            assert all(LABEL.match(label) for label in sample.labels), sample
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus)")
+def test_promtool_finds_nothing_to_complain_about(tenant, client, work_until):
+    flaky = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"times": 1})
+    work_until(lambda: status_of(flaky) == Job.Status.SUCCEEDED)
+    text = client.get("/metrics").text
+
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout + checked.stderr == ""
+
+
+PROMETHEUS_DOCS = Path(settings.BASE_DIR) / "docs" / "prometheus"
+
+
+def _names_in(text: str) -> set[str]:
+    return {re.sub(r"_(bucket|count|sum)$", "", name) for name in re.findall(r"conveyor_\w+", text)}
+
+
+def test_the_dashboard_and_alert_rules_use_only_metrics_the_endpoint_serves(
+    tenant, client, work_until
+):
+    flaky = enqueue_job(tenant=tenant, kind="jobs.fail", payload={"times": 1})
+    work_until(lambda: status_of(flaky) == Job.Status.SUCCEEDED)
+    served = set(re.findall(r"^# TYPE (\S+) ", client.get("/metrics").text, flags=re.MULTILINE))
+
+    dashboard = json.loads((PROMETHEUS_DOCS / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    rules = (PROMETHEUS_DOCS / "alerts.yml").read_text()
+
+    assert _names_in("\n".join(exprs)) <= served
+    assert _names_in(rules) <= served
+    assert {"conveyor_health_check_status", "conveyor_jobs_failed_total"} <= _names_in(rules)
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian: prometheus)")
+def test_the_example_alert_rules_are_valid_and_fire_on_their_reasons():
+    for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts-test.yml"]):
+        checked = subprocess.run(
+            ["promtool", *command],
+            cwd=PROMETHEUS_DOCS,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr

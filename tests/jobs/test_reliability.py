@@ -102,7 +102,7 @@ def test_metrics_are_prometheus_text_and_honour_the_token(tenant, client, settin
     allowed = client.get("/metrics", headers={"Authorization": "Bearer s3cret"})
 
     assert open_answer.status_code == 200
-    assert 'conveyor_queue_waiting{queue="default"} 2' in open_answer.text
+    assert 'conveyor_queue_jobs{queue="default",state="waiting"} 2' in open_answer.text
     assert "conveyor_health_status 2" in open_answer.text
     assert refused.status_code == 401
     assert allowed.status_code == 200
