@@ -228,6 +228,6 @@ def test_metrics_label_the_top_tenants_and_sum_the_rest_as_other(
 
     text = client.get("/metrics").content.decode()
 
-    assert f'conveyor_tenant_waiting{{queue="default",tenant="{other_tenant.slug}"}} 4' in text
-    assert 'conveyor_tenant_waiting{queue="default",tenant="other"} 2' in text
+    assert f'conveyor_tenant_waiting_jobs{{queue="default",tenant="{other_tenant.slug}"}} 4' in text
+    assert 'conveyor_tenant_waiting_jobs{queue="default",tenant="other"} 2' in text
     assert f'tenant="{tenant.slug}"' not in text
