@@ -88,7 +88,10 @@ def test_a_freed_slot_takes_the_highest_priority_and_a_paused_queue_gives_none(
     resume_queue("default")
     wait_for(lambda: _all(low + high, Job.Status.SUCCEEDED), timeout=30)
 
-    assert max(start for start, _ in _spans(high)) < min(start for start, _ in _spans(low))
+    # The last high and the first low may be taken by two slots freed at once, their starts
+    # recorded by two threads in either order: a low taken ahead of a waiting high would start
+    # a whole job (0.3 s) earlier.
+    assert max(start for start, _ in _spans(high)) < min(start for start, _ in _spans(low)) + 0.1
     assert _most_at_once(_spans(low + high)) == 2
 
 
