@@ -26,6 +26,9 @@ ENV = {
     "DEBUG": "false",
     "LOG_LEVEL": "WARNING",
     "RQ_LOG_LEVEL": "WARNING",
+    # The bench measures the worker itself: no supervisor process in between (workers are
+    # found by their pid, and a supervised worker runs in a child process).
+    "CONVEYOR_SUPERVISE": "false",
 }
 
 
