@@ -284,6 +284,8 @@ CONVEYOR_DISK_PATH = env.str("CONVEYOR_DISK_PATH", default="/")
 CONVEYOR_FIGURES_SECONDS = env.int("CONVEYOR_FIGURES_SECONDS", default=10)
 # Finished jobs and their logs are deleted after this many days (a tenant may override).
 CONVEYOR_RETENTION_DAYS = env.int("CONVEYOR_RETENTION_DAYS", default=90)
+# `ctx.once` markers older than this are deleted by the clean-up (0: kept for good).
+CONVEYOR_ONCE_MARKER_DAYS = env.int("CONVEYOR_ONCE_MARKER_DAYS", default=400)
 # cleanup_jobs deletes this many jobs per transaction; it also deletes stored files under these
 # prefixes that no row names any more, once they are older than the minimum age (seconds).
 CONVEYOR_CLEANUP_BATCH_SIZE = env.int("CONVEYOR_CLEANUP_BATCH_SIZE", default=250)

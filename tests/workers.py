@@ -97,9 +97,11 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
         concurrency: int | None = None,
         scheduler: bool = True,
         env: dict[str, str] | None = None,
+        schedules: bool = False,
     ) -> subprocess.Popen:
         command = [sys.executable, "manage.py", "rqworker", *queues, "--worker-class", worker_class]
         command += ["--with-scheduler"] if scheduler else []
+        command += ["--with-schedules"] if schedules else []
         command += ["--concurrency", str(concurrency)] if concurrency else []
         env = {
             **_worker_env(),

@@ -21,7 +21,7 @@ from django.db.models import ForeignObjectRel, Q
 from django.utils import timezone
 
 from jobs.errors import InvalidTransition
-from jobs.models import Job, JobLog
+from jobs.models import Job, JobLog, OnceMarker
 from jobs.transport import queueing
 from tenants.models import Tenant
 
@@ -33,6 +33,7 @@ class CleanedUp:
     jobs: int = 0
     logs: int = 0
     rq_records: int = 0
+    once_markers: int = 0
     files: list[str] = field(default_factory=list)
     per_tenant: dict[str, int] = field(default_factory=dict)
     batches: int = 0
@@ -89,9 +90,25 @@ def clean_up_jobs(
     outcome.per_tenant = {slugs[pk]: n for pk, n in sorted(counted.items()) if n}
     if tenant is None:
         outcome.files = clean_up_files(dry_run=dry_run)
+        outcome.once_markers = clean_up_once_markers(dry_run=dry_run)
         if not dry_run:
             outcome.rq_records = queueing.clean_rq_records()
     return outcome
+
+
+def clean_up_once_markers(*, dry_run: bool = False) -> int:
+    """Delete `ctx.once` markers older than CONVEYOR_ONCE_MARKER_DAYS (0: keep them all).
+
+    A marker stops the same named effect from happening twice; once it is gone, that name may
+    happen again. The default keeps markers well past the longest job retention.
+    """
+    days = settings.CONVEYOR_ONCE_MARKER_DAYS
+    if not days:
+        return 0
+    old = OnceMarker.objects.filter(created_at__lt=timezone.now() - timedelta(days=days))
+    if dry_run:
+        return old.count()
+    return old.delete()[0]
 
 
 def _count(

@@ -21,6 +21,7 @@ from jobs.runtime.reconciler import reconcile, rescue_orphans
 from jobs.runtime.scheduler import tick
 from jobs.runtime.supervisor import Death, settle_dead_worker
 from jobs.selectors.queues import health_report
+from jobs.services.cleanup import clean_up_jobs
 from jobs.services.jobs import enqueue_job, enqueue_jobs
 from jobs.services.schedules import ensure_system_schedules
 from jobs.transport import queueing
@@ -227,3 +228,18 @@ def test_once_markers_in_the_admin_are_read_only_and_scoped_to_the_users_tenants
     assert added.status_code == 403
     assert job_page.status_code == 200
     assert "Lease expires at" in job_page.content.decode()
+
+
+def test_the_clean_up_drops_once_markers_past_their_days_and_keeps_the_rest(tenant, settings):
+    settings.CONVEYOR_ONCE_MARKER_DAYS = 30
+    old = OnceMarker.objects.create(tenant=tenant, name="welcome:1")
+    OnceMarker.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
+    recent = OnceMarker.objects.create(tenant=tenant, name="welcome:2")
+
+    assert clean_up_jobs(dry_run=True).once_markers == 1
+    assert clean_up_jobs().once_markers == 1
+    assert list(OnceMarker.objects.values_list("pk", flat=True)) == [recent.pk]
+
+    settings.CONVEYOR_ONCE_MARKER_DAYS = 0
+    OnceMarker.objects.filter(pk=recent.pk).update(created_at=timezone.now() - timedelta(days=999))
+    assert clean_up_jobs().once_markers == 0

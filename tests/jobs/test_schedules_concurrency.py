@@ -201,3 +201,18 @@ def test_two_scheduler_processes_enqueue_each_run_once_and_stop_cleanly_on_sigte
     assert len(keys) == len(set(keys)) == schedule.run_count
     assert Tenant.objects.filter(slug="system").count() == 1
     assert Schedule.objects.filter(is_system=True).count() == len(SYSTEM_SCHEDULES)
+
+
+def test_a_worker_with_schedules_runs_the_schedule_loop_beside_its_jobs(tenant, worker_process):
+    schedule = create_schedule(
+        tenant=tenant, name="every second", kind="jobs.noop", interval_seconds=1
+    )
+
+    worker_process("default", schedules=True)
+    wait_for(
+        lambda: Job.objects.filter(schedule=schedule, status=Job.Status.SUCCEEDED).count() >= 2,
+        timeout=40,
+    )
+
+    keys = list(Job.objects.filter(schedule=schedule).values_list("idempotency_key", flat=True))
+    assert len(keys) == len(set(keys))

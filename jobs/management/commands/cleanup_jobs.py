@@ -66,7 +66,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Deleted {outcome.jobs} job(s) and {outcome.logs} log line(s) in "
                 f"{outcome.batches} batch(es), the longest {outcome.longest_batch_seconds:.3f} s; "
-                f"{outcome.rq_records} RQ record(s) and {len(outcome.files)} stored file(s) "
+                f"{outcome.rq_records} RQ record(s), {outcome.once_markers} once-marker(s) and "
+                f"{len(outcome.files)} stored file(s) "
                 "removed."
             )
         for slug, count in outcome.per_tenant.items():
