@@ -4,8 +4,9 @@
   process (C = 10 and 50), jobs per second from the first start to the last finish; beside it
   the same jobs in BullMQ (one Node process, `concurrency: C`) and Dramatiq (one process, C
   threads), run by the scripts in bench/peers/ when the peers are installed (BullMQ with npm in
-  BENCH_NODE_MODULES' folder, default /work/peers/node; Dramatiq in BENCH_PEER_PYTHON's
-  environment, default /work/peers/venv/bin/python); a peer that is not installed is skipped.
+  BENCH_NODE_MODULES' folder, default var/peers/node/node_modules; Dramatiq in
+  BENCH_PEER_PYTHON's environment, default var/peers/venv/bin/python); a peer that is not
+  installed is skipped.
 - tracked no-op throughput of one ConcurrentWorker process beside one FastWorker process,
   rounds alternating (each worker is started for its round, so they never share the queue).
 - resident memory of a ConcurrentWorker while it runs 20 jobs at once beside a FastWorker
@@ -43,8 +44,10 @@ CONCURRENT = "jobs.runtime.worker.ConcurrentWorker"
 FAST = "jobs.runtime.worker.FastWorker"
 WAIT_MS = 100
 PRELOAD = {"CONVEYOR_PRELOAD": "bench.kinds"}
-NODE_MODULES = Path(os.environ.get("BENCH_NODE_MODULES", "/work/peers/node/node_modules"))
-PEER_PYTHON = Path(os.environ.get("BENCH_PEER_PYTHON", "/work/peers/venv/bin/python"))
+# Peers live outside the project's dependencies: by default under var/peers (not tracked).
+PEER_HOME = servers.ROOT / "var" / "peers"
+NODE_MODULES = Path(os.environ.get("BENCH_NODE_MODULES", PEER_HOME / "node" / "node_modules"))
+PEER_PYTHON = Path(os.environ.get("BENCH_PEER_PYTHON", PEER_HOME / "venv" / "bin" / "python"))
 PEERS = servers.ROOT / "bench" / "peers"
 TARGETS = {10: "≥ 90 jobs/s", 50: "≥ 450 jobs/s"}
 

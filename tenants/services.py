@@ -174,26 +174,13 @@ def set_dispatch(tenant: Tenant, *, by: Actor = None, **changes: Any) -> list[st
     into Redis by the jobs app (workers see it at their next take; limits within a worker's
     30 s tenant cache), and written to the admin log. Returns the fields that changed.
     """
-    unknown = set(changes) - set(DISPATCH_FIELDS)
-    if unknown:
-        raise ValidationError({name: "Not a dispatch setting." for name in sorted(unknown)})
-    changed = [name for name, value in changes.items() if getattr(tenant, name) != value]
-    if not changed:
+    described = _change(
+        tenant, DISPATCH_FIELDS, changes, by=by, what="Dispatch", refused="Not a dispatch setting."
+    )
+    if not described:
         return []
-    before = {name: getattr(tenant, name) for name in changed}
-    for name in changed:
-        setattr(tenant, name, changes[name])
-    try:
-        tenant.full_clean(exclude=[f.name for f in Tenant._meta.fields if f.name not in changed])
-    except ValidationError:
-        for name, value in before.items():
-            setattr(tenant, name, value)
-        raise
-    tenant.save(update_fields=changed)
-    described = "; ".join(f"{name}: {before[name]!r} → {changes[name]!r}" for name in changed)
-    log_operator_change(tenant, by=by, message=f"Dispatch changed: {described}.")
     logger.info("tenant=%s dispatch changed by %s: %s", tenant.slug, by, described)
-    return changed
+    return list(described)
 
 
 def pause_tenant(tenant: Tenant, *, queue: str = "*", by: Actor = None) -> list[str]:
@@ -239,12 +226,36 @@ def update_settings(tenant: Tenant, *, by: Actor = None, **changes: Any) -> list
     Validated as the admin validates them (a ValidationError names the field), saved and
     written to the admin log. Returns the fields that changed.
     """
-    unknown = set(changes) - set(SETTINGS_FIELDS)
+    return list(
+        _change(
+            tenant,
+            SETTINGS_FIELDS,
+            changes,
+            by=by,
+            what="Settings",
+            refused="Not a setting owners change.",
+        )
+    )
+
+
+def _change(
+    tenant: Tenant,
+    allowed: tuple[str, ...],
+    changes: dict[str, Any],
+    *,
+    by: Actor,
+    what: str,
+    refused: str,
+) -> dict[str, str]:
+    """Set the `allowed` fields that differ, validated as the admin validates them (a
+    ValidationError names the field; nothing is kept on error), save them and write the change
+    to the admin log. Returns each changed field with how it changed."""
+    unknown = set(changes) - set(allowed)
     if unknown:
-        raise ValidationError({name: "Not a setting owners change." for name in sorted(unknown)})
+        raise ValidationError({name: refused for name in sorted(unknown)})
     changed = [name for name, value in changes.items() if getattr(tenant, name) != value]
     if not changed:
-        return []
+        return {}
     before = {name: getattr(tenant, name) for name in changed}
     for name in changed:
         setattr(tenant, name, changes[name])
@@ -255,9 +266,10 @@ def update_settings(tenant: Tenant, *, by: Actor = None, **changes: Any) -> list
             setattr(tenant, name, value)
         raise
     tenant.save(update_fields=changed)
-    described = "; ".join(f"{name}: {before[name]!r} → {changes[name]!r}" for name in changed)
-    log_operator_change(tenant, by=by, message=f"Settings changed: {described}.")
-    return changed
+    described = {name: f"{before[name]!r} → {changes[name]!r}" for name in changed}
+    summary = "; ".join(f"{name}: {how}" for name, how in described.items())
+    log_operator_change(tenant, by=by, message=f"{what} changed: {summary}.")
+    return described
 
 
 def keep_an_owner(membership: Membership, *, role: str | None) -> None:
