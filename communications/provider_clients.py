@@ -1,6 +1,7 @@
 """The providers a tenant's own sender can use, built from its settings and decrypted secrets.
 
-Email goes through django-anymail's backends (SendGrid, Mailgun, Postmark, Resend, Brevo);
+Email goes through django-anymail's backends (SendGrid, Amazon SES, Mailgun, Postmark, Resend,
+Brevo);
 SMS and WhatsApp through Twilio's Messages API, Meta's WhatsApp Cloud API or the generic HTTP
 provider. Every client answers as `providers.py` says: the provider's message id, or
 PermanentSendError / RetryableSendError. No error message carries a credential: each is
@@ -9,6 +10,7 @@ scrubbed of the sender's secret values before it leaves the client.
 
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formataddr
@@ -37,12 +39,16 @@ logger = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
 ANYMAIL_BACKENDS = {
-    "sendgrid": ("anymail.backends.sendgrid.EmailBackend", "api_key"),
-    "mailgun": ("anymail.backends.mailgun.EmailBackend", "api_key"),
-    "postmark": ("anymail.backends.postmark.EmailBackend", "server_token"),
-    "resend": ("anymail.backends.resend.EmailBackend", "api_key"),
-    "brevo": ("anymail.backends.brevo.EmailBackend", "api_key"),
+    "sendgrid": "anymail.backends.sendgrid.EmailBackend",
+    "amazon_ses": "anymail.backends.amazon_ses.EmailBackend",
+    "mailgun": "anymail.backends.mailgun.EmailBackend",
+    "postmark": "anymail.backends.postmark.EmailBackend",
+    "resend": "anymail.backends.resend.EmailBackend",
+    "brevo": "anymail.backends.brevo.EmailBackend",
 }
+API_KEY_OPTION = {"postmark": "server_token"}  # the others' backends call it api_key
+# Error codes AWS answers when the account sends too fast (SES v2 says 429, older paths 400).
+AWS_THROTTLED = {"Throttling", "ThrottlingException", "TooManyRequestsException"}
 TWILIO_API = "https://api.twilio.com"
 META_API = "https://graph.facebook.com/v21.0"
 
@@ -79,16 +85,49 @@ class Scrubbed:
             raise RetryableSendError(f"The provider client raised {text}") from None
 
 
+def aws_params(secrets: Mapping[str, Any], *, region: str | None) -> dict[str, Any]:
+    """anymail's boto3 options for an AWS account: its keys and region, our timeout and no
+    retries of boto3's own (the job retries), at CONVEYOR_AWS_ENDPOINT_URL when it is set."""
+    client: dict[str, Any] = {
+        "config": {
+            "connect_timeout": timeout(),
+            "read_timeout": timeout(),
+            "retries": {"total_max_attempts": 1},
+            "max_pool_connections": pool_size(),
+        }
+    }
+    if settings.CONVEYOR_AWS_ENDPOINT_URL:
+        client["endpoint_url"] = settings.CONVEYOR_AWS_ENDPOINT_URL
+    session = {
+        "aws_access_key_id": secrets.get("access_key_id", ""),
+        "aws_secret_access_key": secrets.get("secret_access_key", ""),
+        "region_name": region,
+    }
+    return {"session_params": session, "client_params": client}
+
+
+def _backend_options(
+    esp: str, secrets: Mapping[str, Any], options: Mapping[str, Any]
+) -> dict[str, Any]:
+    if esp == "amazon_ses":
+        kwargs = aws_params(secrets, region=str(options.get("region", "")))
+        if options.get("configuration_set"):
+            kwargs["configuration_set_name"] = options["configuration_set"]
+        return kwargs
+    kwargs = {API_KEY_OPTION.get(esp, "api_key"): secrets.get("api_key", "")}
+    kwargs |= {k: v for k, v in options.items() if k in ("api_url", "sender_domain") and v}
+    return kwargs | {"requests_timeout": timeout()}
+
+
 class AnymailProvider:
     """Email through one django-anymail backend with the sender's account and address."""
 
     def __init__(
         self, *, esp: str, secrets: Mapping[str, Any], options: Mapping[str, Any], sender: str
     ) -> None:
-        path, key_option = ANYMAIL_BACKENDS[esp]
-        kwargs = {key_option: secrets.get("api_key", ""), "requests_timeout": timeout()}
-        kwargs |= {k: v for k, v in options.items() if k in ("api_url", "sender_domain") and v}
-        self.backend = import_string(path)(fail_silently=False, **kwargs)
+        kwargs = _backend_options(esp, secrets, options)
+        self.backend = import_string(ANYMAIL_BACKENDS[esp])(fail_silently=False, **kwargs)
+        self.opening = threading.Lock()
         self.sender = sender
         self.reply_to = str(options.get("reply_to") or "")
 
@@ -104,6 +143,10 @@ class AnymailProvider:
         if message.html:
             email.attach_alternative(message.html, "text/html")
         try:
+            with self.opening:
+                # Opened once and kept: a campaign batch's threads share this client, and
+                # anymail's own open-and-close per send would close it under another thread.
+                self.backend.open()
             self.backend.send_messages([email])
         except AnymailRecipientsRefused as error:
             raise PermanentSendError(f"The provider refused the recipient: {error}") from None
@@ -114,14 +157,22 @@ class AnymailProvider:
 
 
 def _anymail_error(error: AnymailAPIError) -> SendError:
-    status = error.status_code
-    if status is None or status == 429 or status >= 500:
-        response = getattr(error, "response", None)
-        header = response.headers.get("Retry-After") if response is not None else None
-        return RetryableSendError(
-            f"The email provider answered: {error}", delay=retry_after(header)
-        )
-    return PermanentSendError(f"The email provider refused it: {error}")
+    status, code, header = _answered(error)
+    text = f"{status} {code}: {error.args[0]}" if code else str(error)
+    if status is None or status == 429 or status >= 500 or code in AWS_THROTTLED:
+        return RetryableSendError(f"The email provider answered: {text}", delay=retry_after(header))
+    return PermanentSendError(f"The email provider refused it: {text}")
+
+
+def _answered(error: AnymailAPIError) -> tuple[int | None, str, str | None]:
+    """The HTTP status, AWS error code and Retry-After of a failed send (None: no answer)."""
+    response = error.response
+    if isinstance(response, dict):  # boto3 (Amazon SES): botocore's parsed error answer
+        meta = response.get("ResponseMetadata", {})
+        code = str(response.get("Error", {}).get("Code", ""))
+        return meta.get("HTTPStatusCode"), code, meta.get("HTTPHeaders", {}).get("retry-after")
+    header = response.headers.get("Retry-After") if response is not None else None
+    return error.status_code, "", header
 
 
 class TwilioProvider:

@@ -8,7 +8,12 @@ and read into plain `Receipt`s (JSON-ready, for the job that records them).
   app secret>`; `statuses` give the timeline, an incoming "STOP" text opts out. The GET
   handshake echoes `hub.challenge` when `hub.verify_token` matches.
 - Email ESPs: django-anymail's tracking webhook views check the request (basic auth with the
-  sender's `webhook_secret`, and Mailgun's and Resend's signatures) and normalise the events.
+  sender's `webhook_secret`, and Mailgun's, Resend's and SendGrid's signatures) and normalise
+  the events; a sender with neither has its receipts refused. Amazon SES events come through
+  Amazon SNS, checked by basic auth only (anymail does not check SNS signatures): a request
+  without it gets the 401 challenge SNS needs before it sends the credentials, and a signed
+  SubscriptionConfirmation is confirmed by anymail with the sender's AWS keys (SNS's
+  ConfirmSubscription in the topic's region, at CONVEYOR_AWS_ENDPOINT_URL when set).
 """
 
 import base64
@@ -19,9 +24,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.exceptions import AnymailAPIError, AnymailWebhookValidationFailure
+from anymail.signals import AnymailTrackingEvent
+from botocore.exceptions import BotoCoreError, ClientError
 from django.http import HttpRequest
 from django.utils.module_loading import import_string
+
+from communications.provider_clients import aws_params
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"}
 TWILIO_STATUSES = {
@@ -42,16 +51,31 @@ ANYMAIL_STATUSES = {
 }
 ANYMAIL_VIEWS = {
     "sendgrid": "anymail.webhooks.sendgrid.SendGridTrackingWebhookView",
+    "amazon_ses": "anymail.webhooks.amazon_ses.AmazonSESTrackingWebhookView",
     "mailgun": "anymail.webhooks.mailgun.MailgunTrackingWebhookView",
     "postmark": "anymail.webhooks.postmark.PostmarkTrackingWebhookView",
     "resend": "anymail.webhooks.resend.ResendTrackingWebhookView",
     "brevo": "anymail.webhooks.brevo.BrevoTrackingWebhookView",
 }
-ANYMAIL_SIGNING = {"mailgun": "webhook_signing_key", "resend": "signing_secret"}
+# The secret that checks an ESP's signature, and the option anymail's view takes it as.
+ANYMAIL_SIGNING = {
+    "mailgun": ("webhook_signing_key", "webhook_signing_key"),
+    "resend": ("signing_secret", "signing_secret"),
+    "sendgrid": ("webhook_verification_key", "tracking_webhook_verification_key"),
+}
 
 
 class Forged(Exception):
     """The request is not signed by the sender's provider account."""
+
+
+class Unauthenticated(Forged):
+    """No credentials came: answered 401 with a challenge (SNS sends basic auth only then)."""
+
+
+class CallbackFailed(Exception):
+    """A call back to the provider the request asked for (SNS's subscription confirmation)
+    failed: the provider should send the request again."""
 
 
 class Receipt(TypedDict):
@@ -158,23 +182,56 @@ def _meta_stop(message: dict[str, Any]) -> Receipt | None:
 
 
 def read_anymail(request: HttpRequest, *, esp: str, secrets: Mapping[str, str]) -> list[Receipt]:
-    """The receipts of an ESP's tracking webhook, checked and parsed by anymail's own view."""
-    options: dict[str, Any] = {"webhook_secret": secrets.get("webhook_secret") or []}
-    if esp in ANYMAIL_SIGNING:
-        options[ANYMAIL_SIGNING[esp]] = secrets.get(ANYMAIL_SIGNING[esp], "")
-    view = import_string(ANYMAIL_VIEWS[esp])(**options)
+    """The receipts of an ESP's tracking webhook, checked and parsed by anymail's own view;
+    Forged if unsigned, or if the sender stores nothing to check it with."""
+    try:
+        view = import_string(ANYMAIL_VIEWS[esp])(**_view_options(esp, secrets))
+    except ValueError as error:  # a verification key that is no public key
+        raise Forged(f"The sender's {esp} signing key is unreadable: {error}") from None
+    if not view.basic_auth and not _signing_secret(esp, secrets):
+        raise Forged(f"The sender stores no webhook_secret to check {esp} receipts with.")
+    if esp == "amazon_ses" and not request.headers.get("Authorization"):
+        raise Unauthenticated("Amazon SNS sends its basic auth only when asked for it.")
     try:
         view.run_validators(request)
-    except AnymailWebhookValidationFailure as error:
+    except (AnymailWebhookValidationFailure, AnymailAPIError) as error:  # unsigned, or no SNS
         raise Forged(str(error)) from None
+    try:
+        events = view.parse_events(request)
+    except (BotoCoreError, ClientError) as error:
+        raise CallbackFailed(f"The SNS subscription could not be confirmed: {error}") from None
     receipts: list[Receipt] = []
-    for event in view.parse_events(request):
-        status = ANYMAIL_STATUSES.get(event.event_type)
+    for event in events:
+        status = _anymail_status(event)
         if status and event.message_id:
             detail = event.reject_reason or event.description or ""
             receipts.append(_receipt(str(event.message_id), status, event.timestamp, detail))
-        if event.event_type in ("bounced", "complained", "unsubscribed") and event.recipient:
+        opting_out = status in ("bounced", "complained") or event.event_type == "unsubscribed"
+        if opting_out and event.recipient:
             receipts.append(
                 _receipt("", "opt_out", event.timestamp, event.event_type, event.recipient)
             )
     return receipts
+
+
+def _signing_secret(esp: str, secrets: Mapping[str, str]) -> str:
+    return secrets.get(ANYMAIL_SIGNING[esp][0], "") if esp in ANYMAIL_SIGNING else ""
+
+
+def _view_options(esp: str, secrets: Mapping[str, str]) -> dict[str, Any]:
+    options: dict[str, Any] = {"webhook_secret": secrets.get("webhook_secret") or []}
+    if esp in ANYMAIL_SIGNING:
+        options[ANYMAIL_SIGNING[esp][1]] = _signing_secret(esp, secrets)
+    if esp == "amazon_ses":  # to confirm SNS subscriptions, in the topic's own region
+        options |= aws_params(secrets, region=None)
+    return options
+
+
+def _anymail_status(event: AnymailTrackingEvent) -> str | None:
+    """Our status for an anymail event. An SES soft bounce ("Transient": a full mailbox) failed
+    the message without saying the address is bad, so it does not opt the contact out."""
+    status = ANYMAIL_STATUSES.get(event.event_type)
+    bounce = event.esp_event.get("bounce") if isinstance(event.esp_event, dict) else None
+    if status == "bounced" and isinstance(bounce, dict) and bounce.get("bounceType") == "Transient":
+        return "failed"
+    return status

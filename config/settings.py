@@ -172,6 +172,10 @@ CONVEYOR_PUBLIC_URL = env.str(
 ).rstrip("/")
 # Seconds a tenant's provider (Twilio, Meta, an email API) may take to answer one send.
 CONVEYOR_SENDER_TIMEOUT = env.float("CONVEYOR_SENDER_TIMEOUT", default=10.0)
+# Where boto3 calls AWS for Amazon SES senders (SES v2 sends, SNS subscription confirmations)
+# instead of AWS's own endpoints: a local stand-in such as LocalStack. A deployment setting only;
+# a tenant never chooses where its credentials go. Empty: AWS.
+CONVEYOR_AWS_ENDPOINT_URL = env.str("CONVEYOR_AWS_ENDPOINT_URL", default="")
 # Members a notifications job writes per transaction when it notifies a tenant's members.
 CONVEYOR_NOTIFY_BATCH_SIZE = env.int("CONVEYOR_NOTIFY_BATCH_SIZE", default=500)
 # Recipients per campaign batch job; batches run in parallel on the channel's queue.

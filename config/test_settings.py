@@ -14,3 +14,5 @@ MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend
 MEDIA_ROOT = VAR_DIR / "test-media"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # type: ignore[index]  # noqa: F405
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": "100000/min", "tenant": "100000/min"}  # noqa: F405
+# No test reaches AWS: boto3 calls a closed local port unless a test points it at its fake.
+CONVEYOR_AWS_ENDPOINT_URL = "http://127.0.0.1:9"

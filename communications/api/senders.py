@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from communications import receipts, secrets
 from communications.models import Channel, Provider, Sender
+from communications.provider_clients import scrub
 from communications.selectors.senders import get_sender, list_senders, stored_secret_names
 from communications.services.receipts import accept_receipts
 from communications.services.senders import delete_sender, receipt_url, save_sender, send_test
@@ -192,6 +193,14 @@ def receipt_view(request: HttpRequest, provider: str, sender_id: UUID) -> HttpRe
         if request.method != "POST":
             return HttpResponse(status=405)
         found = _read(request, sender, values)
+    except receipts.Unauthenticated:
+        answer = HttpResponse("Unauthorized: send the receipt URL's basic auth.", status=401)
+        answer["WWW-Authenticate"] = 'Basic realm="Conveyor receipts"'
+        return answer
+    except receipts.CallbackFailed as error:
+        text = scrub(str(error), values)
+        logger.warning("tenant=%s sender=%s: %s", sender.tenant_id, sender.pk, text)
+        return HttpResponse("The provider could not be called back: try again.", status=502)
     except (receipts.Forged, secrets.UnreadableSecret) as error:
         logger.warning(
             "tenant=%s sender=%s: receipt refused: %s", sender.tenant_id, sender.pk, error

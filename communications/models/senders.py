@@ -17,6 +17,7 @@ class Provider(models.TextChoices):
 
     DEPLOYMENT = "deployment", "The deployment's own (settings)"
     SENDGRID = "sendgrid", "SendGrid"
+    AMAZON_SES = "amazon_ses", "Amazon SES"
     MAILGUN = "mailgun", "Mailgun"
     POSTMARK = "postmark", "Postmark"
     RESEND = "resend", "Resend"

@@ -2,6 +2,7 @@
 find the client a message goes through, and re-encrypt every secret after a key rotation."""
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formataddr
@@ -24,6 +25,8 @@ from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # eu-west-1, us-gov-west-1
+
 
 @dataclass(frozen=True)
 class ProviderFields:
@@ -41,7 +44,19 @@ EMAIL_ESP = ProviderFields(
 )
 PROVIDERS: dict[str, ProviderFields] = {
     Provider.DEPLOYMENT: ProviderFields(channels=tuple(Channel.values), optional=()),
-    Provider.SENDGRID: EMAIL_ESP,
+    Provider.SENDGRID: ProviderFields(
+        channels=(Channel.EMAIL,),
+        secrets=("api_key",),
+        optional_secrets=("webhook_secret", "webhook_verification_key"),
+    ),
+    # No api_url: where boto3 calls AWS is the deployment's CONVEYOR_AWS_ENDPOINT_URL.
+    Provider.AMAZON_SES: ProviderFields(
+        channels=(Channel.EMAIL,),
+        required=("region",),
+        optional=("configuration_set",),
+        secrets=("access_key_id", "secret_access_key"),
+        optional_secrets=("webhook_secret",),
+    ),
     Provider.MAILGUN: ProviderFields(
         channels=(Channel.EMAIL,),
         optional=("api_url", "sender_domain"),
@@ -143,6 +158,8 @@ def check_sender(tenant: Tenant, *, channel: str, provider: str, **values: Any) 
         errors["settings"] += [f"{provider} needs {name!r}." for name in missing]
     if unsafe := _unsafe_urls(options):
         errors.setdefault("settings", []).extend(unsafe)
+    if options.get("region") and not AWS_REGION.fullmatch(options["region"]):
+        errors.setdefault("settings", []).append("region: an AWS region such as eu-west-1.")
     names = secret_names(provider)
     credentials = {k: v for k, v in values["credentials"].items() if k in names and v}
     if sorted(set(values["credentials"]) - set(names)):

@@ -1,7 +1,9 @@
-"""A local HTTP server speaking the shapes of Twilio's Messages API, Meta's WhatsApp Cloud API
-and Postmark's email API, so the real client code runs against it. Each answer is scripted
-(status, headers, delay) or a success in the provider's own shape; a refusal echoes the
-credential it was given in its error body, as a careless provider might."""
+"""A local HTTP server speaking the shapes of Twilio's Messages API, Meta's WhatsApp Cloud API,
+the email APIs (Postmark, SendGrid, Mailgun, Resend, Brevo), Amazon SES v2's SendEmail and
+Amazon SNS's ConfirmSubscription, so the real client code (boto3's included) runs against it.
+Each answer is scripted (status, headers, delay) or a success in the provider's own shape; a
+refusal echoes the credential it was given in its error body, as a careless provider might
+(for AWS, which never sees the secret key, the access key id), with SES's error code header."""
 
 import base64
 import json
@@ -65,16 +67,19 @@ class FakeProvider:
         time.sleep(answer.delay)
         with self.lock:
             self.in_flight -= 1
-        document = (
-            self._success(handler.path, body) if answer.status < 300 else self._error(handler)
-        )
+        headers = {"Content-Type": "application/json", **answer.headers}
+        if answer.status >= 300:
+            document = self._error(handler, answer.status, headers)
+        elif body.get("Action") == "ConfirmSubscription":  # SNS's query API answers in XML
+            document, headers["Content-Type"] = SNS_CONFIRMED, "text/xml"
+        else:
+            document = json.dumps(self._success(handler.path, body))
         try:
             handler.send_response(answer.status)
-            for name, value in answer.headers.items():
+            for name, value in headers.items():
                 handler.send_header(name, value)
-            handler.send_header("Content-Type", "application/json")
             handler.end_headers()
-            handler.wfile.write(json.dumps(document).encode())
+            handler.wfile.write(document.encode())
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test)
 
@@ -92,19 +97,37 @@ class FakeProvider:
             return {"messageId": f"<brevo-{n}@smtp-relay.example.com>"}
         if path.endswith("/mail/send"):  # SendGrid answers 202 without a body
             return {}
+        if path == "/v2/email/outbound-emails":  # Amazon SES v2 SendEmail
+            return {"MessageId": f"0100-ses-{n}"}
         return {"To": body["To"], "MessageID": f"pm-{n}", "ErrorCode": 0, "Message": "OK"}
 
-    def _error(self, handler: BaseHTTPRequestHandler) -> dict[str, Any]:
+    def _error(self, handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str]) -> str:
         credential = _credential(handler.headers)
-        return {"code": 20003, "message": f"Authenticate: bad credential {credential}"}
+        if handler.path.startswith("/v2/email/"):
+            code = SES_ERRORS.get(status, "InternalFailure" if status >= 500 else "BadRequest")
+            headers.setdefault("x-amzn-ErrorType", code)
+            detail = f"Email address is not verified (access key {credential})"
+            return json.dumps({"message": detail})
+        return json.dumps({"code": 20003, "message": f"Authenticate: bad credential {credential}"})
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
 
+SES_ERRORS = {400: "MessageRejected", 429: "TooManyRequestsException"}
+SNS_CONFIRMED = """<ConfirmSubscriptionResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">
+  <ConfirmSubscriptionResult>
+    <SubscriptionArn>arn:aws:sns:eu-west-1:123456789012:ses-events:6f1a</SubscriptionArn>
+  </ConfirmSubscriptionResult>
+  <ResponseMetadata><RequestId>f5a1c3e2</RequestId></ResponseMetadata>
+</ConfirmSubscriptionResponse>"""
+
+
 def _credential(headers: Any) -> str:
     auth = headers.get("Authorization", "")
+    if auth.startswith("AWS4-HMAC-SHA256 Credential="):  # SigV4: the access key id, not the key
+        return auth.removeprefix("AWS4-HMAC-SHA256 Credential=").split("/", 1)[0]
     if auth.startswith("Basic "):
         return base64.b64decode(auth[6:]).decode().split(":", 1)[1]
     if auth.startswith("Bearer "):

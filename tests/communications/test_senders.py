@@ -1,6 +1,7 @@
 """Tenants' own senders: each provider's real client against a local fake of its API, the
 senders API and admin, and credentials that never come back out."""
 
+import base64
 import io
 import logging
 
@@ -20,6 +21,7 @@ from tests.communications.provider_fakes import Answer
 from tests.factories import make_api_key, make_member
 
 TOKEN = "tok_5ecret_never_shown_0042"
+AWS_KEY_ID = "AKIAEXAMPLE0042"
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +49,20 @@ def make_sender(tenant, provider: str, url: str) -> Sender:
             options={"phone_number_id": "1055", "api_url": url},
             credentials={"access_token": TOKEN, "app_secret": "app-s3cret", "verify_token": "vt"},
         )
+    if provider == "amazon_ses":  # boto3 calls the deployment's CONVEYOR_AWS_ENDPOINT_URL
+        return save_sender(
+            tenant=tenant,
+            channel=Channel.EMAIL,
+            provider="amazon_ses",
+            from_address="news@acme.example.com",
+            from_name="Acme",
+            options={"region": "eu-west-1", "configuration_set": "tracking"},
+            credentials={"access_key_id": AWS_KEY_ID, "secret_access_key": TOKEN},
+        )
     return save_sender(
         tenant=tenant,
         channel=Channel.EMAIL,
-        provider="postmark",
+        provider=provider,
         from_address="news@acme.example.com",
         from_name="Acme",
         options={"api_url": url + "/"},
@@ -63,20 +75,23 @@ def outgoing(sender: Sender) -> Outgoing:
     return Outgoing(channel=sender.channel, to=to, text="Hi", subject="Hello", reference="7")
 
 
-PROVIDERS = ["twilio", "meta", "postmark"]
+PROVIDERS = ["twilio", "meta", "postmark", "sendgrid", "amazon_ses"]
+SUCCESS = {"sendgrid": 202}  # SendGrid accepts with 202 and no body
 
 
 @pytest.mark.django_db
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_each_provider_client_speaks_its_api_and_classifies_every_answer(
     tenant, fake_provider, settings, provider
 ):
     settings.CONVEYOR_SENDER_TIMEOUT = 0.5
     settings.CONVEYOR_PUBLIC_URL = "http://127.0.0.1:8000"
+    settings.CONVEYOR_AWS_ENDPOINT_URL = fake_provider.url
     client = sender_client(make_sender(tenant, provider, fake_provider.url))
     fake_provider.script = [
-        Answer(200),
-        Answer(422),
+        Answer(SUCCESS.get(provider, 200)),
+        Answer(400),
         Answer(429, {"Retry-After": "7"}),
         Answer(503),
         Answer(200, delay=1.5),
@@ -92,13 +107,15 @@ def test_each_provider_client_speaks_its_api_and_classifies_every_answer(
     with pytest.raises(RetryableSendError):
         client.send(outgoing(client_sender))
 
-    assert provider_id in ("SM" + "0" * 31 + "1", "wamid.1", "pm-1")
     assert limited.value.delay == 7.0
     assert down.value.delay is None
-    assert "422" in str(refused.value)
+    assert len(fake_provider.calls) == 5  # one call each: no retries inside the client
+    assert "400" in str(refused.value)
     assert TOKEN not in str(refused.value)  # the fake echoed it: it is scrubbed
+    assert AWS_KEY_ID not in str(refused.value)
     first = fake_provider.calls[0]
     if provider == "twilio":
+        assert provider_id == "SM" + "0" * 31 + "1"
         assert first.path == "/2010-04-01/Accounts/AC123/Messages.json"
         sender = Sender.objects.get(tenant=tenant)
         assert first.body == {
@@ -108,12 +125,25 @@ def test_each_provider_client_speaks_its_api_and_classifies_every_answer(
             "StatusCallback": f"http://127.0.0.1:8000/api/v1/receipts/twilio/{sender.pk}/",
         }
     elif provider == "meta":
-        assert first.path == "/1055/messages"
+        assert (provider_id, first.path) == ("wamid.1", "/1055/messages")
         assert first.body["to"] == "14155550123"
         assert first.body["text"] == {"body": "Hi"}
-    else:
-        assert first.path == "/email"
+    elif provider == "postmark":
+        assert (provider_id, first.path) == ("pm-1", "/email")
         assert first.body["From"] == "Acme <news@acme.example.com>"
+    elif provider == "sendgrid":  # anymail's own id, which SendGrid's events carry back
+        assert first.path == "/mail/send"
+        assert first.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert first.body["from"] == {"email": "news@acme.example.com", "name": "Acme"}
+        assert first.body["personalizations"][0]["custom_args"] == {"anymail_id": provider_id}
+    else:
+        assert (provider_id, first.path) == ("0100-ses-1", "/v2/email/outbound-emails")
+        assert f"Credential={AWS_KEY_ID}/" in first.headers["Authorization"]
+        assert "/eu-west-1/ses/aws4_request" in first.headers["Authorization"]
+        assert first.body["ConfigurationSetName"] == "tracking"
+        raw = base64.b64decode(first.body["Content"]["Raw"]["Data"]).decode()
+        assert "From: Acme <news@acme.example.com>" in raw
+        assert "X-Conveyor-Message: 7" in raw
 
 
 @pytest.mark.django_db(transaction=True)
