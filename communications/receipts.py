@@ -184,12 +184,12 @@ def _meta_stop(message: dict[str, Any]) -> Receipt | None:
 def read_anymail(request: HttpRequest, *, esp: str, secrets: Mapping[str, str]) -> list[Receipt]:
     """The receipts of an ESP's tracking webhook, checked and parsed by anymail's own view;
     Forged if unsigned, or if the sender stores nothing to check it with."""
+    if not secrets.get("webhook_secret") and not _signing_secret(esp, secrets):
+        raise Forged(f"The sender stores no webhook_secret to check {esp} receipts with.")
     try:
         view = import_string(ANYMAIL_VIEWS[esp])(**_view_options(esp, secrets))
     except ValueError as error:  # a verification key that is no public key
         raise Forged(f"The sender's {esp} signing key is unreadable: {error}") from None
-    if not view.basic_auth and not _signing_secret(esp, secrets):
-        raise Forged(f"The sender stores no webhook_secret to check {esp} receipts with.")
     if esp == "amazon_ses" and not request.headers.get("Authorization"):
         raise Unauthenticated("Amazon SNS sends its basic auth only when asked for it.")
     try:

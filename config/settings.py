@@ -469,5 +469,8 @@ LOGGING = {
         # WeasyPrint reports each step and page of a PDF at INFO; its warnings still show.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # At DEBUG boto3 logs each signed request (its access key id) and each answer's body.
+        "botocore": {"level": "INFO"},
+        "boto3": {"level": "INFO"},
     },
 }

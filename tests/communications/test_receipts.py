@@ -3,15 +3,19 @@ message's timeline; a forged one is refused and records nothing; STOP and bounce
 
 import base64
 import json
+import uuid
 from urllib.parse import urlencode
 
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.test import Client
 
 from communications.models import Channel, Contact, DeliveryEvent, Message, Sender
 from communications.receipts import meta_signature, twilio_signature
 from communications.services.senders import receipt_url, save_sender
 from jobs.models import Job
+from tests.communications.provider_fakes import FakeProvider
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -215,3 +219,207 @@ def test_another_tenants_message_is_not_touched_by_a_senders_receipt(
 
     theirs.refresh_from_db()
     assert theirs.delivery_status == ""
+
+
+# --- Amazon SES, through Amazon SNS ------------------------------------------------------------
+
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-events"
+
+
+def basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
+
+
+def ses_sender(tenant) -> Sender:
+    return save_sender(
+        tenant=tenant,
+        channel=Channel.EMAIL,
+        provider="amazon_ses",
+        from_address="news@acme.example.com",
+        options={"region": "eu-west-1"},
+        credentials={
+            "access_key_id": "AKIAEXAMPLE",
+            "secret_access_key": "aws-s3cret",
+            "webhook_secret": "sns:hook-s3cret",
+        },
+    )
+
+
+def post_sns(client: Client, sender: Sender, kind: str, fields: dict, *, auth: str | None):
+    """What SNS posts: a JSON document sent as text/plain, its type and id also in headers."""
+    document = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": TOPIC, **fields}
+    headers = {"HTTP_AUTHORIZATION": auth} if auth else {}
+    return client.post(
+        receipt_url(sender),
+        json.dumps(document),
+        content_type="text/plain; charset=UTF-8",
+        HTTP_X_AMZ_SNS_MESSAGE_TYPE=kind,
+        HTTP_X_AMZ_SNS_MESSAGE_ID=document["MessageId"],
+        **headers,
+    )
+
+
+def ses_event(kind: str, message_id: str, details: dict) -> dict:
+    mail = {"messageId": message_id, "destination": ["ada@example.com"], "headers": []}
+    event = {"eventType": kind, "mail": mail, kind.lower(): details}
+    return {"Message": json.dumps(event), "Timestamp": "2026-12-07T10:00:00.000Z"}
+
+
+def bounce(kind: str) -> dict:
+    recipient = {"emailAddress": "ada@example.com", "diagnosticCode": "smtp; 550 5.1.1"}
+    return {"bounceType": kind, "bounceSubType": "General", "bouncedRecipients": [recipient]}
+
+
+def test_ses_events_through_sns_need_the_basic_auth_and_a_hard_bounce_opts_out(
+    client, tenant, run_worker
+):
+    sender = ses_sender(tenant)
+    message = sent_message(tenant, sender, "0100-ses-1")
+    delivered = ses_event("Delivery", "0100-ses-1", {"recipients": ["ada@example.com"]})
+    bounced = ses_event("Bounce", "0100-ses-1", bounce("Permanent"))
+
+    unsigned = post_sns(client, sender, "Notification", bounced, auth=None)
+    forged = post_sns(client, sender, "Notification", bounced, auth=basic("sns:guess"))
+    run_worker()
+    nothing_recorded = not Job.objects.exists() and not opted_out(message)
+    signed = [
+        post_sns(client, sender, "Notification", event, auth=basic("sns:hook-s3cret"))
+        for event in (delivered, bounced)
+    ]
+    run_worker()
+
+    assert (unsigned.status_code, unsigned["WWW-Authenticate"]) == (
+        401,
+        'Basic realm="Conveyor receipts"',
+    )
+    assert forged.status_code == 403
+    assert nothing_recorded
+    assert [answer.status_code for answer in signed] == [200, 200]
+    message.refresh_from_db()
+    assert message.delivery_status == "bounced"
+    assert [e.status for e in message.deliveries.order_by("status")] == ["bounced", "delivered"]
+    assert opted_out(message)
+
+
+def test_an_ses_soft_bounce_fails_the_message_without_opting_out(client, tenant, run_worker):
+    sender = ses_sender(tenant)
+    message = sent_message(tenant, sender, "0100-ses-1")
+
+    post_sns(
+        client,
+        sender,
+        "Notification",
+        ses_event("Bounce", "0100-ses-1", bounce("Transient")),
+        auth=basic("sns:hook-s3cret"),
+    )
+    run_worker()
+
+    message.refresh_from_db()
+    assert message.delivery_status == "failed"
+    assert not opted_out(message)
+
+
+def test_a_signed_sns_subscription_is_confirmed_with_the_senders_keys_at_the_local_endpoint(
+    client, tenant, settings
+):
+    fake = FakeProvider()
+    settings.CONVEYOR_AWS_ENDPOINT_URL = fake.url
+    sender = ses_sender(tenant)
+    confirmation = {"Token": "2336412f37", "SubscribeURL": "https://sns.example.invalid/"}
+    try:
+        forged = post_sns(
+            client, sender, "SubscriptionConfirmation", confirmation, auth=basic("sns:guess")
+        )
+        signed = post_sns(
+            client, sender, "SubscriptionConfirmation", confirmation, auth=basic("sns:hook-s3cret")
+        )
+        settings.CONVEYOR_AWS_ENDPOINT_URL = "http://127.0.0.1:9"  # AWS unreachable
+        unreachable = post_sns(
+            client, sender, "SubscriptionConfirmation", confirmation, auth=basic("sns:hook-s3cret")
+        )
+    finally:
+        fake.close()
+
+    assert (forged.status_code, signed.status_code, unreachable.status_code) == (403, 200, 502)
+    [call] = fake.calls  # the forged one called nothing
+    assert call.body["Action"] == "ConfirmSubscription"
+    assert (call.body["TopicArn"], call.body["Token"]) == (TOPIC, "2336412f37")
+    assert "Credential=AKIAEXAMPLE/" in call.headers["Authorization"]
+    assert "/eu-west-1/sns/aws4_request" in call.headers["Authorization"]
+    assert not Job.objects.exists()
+
+
+# --- SendGrid's signed event webhook -----------------------------------------------------------
+
+
+def sendgrid_signature(key: ec.EllipticCurvePrivateKey, timestamp: str, body: bytes) -> str:
+    """What SendGrid sends in X-Twilio-Email-Event-Webhook-Signature: ECDSA over stamp + body."""
+    signature = key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return base64.b64encode(signature).decode()
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+def test_sendgrid_events_signed_with_its_key_are_recorded_and_others_refused(
+    client, tenant, run_worker
+):
+    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    sender = save_sender(
+        tenant=tenant,
+        channel=Channel.EMAIL,
+        provider="sendgrid",
+        from_address="news@acme.example.com",
+        credentials={"api_key": "k", "webhook_verification_key": base64.b64encode(public).decode()},
+    )
+    message = sent_message(tenant, sender, "7d3c6e0a-anymail-id")
+    events = [
+        {"event": "delivered", "email": "ada@example.com", "timestamp": 1796637600},
+        {"event": "bounce", "email": "ada@example.com", "timestamp": 1796637660, "reason": "550"},
+    ]
+    body = json.dumps([{**e, "anymail_id": "7d3c6e0a-anymail-id"} for e in events]).encode()
+
+    def post(signer: ec.EllipticCurvePrivateKey):
+        return client.post(
+            receipt_url(sender),
+            body,
+            content_type="application/json",
+            HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_TIMESTAMP="1796637700",
+            HTTP_X_TWILIO_EMAIL_EVENT_WEBHOOK_SIGNATURE=sendgrid_signature(
+                signer, "1796637700", body
+            ),
+        )
+
+    forged = post(other)
+    signed = post(key)
+    run_worker()
+
+    assert (forged.status_code, signed.status_code) == (403, 200)
+    message.refresh_from_db()
+    assert message.delivery_status == "bounced"
+    assert [e.status for e in message.deliveries.order_by("occurred_at")] == [
+        "delivered",
+        "bounced",
+    ]
+    assert opted_out(message)
+
+
+def test_an_email_senders_receipts_are_refused_when_it_stores_nothing_to_check_them(client, tenant):
+    sender = save_sender(
+        tenant=tenant,
+        channel=Channel.EMAIL,
+        provider="postmark",
+        from_address="news@acme.example.com",
+        credentials={"api_key": "k"},
+    )
+    sent_message(tenant, sender, "pm-1")
+
+    answer = client.post(
+        receipt_url(sender),
+        {"RecordType": "Delivery", "MessageID": "pm-1", "Recipient": "ada@example.com"},
+        content_type="application/json",
+    )
+
+    assert answer.status_code == 403
+    assert not Job.objects.exists()

@@ -22,6 +22,7 @@ from tests.factories import make_api_key, make_member
 
 TOKEN = "tok_5ecret_never_shown_0042"
 AWS_KEY_ID = "AKIAEXAMPLE0042"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
 @pytest.fixture(autouse=True)
@@ -163,21 +164,25 @@ def test_a_tenants_twilio_sender_carries_its_sms_and_a_429_is_retried_by_the_wor
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("provider", ["twilio", "amazon_ses"])
 def test_a_campaign_batch_calls_a_slow_provider_a_window_at_a_time(
-    tenant, agent, fake_provider, work_until, settings
+    tenant, agent, fake_provider, work_until, settings, provider
 ):
     settings.CONVEYOR_CAMPAIGN_SEND_CONCURRENCY = 5
+    settings.CONVEYOR_AWS_ENDPOINT_URL = fake_provider.url
     fake_provider.delay = 0.1
-    make_sender(tenant, "twilio", fake_provider.url)
+    sender = make_sender(tenant, provider, fake_provider.url)
     contacts = [
-        Contact.objects.create(tenant=tenant, name=f"C{n}", phone=f"+1415555{n:04d}")
+        Contact.objects.create(
+            tenant=tenant, name=f"C{n}", phone=f"+1415555{n:04d}", email=f"c{n}@example.com"
+        )
         for n in range(10)
     ]
 
     campaign = create_campaign(
         tenant=tenant,
         name="Slow provider",
-        channel=Channel.SMS,
+        channel=sender.channel,
         template="welcome",
         contact_ids=[c.pk for c in contacts],
         by=agent,
@@ -185,7 +190,12 @@ def test_a_campaign_batch_calls_a_slow_provider_a_window_at_a_time(
     work_until(lambda: Campaign.objects.get(pk=campaign.pk).finished_at is not None)
 
     campaign.refresh_from_db()
-    assert (campaign.sent, len(fake_provider.calls)) == (10, 10)
+    assert campaign.sent == 10
+    # one call a message (an email campaign also emails its "finished" notice), none retried:
+    # the batch's threads share one client and none of them closed it under another
+    sent = Message.objects.filter(tenant=tenant, channel=sender.channel)
+    attempts = list(sent.values_list("attempts", flat=True))
+    assert (len(fake_provider.calls), set(attempts)) == (len(attempts), {1})
     assert fake_provider.max_in_flight > 1  # the calls overlapped
     assert fake_provider.max_in_flight <= 5
 
@@ -271,6 +281,27 @@ def test_a_sender_without_what_its_provider_needs_is_refused_per_field(tenant, s
 
 
 @pytest.mark.django_db
+def test_an_ses_sender_needs_a_region_and_its_keys_and_takes_no_endpoint_from_the_tenant(tenant):
+    with pytest.raises(ValidationError) as refused:
+        save_sender(
+            tenant=tenant,
+            channel=Channel.EMAIL,
+            provider="amazon_ses",
+            from_address="news@acme.example.com",
+            options={"region": "evil.example.com/", "api_url": "http://127.0.0.1:4566"},
+            credentials={"access_key_id": AWS_KEY_ID},
+        )
+
+    assert refused.value.message_dict == {
+        "settings": [
+            "Unknown setting 'api_url' for amazon_ses.",
+            "region: an AWS region such as eu-west-1.",
+        ],
+        "credentials": ["amazon_ses needs access_key_id, secret_access_key."],
+    }
+
+
+@pytest.mark.django_db
 def test_credentials_are_encrypted_kept_when_not_resent_and_survive_a_key_rotation(
     tenant, settings
 ):
@@ -312,43 +343,68 @@ def admin_api(api_client, tenant_admin, tenant):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_credential_never_appears_in_answers_pages_logs_payloads_or_errors(
-    admin_api, client, tenant_admin, tenant, fake_provider, run_worker, caplog
+    admin_api, client, tenant_admin, tenant, fake_provider, run_worker, caplog, settings
 ):
     caplog.set_level(logging.DEBUG)
+    settings.CONVEYOR_AWS_ENDPOINT_URL = fake_provider.url
     body = {
         "provider": "twilio",
         "from_address": "+1 415 555 0100",
         "settings": {"account_sid": "AC123", "api_url": fake_provider.url},
         "credentials": {"auth_token": TOKEN},
     }
+    ses = {
+        "provider": "amazon_ses",
+        "from_address": "news@acme.example.com",
+        "settings": {"region": "eu-west-1"},
+        "credentials": {"access_key_id": AWS_KEY_ID, "secret_access_key": AWS_SECRET},
+    }
     saved = admin_api.put("/api/v1/senders/sms/", body, format="json")
-    fake_provider.script = [Answer(401), Answer(401)]  # refused, echoing the token
+    saved_ses = admin_api.put("/api/v1/senders/email/", ses, format="json")
+    # refused, each echoing its credential (AWS never sees the secret: the access key id)
+    fake_provider.script = [Answer(401), Answer(400), Answer(400), Answer(400)]
     tested = admin_api.post("/api/v1/senders/sms/test/", {"to": "+14155550123"}, format="json")
+    tested_ses = admin_api.post("/api/v1/senders/email/test/", {"to": "ada@example.com"})
     message = send_message(tenant=tenant, channel=Channel.SMS, recipient="+14155550123", text="x")
+    email = send_message(
+        tenant=tenant, channel=Channel.EMAIL, recipient="ada@example.com", subject="s", text="x"
+    )
     run_worker()
     client.force_login(tenant_admin)
-    sender = Sender.objects.get(tenant=tenant)
+    senders = Sender.objects.filter(tenant=tenant)
     pages = [
         client.get("/admin/communications/sender/").content.decode(),
-        client.get(f"/admin/communications/sender/{sender.pk}/change/").content.decode(),
-        client.get(f"/admin/communications/message/{message.pk}/change/").content.decode(),
+        *[client.get(f"/admin/communications/sender/{s.pk}/change/").content for s in senders],
+        *[
+            client.get(f"/admin/communications/message/{m.pk}/change/").content
+            for m in (message, email)
+        ],
     ]
     answers = [
         saved.content.decode(),
+        saved_ses.content.decode(),
         tested.content.decode(),
+        tested_ses.content.decode(),
         admin_api.get("/api/v1/senders/").content.decode(),
         admin_api.get(f"/api/v1/messages/{message.pk}/").content.decode(),
+        admin_api.get(f"/api/v1/messages/{email.pk}/").content.decode(),
     ]
 
     assert saved.status_code == 200, saved.json()
     assert saved.json()["credentials_stored"] == ["auth_token"]
+    assert saved_ses.json()["credentials_stored"] == ["access_key_id", "secret_access_key"]
     assert tested.json()["result"].startswith("Failed: 401")
+    assert tested_ses.json()["result"].startswith("Failed: The email provider refused it: 400")
     message.refresh_from_db()
-    assert message.status == Message.Status.FAILED
+    email.refresh_from_db()
+    assert (message.status, email.status) == (Message.Status.FAILED, Message.Status.FAILED)
     payloads = [str(job.payload) + job.error_message for job in Job.objects.all()]
-    everything = [*pages, *answers, *payloads, message.error, sender.last_test_result, caplog.text]
-    assert all(TOKEN not in text for text in everything)
+    errors = [message.error, email.error, *[s.last_test_result for s in senders]]
+    everything = [*map(str, pages), *answers, *payloads, *errors, caplog.text]
+    for secret in (TOKEN, AWS_SECRET, AWS_KEY_ID):
+        assert all(secret not in text for text in everything), secret
     assert "[redacted]" in message.error
+    assert "[redacted]" in email.error
 
 
 @pytest.mark.django_db
@@ -388,3 +444,37 @@ def test_a_bad_sender_answers_400_per_field_and_another_tenants_is_404(admin_api
     assert set(bad.json()) >= {"settings", "credentials"}
     assert admin_api.get("/api/v1/senders/sms/").status_code == 404
     assert admin_api.get("/api/v1/senders/fax/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_an_amazon_ses_sender_is_set_up_and_sends_its_test_from_the_admin(
+    client, tenant, tenant_admin, fake_provider, settings
+):
+    settings.CONVEYOR_AWS_ENDPOINT_URL = fake_provider.url
+    client.force_login(tenant_admin)
+    form = {
+        "tenant": tenant.pk,
+        "channel": "email",
+        "provider": "amazon_ses",
+        "from_address": "news@acme.example.com",
+        "settings": '{"region": "eu-west-1"}',
+        "is_active": "on",
+        "secret_access_key_id": AWS_KEY_ID,
+        "secret_secret_access_key": AWS_SECRET,
+        "secret_webhook_secret": "sns:hook-s3cret",
+        "test_to": "ada@example.com",
+    }
+
+    answer = client.post("/admin/communications/sender/add/", form, follow=True)
+
+    page = answer.content.decode()
+    assert "Test: Sent to ada@example.com (provider id 0100-ses-1)." in page
+    sender = Sender.objects.get(tenant=tenant)
+    assert sender.provider == "amazon_ses"
+    assert secrets.decrypt(sender.credentials) == {
+        "access_key_id": AWS_KEY_ID,
+        "secret_access_key": AWS_SECRET,
+        "webhook_secret": "sns:hook-s3cret",
+    }
+    assert fake_provider.calls[0].path == "/v2/email/outbound-emails"
+    assert AWS_SECRET not in page
