@@ -248,14 +248,12 @@ def ses_sender(tenant) -> Sender:
 def post_sns(client: Client, sender: Sender, kind: str, fields: dict, *, auth: str | None):
     """What SNS posts: a JSON document sent as text/plain, its type and id also in headers."""
     document = {"Type": kind, "MessageId": str(uuid.uuid4()), "TopicArn": TOPIC, **fields}
-    headers = {"HTTP_AUTHORIZATION": auth} if auth else {}
+    headers = {"x-amz-sns-message-type": kind, "x-amz-sns-message-id": document["MessageId"]}
     return client.post(
         receipt_url(sender),
         json.dumps(document),
         content_type="text/plain; charset=UTF-8",
-        HTTP_X_AMZ_SNS_MESSAGE_TYPE=kind,
-        HTTP_X_AMZ_SNS_MESSAGE_ID=document["MessageId"],
-        **headers,
+        headers=headers | ({"Authorization": auth} if auth else {}),
     )
 
 
