@@ -48,7 +48,8 @@ class SenderInput(serializers.Serializer):
         child=serializers.CharField(allow_blank=True),
         required=False,
         default=dict,
-        help_text="The provider's non-secret settings (account_sid, phone_number_id, api_url…).",
+        help_text="The provider's non-secret settings (account_sid, phone_number_id, region, "
+        "api_url…).",
     )
     credentials = serializers.DictField(
         child=serializers.CharField(allow_blank=True, trim_whitespace=False),
