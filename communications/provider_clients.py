@@ -1,9 +1,8 @@
 """The providers a tenant's own sender can use, built from its settings and decrypted secrets.
 
 Email goes through django-anymail's backends (SendGrid, Amazon SES, Mailgun, Postmark, Resend,
-Brevo);
-SMS and WhatsApp through Twilio's Messages API, Meta's WhatsApp Cloud API or the generic HTTP
-provider. Every client answers as `providers.py` says: the provider's message id, or
+Brevo); SMS and WhatsApp through Twilio's Messages API, Meta's WhatsApp Cloud API or the generic
+HTTP provider. Every client answers as `providers.py` says: the provider's message id, or
 PermanentSendError / RetryableSendError. No error message carries a credential: each is
 scrubbed of the sender's secret values before it leaves the client.
 """

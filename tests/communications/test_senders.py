@@ -148,18 +148,28 @@ def test_each_provider_client_speaks_its_api_and_classifies_every_answer(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_tenants_twilio_sender_carries_its_sms_and_a_429_is_retried_by_the_worker(
-    tenant, fake_provider, work_until
+@pytest.mark.parametrize(
+    ("provider", "to", "provider_id"),
+    [
+        ("twilio", "+14155550123", "SM" + "0" * 31 + "2"),
+        ("amazon_ses", "ada@example.com", "0100-ses-2"),
+    ],
+)
+def test_a_tenants_sender_carries_its_message_and_a_429_is_retried_by_the_worker(
+    tenant, fake_provider, work_until, settings, provider, to, provider_id
 ):
-    sender = make_sender(tenant, "twilio", fake_provider.url)
+    settings.CONVEYOR_AWS_ENDPOINT_URL = fake_provider.url
+    sender = make_sender(tenant, provider, fake_provider.url)
     fake_provider.script = [Answer(429, {"Retry-After": "0"})]
 
-    message = send_message(tenant=tenant, channel=Channel.SMS, recipient="+14155550123", text="Hi")
+    message = send_message(
+        tenant=tenant, channel=sender.channel, recipient=to, subject="Hello", text="Hi"
+    )
     work_until(lambda: Message.objects.get(pk=message.pk).status == Message.Status.SENT)
 
     message.refresh_from_db()
     assert (message.sender_id, message.attempts) == (sender.pk, 2)
-    assert message.provider_message_id.startswith("SM")
+    assert message.provider_message_id == provider_id
     assert len(fake_provider.calls) == 2
 
 
