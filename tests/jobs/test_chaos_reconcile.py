@@ -1,0 +1,142 @@
+"""Chaos for the reconciler and the schedule loop: `manage.py run_scheduler` and `manage.py
+rqworker` processes, as the procfile runs them, against a redis-server and a PostgreSQL server
+the test starts (tests/servers.py), never the machine's shared ones.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+
+from tests.servers import PrivatePostgres, RedisServer, on_server, spare_port
+from tests.workers import BASE_DIR, _worker_env, wait_for
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+
+
+@dataclass
+class Servers:
+    postgres: PrivatePostgres
+    redis: RedisServer
+
+    def count(self, sql: str) -> int:
+        return self.postgres.count(sql)
+
+    def statuses(self, kind: str) -> list[str]:
+        rows = self.postgres.rows(f"SELECT status FROM jobs_job WHERE kind = '{kind}' ORDER BY 1")
+        return [status for (status,) in rows]
+
+
+@pytest.fixture
+def servers(private_postgres: PrivatePostgres) -> Iterator[Servers]:
+    """The test's PostgreSQL, with every table and a tenant `acme`, and its Redis."""
+    on_server(private_postgres, "create")
+    own = RedisServer(spare_port())
+    own.start()
+    try:
+        yield Servers(private_postgres, own)
+    finally:
+        own.stop()
+
+
+@pytest.fixture
+def process(servers: Servers) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start `manage.py <command>` on the test's servers, in a session of its own."""
+    started: list[subprocess.Popen] = []
+    env = {**_worker_env(), "DATABASE_URL": servers.postgres.url, "REDIS_URL": servers.redis.url}
+
+    def start(*command: str) -> subprocess.Popen:
+        child = subprocess.Popen(
+            [sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, start_new_session=True
+        )
+        started.append(child)
+        return child
+
+    yield start
+    for child in started:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    for child in started:
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def _system(process: Callable[..., subprocess.Popen], *scheduler_options: str) -> None:
+    """The scheduler, and a worker for `default` and for `maintenance` as the procfile runs them."""
+    process("run_scheduler", *scheduler_options)
+    process("rqworker", "default", "--with-scheduler")
+    process("rqworker", "maintenance", "--worker-class", "jobs.runtime.worker.Worker")
+
+
+RECONCILE = "jobs.reconcile_jobs"
+
+
+def test_a_reconcile_run_enqueued_while_redis_was_down_is_handed_over_and_later_runs_follow(
+    servers, process
+):
+    _system(process, "--interval", "1")
+    built_in = "SELECT count(*) FROM jobs_schedule WHERE kind = 'jobs.reconcile_jobs'"
+    wait_for(lambda: servers.count(built_in) == 1, timeout=30)
+
+    servers.redis.stop()  # unreachable from the moment the reconcile run falls due
+    # Every 5 s, as an operator may set it in the admin, so that later runs come quickly.
+    servers.postgres.rows(
+        "UPDATE jobs_schedule SET cron = '', interval_seconds = 5, next_run_at = now()"
+        " WHERE kind = 'jobs.reconcile_jobs' RETURNING id"
+    )
+    on_server(servers.postgres, "enqueue", ("jobs.noop", 1, {}), redis_url=servers.redis.url)
+    wait_for(lambda: servers.statuses(RECONCILE) == ["pending"], timeout=30)
+    time.sleep(6)  # a later run falls due meanwhile: skipped, its previous job is still active
+    assert servers.statuses(RECONCILE) == ["pending"]
+    assert servers.statuses("jobs.noop") == ["pending"]
+
+    servers.redis.start()  # empty
+    back = time.monotonic()
+    wait_for(lambda: servers.statuses(RECONCILE)[-3:] == ["succeeded"] * 3, timeout=60, every=0.5)
+    took = time.monotonic() - back
+    print(f"FIGURE three_runs_after={took:.2f}")
+
+    assert set(servers.statuses(RECONCILE)) == {"succeeded"}
+    assert servers.statuses("jobs.noop") == ["succeeded"]
+    assert took < 30, f"three reconcile runs took {took:.1f} s after Redis came back"
+
+
+def test_5000_jobs_redis_lost_before_they_ran_are_back_within_30_s_and_run_once(servers, process):
+    client = redis.Redis.from_url(servers.redis.url)
+    process("run_scheduler")
+    on_server(servers.postgres, "enqueue", ("jobs.noop", 5000, {}), redis_url=servers.redis.url)
+    assert client.llen("rq:queue:default") == 5000
+    wait_for(lambda: servers.count("SELECT count(*) FROM jobs_schedule") > 0, timeout=30)
+
+    client.flushall()  # before any worker took one
+    lost_at = time.time()
+    process("rqworker", "default", "--with-scheduler")
+    process("rqworker", "maintenance", "--worker-class", "jobs.runtime.worker.Worker")
+    succeeded = "SELECT count(*) FROM jobs_job WHERE status = 'succeeded' AND attempt = 1"
+    wait_for(lambda: servers.count(succeeded) >= 5000, timeout=90, every=0.5)
+
+    [(requeued, last_back)] = servers.postgres.rows(
+        "SELECT count(DISTINCT job_id), extract(epoch FROM max(created_at)) FROM jobs_joblog"
+        " WHERE event = 'requeued'"
+    )
+    assert requeued == 5000
+    back_after = float(last_back) - lost_at
+    print(f"FIGURE back_after={back_after:.2f} done_after={time.time() - lost_at:.2f}")
+    assert back_after < 30, f"the last job was back {back_after:.1f} s after the loss"
+    assert servers.postgres.rows(_STARTS.format(kind="jobs.noop")) == [(5000, 5000)]
+
+
+_STARTS = (
+    "SELECT count(*), count(DISTINCT job_id) FROM jobs_joblog JOIN jobs_job ON jobs_job.id = job_id"
+    " WHERE event = 'started' AND kind = '{kind}'"
+)
