@@ -100,8 +100,12 @@ def repush_if_redis_emptied(*, limit: int = 1000) -> int:
     if not queueing.redis_was_emptied():
         return 0
     deadline = time.monotonic() + BUDGET_SECONDS
-    repushed = repush_lost(cutoff=timezone.now(), limit=limit, deadline=deadline)
-    dispatch.mirror_all()
+    try:
+        repushed = repush_lost(cutoff=timezone.now(), limit=limit, deadline=deadline)
+        dispatch.mirror_all()
+    except Exception:
+        queueing.forget_marker()  # the next tick starts over
+        raise
     if repushed:
         logger.warning("redis had lost its data: %d waiting job(s) handed over again", repushed)
     return repushed

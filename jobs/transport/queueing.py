@@ -585,6 +585,12 @@ def redis_was_emptied() -> bool:
         return False
 
 
+def forget_marker() -> None:
+    """Make the next `redis_was_emptied` say yes: what it started did not finish."""
+    with contextlib.suppress(RedisError):
+        connection().delete(MARKER_KEY)
+
+
 def ping() -> None:
     """Raise RedisError when Redis does not answer."""
     connection().ping()
