@@ -29,9 +29,10 @@ class Servers:
     def count(self, sql: str) -> int:
         return self.postgres.count(sql)
 
-    def statuses(self, kind: str) -> list[str]:
-        rows = self.postgres.rows(f"SELECT status FROM jobs_job WHERE kind = '{kind}' ORDER BY 1")
-        return [status for (status,) in rows]
+    def jobs(self, kind: str) -> dict[str, str]:
+        """Id → status of every job of `kind`."""
+        rows = self.postgres.rows(f"SELECT id, status FROM jobs_job WHERE kind = '{kind}'")
+        return {str(job_id): status for job_id, status in rows}
 
 
 @pytest.fixture
@@ -71,9 +72,8 @@ def process(servers: Servers) -> Iterator[Callable[..., subprocess.Popen]]:
             child.wait()
 
 
-def _system(process: Callable[..., subprocess.Popen], *scheduler_options: str) -> None:
-    """The scheduler, and a worker for `default` and for `maintenance` as the procfile runs them."""
-    process("run_scheduler", *scheduler_options)
+def _workers(process: Callable[..., subprocess.Popen]) -> None:
+    """A worker for `default` and one for `maintenance`, as the procfile runs them."""
     process("rqworker", "default", "--with-scheduler")
     process("rqworker", "maintenance", "--worker-class", "jobs.runtime.worker.Worker")
 
@@ -84,30 +84,45 @@ RECONCILE = "jobs.reconcile_jobs"
 def test_a_reconcile_run_enqueued_while_redis_was_down_is_handed_over_and_later_runs_follow(
     servers, process
 ):
-    _system(process, "--interval", "1")
+    process("run_scheduler", "--interval", "1")
+    _workers(process)
     built_in = "SELECT count(*) FROM jobs_schedule WHERE kind = 'jobs.reconcile_jobs'"
     wait_for(lambda: servers.count(built_in) == 1, timeout=30)
+    # Every 2 s, as an operator may set it in the admin, so that later runs come quickly; the
+    # first run is held back until Redis is down.
+    _reschedule_reconcile(servers, "now() + interval '1 hour'")
+    wait_for(lambda: set(servers.jobs(RECONCILE).values()) <= {"succeeded"}, timeout=30)
+    earlier = set(servers.jobs(RECONCILE))
 
     servers.redis.stop()  # unreachable from the moment the reconcile run falls due
-    # Every 2 s, as an operator may set it in the admin, so that later runs come quickly.
-    servers.postgres.rows(
-        "UPDATE jobs_schedule SET cron = '', interval_seconds = 2, next_run_at = now()"
-        " WHERE kind = 'jobs.reconcile_jobs' RETURNING id"
-    )
+    _reschedule_reconcile(servers, "now()")
     on_server(servers.postgres, "enqueue", ("jobs.noop", 1, {}), redis_url=servers.redis.url)
-    wait_for(lambda: servers.statuses(RECONCILE) == ["pending"], timeout=30)
+    wait_for(lambda: len(servers.jobs(RECONCILE)) > len(earlier), timeout=30)
     time.sleep(3)  # a later run falls due meanwhile: skipped, its previous job is still active
-    assert servers.statuses(RECONCILE) == ["pending"]
-    assert servers.statuses("jobs.noop") == ["pending"]
+    [(stalled, status)] = [
+        item for item in servers.jobs(RECONCILE).items() if item[0] not in earlier
+    ]
+    assert status == "pending"
+    assert list(servers.jobs("jobs.noop").values()) == ["pending"]
 
     servers.redis.start()  # empty
     back = time.monotonic()
-    wait_for(lambda: servers.statuses(RECONCILE)[-3:] == ["succeeded"] * 3, timeout=60, every=0.5)
+    done = (
+        "SELECT count(*) FROM jobs_job WHERE kind = 'jobs.reconcile_jobs' AND status = 'succeeded'"
+    )
+    wait_for(lambda: servers.count(done) >= len(earlier) + 3, timeout=60, every=0.5)
     took = time.monotonic() - back
 
-    assert set(servers.statuses(RECONCILE)) == {"succeeded"}
-    assert servers.statuses("jobs.noop") == ["succeeded"]
+    assert servers.jobs(RECONCILE)[stalled] == "succeeded"
+    assert list(servers.jobs("jobs.noop").values()) == ["succeeded"]
     assert took < 30, f"three reconcile runs took {took:.1f} s after Redis came back"
+
+
+def _reschedule_reconcile(servers: Servers, next_run_at: str) -> None:
+    servers.postgres.rows(
+        f"UPDATE jobs_schedule SET cron = '', interval_seconds = 2, next_run_at = {next_run_at}"
+        " WHERE kind = 'jobs.reconcile_jobs' RETURNING id"
+    )
 
 
 def test_5000_jobs_redis_lost_before_they_ran_are_back_within_30_s_and_run_once(servers, process):
@@ -119,8 +134,7 @@ def test_5000_jobs_redis_lost_before_they_ran_are_back_within_30_s_and_run_once(
 
     client.flushall()  # before any worker took one
     lost_at = time.time()
-    process("rqworker", "default", "--with-scheduler")
-    process("rqworker", "maintenance", "--worker-class", "jobs.runtime.worker.Worker")
+    _workers(process)
     succeeded = "SELECT count(*) FROM jobs_job WHERE status = 'succeeded' AND attempt = 1"
     wait_for(lambda: servers.count(succeeded) >= 5000, timeout=90, every=0.5)
 
