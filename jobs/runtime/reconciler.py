@@ -24,7 +24,7 @@ from django.utils import timezone
 from jobs.models import Job, JobLog
 from jobs.runtime import runner
 from jobs.services import dispatch
-from jobs.services.jobs import add_log, release_if_ready
+from jobs.services.jobs import add_logs, release_if_ready
 from jobs.transport import queueing
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,27 @@ def hand_over_pending(*, limit: int = 1000) -> int:
     )
 
 
+def repush_if_redis_emptied(*, limit: int = 1000) -> int:
+    """The scheduler loop's other share: once Redis is found emptied, re-push every waiting row
+    at once instead of at the next reconcile pass, up to a minute later.
+
+    Every row handed over before this moment is checked: one whose push was still on its way
+    may be delivered twice, which the runner's claim makes harmless.
+    """
+    if not queueing.redis_was_emptied():
+        return 0
+    deadline = time.monotonic() + BUDGET_SECONDS
+    try:
+        repushed = repush_lost(cutoff=timezone.now(), limit=limit, deadline=deadline)
+        dispatch.mirror_all()
+    except Exception:
+        queueing.forget_marker()  # the next tick starts over
+        raise
+    if repushed:
+        logger.warning("redis had lost its data: %d waiting job(s) handed over again", repushed)
+    return repushed
+
+
 def push_pending(*, cutoff: datetime, limit: int) -> int:
     """Hand `pending` rows (Redis was down at enqueue, or the process died) to Redis."""
     with transaction.atomic():
@@ -139,8 +160,7 @@ def _repush_batch(
         rows = list(candidates.order_by("enqueued_at", "pk")[:limit])
         waiting = queueing.is_waiting([job.rq_id for job in rows])
         lost = [job for job, found in zip(rows, waiting, strict=True) if not found]
-        for job in lost:
-            add_log(job, JobLog.Event.REQUEUED, "Redis had lost it; handed over again.")
+        add_logs(lost, JobLog.Event.REQUEUED, "Redis had lost it; handed over again.")
         return rows, queueing.push_many(lost)
 
 

@@ -1,7 +1,8 @@
 """The scheduler loop: `manage.py run_scheduler` runs it; a worker process may run it in a thread.
 
 Each tick enqueues every due schedule (`jobs.services.schedules.run_due_schedules`), hands
-`pending` rows to Redis (`jobs.runtime.reconciler.hand_over_pending`), checks health when the
+`pending` rows to Redis (`jobs.runtime.reconciler.hand_over_pending`), re-pushes every waiting
+row when Redis lost its data (`repush_if_redis_emptied`), checks health when the
 last check is `CONVEYOR_ALERTS["check_seconds"]` old (`jobs.services.health.check_health_if_due`,
 which the alert rules hear), then sleeps until the earliest next run or `max_sleep` seconds,
 whichever is sooner, so edits made in the admin or the API are followed within `max_sleep`.
@@ -23,7 +24,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from jobs.models import Schedule
-from jobs.runtime.reconciler import hand_over_pending
+from jobs.runtime.reconciler import hand_over_pending, repush_if_redis_emptied
 from jobs.services.health import check_health_if_due
 from jobs.services.schedules import ensure_system_schedules, run_due_schedules
 
@@ -63,6 +64,8 @@ def tick(*, max_sleep: float = MAX_SLEEP) -> float:
         # Pending rows (Redis refused them) are handed over here too, not only by the reconcile
         # job: that job may itself be one of them, and its schedule skips a run while it waits.
         hand_over_pending()
+        # A Redis that lost its data has its waiting jobs back within a tick, not a minute.
+        repush_if_redis_emptied()
         check_health_if_due()
         return seconds_to_next_run(max_sleep=max_sleep)
     except Exception:

@@ -8,6 +8,7 @@ enqueued outside a transaction costs one round trip to PostgreSQL.
 import functools
 import json
 from collections.abc import Callable
+from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
@@ -48,8 +49,10 @@ def copy_jobs(jobs: list[Job]) -> None:
         job._state.db = connection.alias
 
 
-def log_many(jobs: list[Job], event: str, message: str, data: dict[str, Any]) -> None:
-    """One log line per job, all alike, with COPY."""
+def log_many(
+    jobs: list[Job], event: str, message: str, data: dict[str, Any], *, at: datetime | None = None
+) -> None:
+    """One log line per job, all alike, with COPY; dated `at`, or each job's creation."""
     if not jobs:
         return
     text = json.dumps(data, cls=DjangoJSONEncoder)
@@ -59,7 +62,7 @@ def log_many(jobs: list[Job], event: str, message: str, data: dict[str, Any]) ->
         cursor.cursor.copy(f"COPY {_LOG} ({_LOG_COLUMNS}) FROM STDIN") as copy,
     ):
         for job in jobs:
-            copy.write_row((job.pk, job.tenant_id, job.created_at, *alike))
+            copy.write_row((job.pk, job.tenant_id, at or job.created_at, *alike))
 
 
 @functools.cache

@@ -44,6 +44,11 @@ def add_log(
     )
 
 
+def add_logs(jobs: list[Job], event: str, message: str) -> None:
+    """Append the same line to each job's log, in one statement."""
+    inserts.log_many(jobs, event, message, {}, at=timezone.now())
+
+
 def check_queue(name: str) -> str:
     if name not in settings.CONVEYOR_QUEUES:
         known = ", ".join(settings.CONVEYOR_QUEUES)

@@ -44,6 +44,8 @@ LEGACY_EXECUTE = ("jobs.runner.execute",)
 PAUSED_KEY = fair.PAUSED_QUEUES_KEY
 CANCEL_KEY = "conveyor:cancel:{}"
 CANCEL_FLAG_TTL = 7 * 24 * 3600
+# Kept in Redis for good: when it is gone, so is everything else (restarted empty, flushed).
+MARKER_KEY = "conveyor:marker"
 
 
 _connection: Redis | None = None
@@ -570,6 +572,23 @@ def waiting_by_priority(queue: str) -> dict[str, int]:
             pipe.llen(get_rq_queue(name).key)
         counts = pipe.execute()
     return dict(zip(settings.CONVEYOR_PRIORITIES, counts, strict=True))
+
+
+def redis_was_emptied() -> bool:
+    """Whether Redis lost its data since anyone last asked: this caller alone is told so.
+
+    The first call on a new Redis says yes too; a Redis that does not answer says no.
+    """
+    try:
+        return bool(connection().set(MARKER_KEY, utcformat(timezone.now()), nx=True))
+    except RedisError:
+        return False
+
+
+def forget_marker() -> None:
+    """Make the next `redis_was_emptied` say yes: what it started did not finish."""
+    with contextlib.suppress(RedisError):
+        connection().delete(MARKER_KEY)
 
 
 def ping() -> None:

@@ -9,24 +9,21 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from jobs.errors import LeaseLost, RetryableError
-from jobs.models import Job, JobLog, OnceMarker, Schedule
+from jobs.models import Job, JobLog, OnceMarker
 from jobs.runtime import runner
 from jobs.runtime.context import JobContext
 from jobs.runtime.reconciler import reconcile, rescue_orphans
-from jobs.runtime.scheduler import tick
 from jobs.runtime.supervisor import Death, settle_dead_worker
 from jobs.selectors.queues import health_report
 from jobs.services.cleanup import clean_up_jobs
-from jobs.services.jobs import enqueue_job, enqueue_jobs
-from jobs.services.schedules import ensure_system_schedules
+from jobs.services.jobs import enqueue_job
 from jobs.transport import queueing
 from tenants.models import Tenant
-from tests.servers import redis_server, spare_port
 
 
 def _started(tenant: Tenant, **options) -> Job:
@@ -133,42 +130,6 @@ def test_the_idempotency_key_is_the_same_for_every_attempt(tenant):
 
     assert JobContext(first).idempotency_key == JobContext(second).idempotency_key
     assert JobContext(first).idempotency_key == f"conveyor-{first.pk}"
-
-
-def test_5000_jobs_redis_lost_are_back_in_one_pass(tenant, settings):
-    port = spare_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    own = {name: {**config, "URL": url} for name, config in settings.RQ_QUEUES.items()}
-    with override_settings(RQ_QUEUES=own):
-        with redis_server(port):
-            jobs = enqueue_jobs(tenant=tenant, kind="jobs.noop", payloads=[{}] * 5000)
-        with redis_server(port):  # restarted empty
-            started = time.monotonic()
-            outcome = reconcile(settle_seconds=0)
-            elapsed = time.monotonic() - started
-            waiting = queueing.is_waiting([job.rq_id for job in jobs[::250]])
-
-    assert outcome.repushed == 5000
-    assert elapsed < 30
-    assert all(waiting)
-
-
-def test_a_reconcile_job_left_pending_by_a_redis_outage_is_handed_over_by_the_scheduler(settings):
-    port = spare_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    own = {name: {**config, "URL": url} for name, config in settings.RQ_QUEUES.items()}
-    with override_settings(RQ_QUEUES=own):
-        schedule = next(s for s in ensure_system_schedules() if s.kind == "jobs.reconcile_jobs")
-        Schedule.objects.filter(pk=schedule.pk).update(next_run_at=timezone.now())
-        tick()  # Redis is down at the moment the run is enqueued
-        job = Job.objects.get(schedule=schedule)
-        assert job.status == Job.Status.PENDING
-        Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(minutes=1))
-
-        with redis_server(port):
-            tick()
-            assert Job.objects.get(pk=job.pk).status == Job.Status.QUEUED
-            assert queueing.is_waiting([job.rq_id]) == [True]
 
 
 def test_health_is_degraded_when_no_reconcile_pass_completed_recently(tenant, settings):
