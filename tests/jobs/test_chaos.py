@@ -159,6 +159,15 @@ def _succeeded(server: PrivatePostgres) -> int:
         return -1
 
 
+def _running(server: PrivatePostgres) -> bool:
+    return (
+        server.count(
+            f"SELECT count(*) FROM jobs_job WHERE status = 'started' AND kind = '{SLOW[0]}'"
+        )
+        > 0
+    )
+
+
 def _all_settled(server: PrivatePostgres, total: int, *, reconcile: bool) -> bool:
     """Whether every job succeeded; if not, maybe run a reconciliation pass as the schedule would.
 
@@ -191,7 +200,10 @@ def test_a_postgres_restarted_under_running_workers_loses_no_job_and_records_eac
         session_worker("email", database_url=server.url),  # idle through the outage
     ]
     on_server(server, "create", SLOW, QUICK)
-    wait_for(lambda: _succeeded(server) >= 10 + QUICK[1], timeout=30, every=0.1)
+    # Stop it while a slow job runs (a loaded machine can leave both workers between jobs).
+    wait_for(
+        lambda: _succeeded(server) >= 10 + QUICK[1] and _running(server), timeout=30, every=0.05
+    )
 
     finished = "SELECT id FROM jobs_job WHERE status = 'succeeded'"
     finished_before = ", ".join(f"'{job_id}'" for (job_id,) in server.rows(finished))
