@@ -18,6 +18,7 @@ from tenants import access
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.selectors import get_role, roles_by_tenant
 from tenants.services import (
+    SETTINGS_FIELDS,
     add_member,
     create_api_key,
     pause_tenant,
@@ -27,9 +28,6 @@ from tenants.services import (
     revoke_api_key,
     set_role,
 )
-
-# What only platform operators change: how a tenant's jobs are dispatched among all tenants'.
-OPERATOR_FIELDS = ("weight", "paused_queues", "backlog_caps")
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Any]
@@ -201,7 +199,8 @@ def _tenant_params(request: HttpRequest) -> set[str] | None:
 @admin.register(Tenant)
 class TenantAdmin(_ModelAdmin):
     """Superusers add and delete tenants and set how their jobs are dispatched (weight, paused
-    queues, backlog caps); owners may change their tenant's limits."""
+    queues, backlog caps, rate and concurrency limits); owners change what the owners' API
+    changes (`SETTINGS_FIELDS`), every other field is read-only to them."""
 
     list_display = ("name", "slug", "is_active", "weight", "paused", "created_at")
     list_filter = ("is_active",)
@@ -215,7 +214,12 @@ class TenantAdmin(_ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if request.user.is_superuser:
             return ("created_at",)
-        return ("name", "slug", "is_active", *OPERATOR_FIELDS, "created_at")
+        # A field owners may not change is left out of the form, so a crafted POST cannot set it.
+        return tuple(
+            field.name
+            for field in Tenant._meta.fields
+            if not field.primary_key and field.name not in SETTINGS_FIELDS
+        )
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         """Dispatch of a tenant's jobs concerns every tenant's: platform operators only."""
