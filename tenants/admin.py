@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from weakref import WeakKeyDictionary
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
@@ -64,6 +65,13 @@ class TenantScopedAdminMixin(_ModelAdmin):
     """
 
     access_area: str = ""
+    # Actions and custom admin views (by name: an action's, or a URL's name after
+    # "<app>_<model>_") that follow another area of the matrix than `access_area`.
+    other_areas: ClassVar[dict[str, str]] = {}
+
+    def area_of(self, name: str) -> str:
+        """The area of the matrix the action or custom admin view `name` follows."""
+        return self.other_areas.get(name, self.access_area)
 
     @property
     def access_rule(self) -> access.Rule:
@@ -116,6 +124,19 @@ class TenantScopedAdminMixin(_ModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ScopedChangeList
+
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Any]:
+        """Only the actions the user may take in some tenant: the write role of their area."""
+        actions = super().get_actions(request, action_location)
+        if request.user.is_superuser:
+            return actions
+        return {
+            name: action
+            for name, action in actions.items()
+            if tenant_ids_with(request, access.required_role(self.area_of(name), write=True))
+        }
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or bool(self.visible_tenant_ids(request))

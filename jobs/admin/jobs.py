@@ -151,6 +151,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
     """The jobs console: list, filter, inspect, and act through the services."""
 
     access_area = "jobs"
+    other_areas = {"discard": "job_discard"}  # deletes for good
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
