@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -58,6 +59,9 @@ EVERYWHERE = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
 
 Outcome = Callable[[Job, Any], str]
 
+# jobs.services.jobs.check_rerun refused: an internal kind, or a kind above the user's role.
+NOT_RERUN = "not yours to run again (an internal kind, or one above your role)"
+
 
 def cancel_one(job: Job, by: Any) -> str:
     if job.status == Job.Status.CANCELED:
@@ -76,6 +80,8 @@ def retry_one(job: Job, by: Any) -> str:
         retry_job(job, by=by)
     except InvalidTransition:
         return "held back by an active job with the same idempotency key"
+    except PermissionDenied:
+        return NOT_RERUN
     return "retried"
 
 
@@ -86,6 +92,8 @@ def retry_now_one(job: Job, by: Any) -> str:
         retry_now(job, by=by)
     except InvalidTransition:
         return "started meanwhile"
+    except PermissionDenied:
+        return NOT_RERUN
     return "moved to now"
 
 

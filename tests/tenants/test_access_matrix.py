@@ -39,6 +39,7 @@ from communications.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from jobs.admin.jobs import NOT_RERUN
 from jobs.models import Batch, Job, JobLog, OnceMarker, Schedule
 from reports.models import Report
 from tenants import access
@@ -46,6 +47,7 @@ from tenants.admin import TenantScopedAdminMixin
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.permissions import HasTenantRole
 from tests.factories import make_api_key, make_member
+from tests.jobs import kinds  # noqa: F401 (registers tests.for_admins)
 from workflows.models import Automation, Workflow, WorkflowStep
 
 ROLES = [Role.VIEWER, Role.AGENT, Role.ADMIN, Role.OWNER]
@@ -666,3 +668,79 @@ def test_members_read_only_their_own_notifications_in_the_admin(tenant, members)
     assert other.status_code != 200
     assert mine.pk
 
+
+# --- Running a job again asks what enqueueing it asks (jobs.services.jobs.check_rerun) --------
+
+INTERNAL = "reports.generate_report"
+
+
+def _ended(tenant: Tenant, kind: str, status: str = Job.Status.FAILED) -> Job:
+    due = timezone.now() + timedelta(hours=1) if status == Job.Status.RETRYING else None
+    return Job.objects.create(
+        tenant=tenant, kind=kind, queue="default", timeout=60, status=status, scheduled_at=due
+    )
+
+
+def _api(user: User, tenant: Tenant, path: str, body: dict[str, Any] | None = None) -> Any:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client.post(f"/api/v1/jobs/{path}", body or {}, format="json", HTTP_X_TENANT=tenant.slug)
+
+
+@pytest.mark.parametrize(("path", "status"), [("retry", "failed"), ("retry-now", "retrying")])
+def test_no_member_runs_a_job_of_an_internal_kind_again_through_the_api(
+    tenant, members, path, status
+):
+    job = _ended(tenant, INTERNAL, status)
+
+    answers = [_api(members[role], tenant, f"{job.pk}/{path}/") for role in ROLES[1:]]
+    bulk = _api(members[Role.OWNER], tenant, "bulk-retry/", {"ids": [str(job.pk)]})
+
+    assert [answer.status_code for answer in answers] == [403, 403, 403]
+    assert "is internal" in answers[-1].json()["detail"]
+    assert bulk.json() == {"retried": 0, "skipped": 1}
+    job.refresh_from_db()
+    assert job.status == status
+
+
+def test_an_operator_retries_a_job_of_an_internal_kind(tenant):
+    operator = User.objects.create_superuser("operator", "operator@example.com", "pw")
+    job = _ended(tenant, INTERNAL)
+
+    response = _api(operator, tenant, f"{job.pk}/retry/")
+
+    assert response.status_code == 202
+    job.refresh_from_db()
+    assert job.status != Job.Status.FAILED
+
+
+def test_running_a_public_kind_again_needs_the_role_that_may_enqueue_it(tenant, members):
+    job = _ended(tenant, "tests.for_admins")
+
+    by_agent = _api(members[Role.AGENT], tenant, f"{job.pk}/retry/")
+    by_admin = _api(members[Role.ADMIN], tenant, f"{job.pk}/retry/")
+
+    assert by_agent.status_code == 403
+    assert "needs the admin role" in by_agent.json()["detail"]
+    assert by_admin.status_code == 202
+
+
+@pytest.mark.parametrize(("action", "status"), [("retry", "failed"), ("retry_now", "retrying")])
+def test_the_admins_retry_actions_leave_an_internal_kinds_job_to_operators(
+    tenant, members, admin_client, action, status
+):
+    job = _ended(tenant, INTERNAL, status)
+    owner = Client()
+    owner.force_login(members[Role.OWNER])
+    changelist = reverse("admin:jobs_job_changelist")
+    chosen = {"action": action, "index": "0", "_selected_action": [str(job.pk)], "confirm": "yes"}
+
+    refused = owner.post(changelist, chosen, follow=True)
+    job.refresh_from_db()
+    status_after_owner = job.status
+    admin_client.post(changelist, chosen)
+    job.refresh_from_db()
+
+    assert status_after_owner == status
+    assert NOT_RERUN in refused.content.decode()
+    assert job.status != status
