@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.options import ActionLocation
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -536,6 +537,9 @@ def test_every_admin_action_and_custom_view_has_a_case_and_names_an_area_of_the_
         assert model_admin.area_of(_short(name, model_admin)) in access.MATRIX, name
     for model_admin in SCOPED.values():
         assert set(model_admin.other_areas) <= named, model_admin
+        # The cases act through the changelist: an action only on the change form needs its own.
+        on_form = model_admin.get_actions(_superuser_request(), ActionLocation.CHANGE_FORM)
+        assert set(on_form) <= set(model_admin.get_actions(_superuser_request())), model_admin
 
 
 @pytest.mark.parametrize(
@@ -583,6 +587,40 @@ def test_each_staff_user_meets_the_matrix_on_every_custom_admin_view(tenant, sta
         expected = _may(who, rule, write=view.write, tenant_data=view.tenant_data)
         assert got is expected, (who, response.status_code)
         assert response.status_code < 500
+
+
+EDITABLE_LISTS = [
+    (model, field) for model, model_admin in SCOPED.items() for field in model_admin.list_editable
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "field"), EDITABLE_LISTS, ids=[f"{m.__name__}.{f}" for m, f in EDITABLE_LISTS]
+)
+def test_each_staff_user_meets_the_matrix_on_every_field_edited_in_a_changelist(
+    tenant, staff, model, field
+):
+    rule = SCOPED[model].access_rule
+    row = ROWS[model](tenant, staff[Role.OWNER])
+    flipped = not getattr(row, field)  # a boolean: a new kind of field needs a new value here
+    meta = model._meta
+    changelist = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
+    form = {"form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "_save": "Save"}
+    form[f"form-0-{meta.pk.name}"] = str(row.pk)
+    if flipped:
+        form[f"form-0-{field}"] = "on"  # an unticked box is simply left out
+    before = _world(row)
+
+    for who, user in staff.items():
+        client = Client()
+        client.force_login(user)
+        with transaction.atomic():
+            response = client.post(changelist, form)
+            changed = _world(row) != before
+            transaction.set_rollback(True)
+
+        assert response.status_code in (200, 302, 403), (who, response.status_code)
+        assert changed is _may(who, rule, write=True), (who, response.status_code)
 
 
 # --- The holes the matrix closes, tried directly ----------------------------------------------
@@ -744,3 +782,19 @@ def test_the_admins_retry_actions_leave_an_internal_kinds_job_to_operators(
     assert status_after_owner == status
     assert NOT_RERUN in refused.content.decode()
     assert job.status != status
+
+
+def test_only_operators_pause_and_resume_a_tenants_work_in_the_admin(tenant, members, admin_client):
+    changelist = reverse("admin:tenants_tenant_changelist")
+    chosen = {"action": "pause_work", "index": "0", "_selected_action": [str(tenant.pk)]}
+    owner = Client()
+    owner.force_login(members[Role.OWNER])
+
+    owner.post(changelist, chosen)
+    tenant.refresh_from_db()
+    paused_by_the_owner = tenant.paused_queues
+    admin_client.post(changelist, chosen)
+    tenant.refresh_from_db()
+
+    assert paused_by_the_owner == []
+    assert tenant.paused_queues == ["*"]
