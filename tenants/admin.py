@@ -61,7 +61,9 @@ class TenantScopedAdminMixin(_ModelAdmin):
     change and delete them, in those tenants only; an area of own rows shows members only the
     rows whose `user` they are. Superusers see and do everything. A plain "tenant" in
     `list_filter` offers only the tenants the user can see, and a tenant the user cannot see
-    filters to nothing; actions should work on `editable_queryset(request, queryset)`.
+    filters to nothing; actions should work on `editable_queryset(request, queryset)`. An action
+    or custom view that follows another area names it in `other_areas`; an action is offered
+    only to users with its area's write role in some tenant.
     """
 
     access_area: str = ""

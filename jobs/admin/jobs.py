@@ -101,9 +101,6 @@ CHANGED = {"canceled", "asked to stop", "retried", "moved to now", "discarded"}
 DONE = {"cancel": "canceled", "retry": "retried", "run now": "moved to now", "discard": "discarded"}
 
 
-DISCARD_ROLE = access.required_role("job_discard", write=True)
-
-
 def may_see_dashboard(request: HttpRequest) -> bool:
     """Queue statistics and health: superusers, and tenant admins for their tenants (§2)."""
     if request.user.is_superuser:
@@ -241,7 +238,11 @@ class JobAdmin(ReadOnlyRecordAdmin):
         return request.user.is_superuser or bool(self.editable_tenant_ids(request))
 
     def has_discard_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or bool(self._tenants_with(request, DISCARD_ROLE))
+        return request.user.is_superuser or bool(self._tenants_with(request, self.discard_role))
+
+    @property
+    def discard_role(self) -> str:
+        return access.required_role(self.area_of("discard"), write=True)
 
     def _tenants_with(self, request: HttpRequest, role: str) -> list[int]:
         return tenant_ids_with(request, role)
@@ -469,7 +470,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
         location=EVERYWHERE,
     )
     def discard(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
-        jobs = self._actionable(request, queryset, DISCARD_ROLE)
+        jobs = self._actionable(request, queryset, self.discard_role)
         page = self._confirm(request, queryset, jobs, "discard", (Job.Status.FAILED,))
         if page is not None:
             return page
