@@ -6,7 +6,7 @@ field (`{"payload": {"seconds": ["This field is required."]}}`).
 
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist, SuspiciousOperation
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from redis.exceptions import RedisError
 from rest_framework import exceptions, status
@@ -58,6 +58,8 @@ def _as_api_exception(exc: Exception) -> Exception:
         return exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         )
+    if isinstance(exc, PermissionDenied) and exc.args:  # a service's refusal says why
+        return exceptions.PermissionDenied(str(exc))
     if isinstance(exc, TooSoon):
         return exceptions.Throttled(wait=exc.retry_after, detail=str(exc))
     if isinstance(exc, DomainError):

@@ -269,6 +269,25 @@ def public_kinds(role: str | None = None) -> list[JobKind]:
     ]
 
 
+def rerun_refusal(name: str, *, role: str | None) -> str:
+    """Why a member with `role` may not run a job of kind `name` again by hand ("" if they may).
+
+    Retrying a job (or moving its next attempt to now) runs its kind once more on the member's
+    command, so it asks what enqueueing asks: a public kind needs its `role`. An internal kind
+    runs again only as the engine runs it by itself (its attempts, the reconciler, the product's
+    own services) or when an operator retries it.
+    """
+    try:
+        kind = get_kind(name)
+    except UnknownKind:
+        return f"{name!r} is not a registered kind: only operators retry its jobs."
+    if not kind.public:
+        return f"{kind.name!r} is internal: the product runs it again itself, operators by hand."
+    if role is None or Role.rank(role) < Role.rank(kind.role):
+        return f"Running {kind.name!r} again needs the {kind.role} role or higher; yours is {role}."
+    return ""
+
+
 def tenant_option_errors(
     kind: JobKind,
     *,

@@ -24,6 +24,7 @@ class Rule:
 MATRIX: dict[str, Rule] = {
     "jobs": Rule(read=Role.VIEWER, write=Role.AGENT),
     "job_discard": Rule(read=Role.VIEWER, write=Role.ADMIN),
+    "once_markers": Rule(read=Role.VIEWER, write=Role.ADMIN),  # deleting one lets it happen again
     "messages": Rule(read=Role.VIEWER, write=Role.AGENT),
     "campaigns": Rule(read=Role.VIEWER, write=Role.AGENT),
     "contacts": Rule(read=Role.VIEWER, write=Role.AGENT),

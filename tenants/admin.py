@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from weakref import WeakKeyDictionary
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
@@ -18,6 +19,7 @@ from tenants import access
 from tenants.models import ApiKey, Membership, Role, Tenant
 from tenants.selectors import get_role, roles_by_tenant
 from tenants.services import (
+    SETTINGS_FIELDS,
     add_member,
     create_api_key,
     pause_tenant,
@@ -27,9 +29,6 @@ from tenants.services import (
     revoke_api_key,
     set_role,
 )
-
-# What only platform operators change: how a tenant's jobs are dispatched among all tenants'.
-OPERATOR_FIELDS = ("weight", "paused_queues", "backlog_caps")
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin[Any]
@@ -62,10 +61,19 @@ class TenantScopedAdminMixin(_ModelAdmin):
     change and delete them, in those tenants only; an area of own rows shows members only the
     rows whose `user` they are. Superusers see and do everything. A plain "tenant" in
     `list_filter` offers only the tenants the user can see, and a tenant the user cannot see
-    filters to nothing; actions should work on `editable_queryset(request, queryset)`.
+    filters to nothing; actions should work on `editable_queryset(request, queryset)`. An action
+    or custom view that follows another area names it in `other_areas`; an action is offered
+    only to users with its area's write role in some tenant.
     """
 
     access_area: str = ""
+    # Actions and custom admin views (by name: an action's, or a URL's name after
+    # "<app>_<model>_") that follow another area of the matrix than `access_area`.
+    other_areas: ClassVar[dict[str, str]] = {}
+
+    def area_of(self, name: str) -> str:
+        """The area of the matrix the action or custom admin view `name` follows."""
+        return self.other_areas.get(name, self.access_area)
 
     @property
     def access_rule(self) -> access.Rule:
@@ -118,6 +126,19 @@ class TenantScopedAdminMixin(_ModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ScopedChangeList
+
+    def get_actions(
+        self, request: HttpRequest, action_location: ActionLocation = ActionLocation.CHANGE_LIST
+    ) -> dict[str, Any]:
+        """Only the actions the user may take in some tenant: the write role of their area."""
+        actions = super().get_actions(request, action_location)
+        if request.user.is_superuser:
+            return actions
+        return {
+            name: action
+            for name, action in actions.items()
+            if tenant_ids_with(request, access.required_role(self.area_of(name), write=True))
+        }
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or bool(self.visible_tenant_ids(request))
@@ -201,7 +222,8 @@ def _tenant_params(request: HttpRequest) -> set[str] | None:
 @admin.register(Tenant)
 class TenantAdmin(_ModelAdmin):
     """Superusers add and delete tenants and set how their jobs are dispatched (weight, paused
-    queues, backlog caps); owners may change their tenant's limits."""
+    queues, backlog caps, rate and concurrency limits); owners change what the owners' API
+    changes (`SETTINGS_FIELDS`), every other field is read-only to them."""
 
     list_display = ("name", "slug", "is_active", "weight", "paused", "created_at")
     list_filter = ("is_active",)
@@ -215,7 +237,12 @@ class TenantAdmin(_ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if request.user.is_superuser:
             return ("created_at",)
-        return ("name", "slug", "is_active", *OPERATOR_FIELDS, "created_at")
+        # A field owners may not change is left out of the form, so a crafted POST cannot set it.
+        return tuple(
+            field.name
+            for field in Tenant._meta.fields
+            if not field.primary_key and field.name not in SETTINGS_FIELDS
+        )
 
     def has_operate_permission(self, request: HttpRequest) -> bool:
         """Dispatch of a tenant's jobs concerns every tenant's: platform operators only."""

@@ -78,6 +78,7 @@ class ContactAdmin(ContactImportExportMixin, TenantScopedAdminMixin):
 
     form = ContactForm
     access_area = "contacts"
+    other_areas = dict.fromkeys(("import", "process_import", "export"), "contact_transfers")
     list_display = (
         "__str__",
         "email",

@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.contrib.admin.utils import flatten_fieldsets
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -58,6 +59,9 @@ EVERYWHERE = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
 
 Outcome = Callable[[Job, Any], str]
 
+# jobs.services.jobs.check_rerun refused: an internal kind, or a kind above the user's role.
+NOT_RERUN = "not yours to run again (an internal kind, or one above your role)"
+
 
 def cancel_one(job: Job, by: Any) -> str:
     if job.status == Job.Status.CANCELED:
@@ -76,6 +80,8 @@ def retry_one(job: Job, by: Any) -> str:
         retry_job(job, by=by)
     except InvalidTransition:
         return "held back by an active job with the same idempotency key"
+    except PermissionDenied:
+        return NOT_RERUN
     return "retried"
 
 
@@ -86,14 +92,13 @@ def retry_now_one(job: Job, by: Any) -> str:
         retry_now(job, by=by)
     except InvalidTransition:
         return "started meanwhile"
+    except PermissionDenied:
+        return NOT_RERUN
     return "moved to now"
 
 
 CHANGED = {"canceled", "asked to stop", "retried", "moved to now", "discarded"}
 DONE = {"cancel": "canceled", "retry": "retried", "run now": "moved to now", "discard": "discarded"}
-
-
-DISCARD_ROLE = access.required_role("job_discard", write=True)
 
 
 def may_see_dashboard(request: HttpRequest) -> bool:
@@ -151,6 +156,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
     """The jobs console: list, filter, inspect, and act through the services."""
 
     access_area = "jobs"
+    other_areas = {"discard": "job_discard"}  # deletes for good
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
@@ -232,7 +238,11 @@ class JobAdmin(ReadOnlyRecordAdmin):
         return request.user.is_superuser or bool(self.editable_tenant_ids(request))
 
     def has_discard_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_superuser or bool(self._tenants_with(request, DISCARD_ROLE))
+        return request.user.is_superuser or bool(self._tenants_with(request, self.discard_role))
+
+    @property
+    def discard_role(self) -> str:
+        return access.required_role(self.area_of("discard"), write=True)
 
     def _tenants_with(self, request: HttpRequest, role: str) -> list[int]:
         return tenant_ids_with(request, role)
@@ -460,7 +470,7 @@ class JobAdmin(ReadOnlyRecordAdmin):
         location=EVERYWHERE,
     )
     def discard(self, request: HttpRequest, queryset: QuerySet[Job]) -> TemplateResponse | None:
-        jobs = self._actionable(request, queryset, DISCARD_ROLE)
+        jobs = self._actionable(request, queryset, self.discard_role)
         page = self._confirm(request, queryset, jobs, "discard", (Job.Status.FAILED,))
         if page is not None:
             return page

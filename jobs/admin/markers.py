@@ -15,7 +15,7 @@ from tenants.admin import TenantScopedAdminMixin
 
 @admin.register(OnceMarker)
 class OnceMarkerAdmin(TenantScopedAdminMixin):
-    access_area = "jobs"
+    access_area = "once_markers"
     list_display = ("name", "tenant", "job_id", "created_at")
     list_filter = ("tenant",)
     search_fields = ("name", "=job_id")

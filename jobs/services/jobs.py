@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, QuerySet
 from django.db.models.base import ModelState
@@ -17,12 +18,13 @@ from rest_framework import serializers
 
 from jobs import tracing
 from jobs.errors import BacklogFull, InvalidTransition, Throttled, UnknownKind, UnknownQueue
-from jobs.kinds import JobKind, get_kind
+from jobs.kinds import JobKind, get_kind, rerun_refusal
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
 from jobs.services import inserts
 from jobs.signals import job_finished
 from jobs.transport import queueing
 from tenants.models import Tenant
+from tenants.selectors import get_role
 from tenants.users import Actor, acting_user
 
 logger = logging.getLogger(__name__)
@@ -605,9 +607,23 @@ def cancel_job(job: Job, *, by: Actor = None) -> Job:
     return job
 
 
+def check_rerun(job: Job, *, by: Actor) -> None:
+    """Refuse (PermissionDenied) a tenant's member asking `job` to run again beyond what they may
+    enqueue (`jobs.kinds.rerun_refusal`); the system itself (`by=None`) and operators may."""
+    if by is None:
+        return
+    user = acting_user(by)
+    if user is not None and user.is_superuser:
+        return
+    reason = rerun_refusal(job.kind, role=get_role(user, job.tenant) if user else None)
+    if reason:
+        raise PermissionDenied(reason)
+
+
 @transaction.atomic
 def retry_job(job: Job, *, by: Actor = None) -> Job:
-    """Give a failed or canceled job a fresh set of attempts."""
+    """Give a failed or canceled job a fresh set of attempts (`check_rerun` decides who may)."""
+    check_rerun(job, by=by)
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in Job.RETRYABLE:
         raise InvalidTransition(
@@ -652,7 +668,8 @@ def cancel_jobs(jobs: QuerySet[Job], *, by: Actor = None) -> dict[str, int]:
 
 
 def retry_jobs(jobs: QuerySet[Job], *, by: Actor = None) -> dict[str, int]:
-    """Retry every failed or canceled job of `jobs`; returns how many were retried or skipped."""
+    """Retry every failed or canceled job of `jobs` that `by` may run again; returns how many were
+    retried or skipped."""
     counts = {"retried": 0, "skipped": 0}
     for job in jobs.iterator(chunk_size=500):
         try:
@@ -660,7 +677,7 @@ def retry_jobs(jobs: QuerySet[Job], *, by: Actor = None) -> dict[str, int]:
                 raise InvalidTransition(job.status)
             retry_job(job, by=by)
             counts["retried"] += 1
-        except InvalidTransition:
+        except (InvalidTransition, PermissionDenied):
             counts["skipped"] += 1
     return counts
 
@@ -686,7 +703,9 @@ def discard_jobs(
 
 @transaction.atomic
 def retry_now(job: Job, *, by: Actor = None) -> Job:
-    """Run a retrying or scheduled job now instead of at its due time."""
+    """Run a retrying or scheduled job now instead of at its due time (`check_rerun` decides
+    who may)."""
+    check_rerun(job, by=by)
     job = Job.objects.select_for_update().get(pk=job.pk)
     if job.status not in (Job.Status.RETRYING, Job.Status.SCHEDULED):
         raise InvalidTransition(

@@ -11,7 +11,7 @@ from django.db import transaction
 from jobs.errors import RetryableError
 from jobs.kinds import job_kind
 from jobs.runtime.context import JobContext
-from tenants.models import Tenant
+from tenants.models import Role, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,11 @@ def two_at_once(ctx: JobContext, *, seconds: float = 0.3) -> dict[str, Any]:
 @job_kind("tests.email_noop", queue="email", public=True)
 def email_noop(ctx: JobContext, **payload: Any) -> None:
     """A no-op on the email queue."""
+
+
+@job_kind("tests.for_admins", queue="default", public=True, role=Role.ADMIN)
+def for_admins(ctx: JobContext, **payload: Any) -> None:
+    """A no-op that only a tenant's admins and owners may enqueue (or run again)."""
 
 
 @job_kind("tests.collect", queue="default", public=True)

@@ -256,13 +256,18 @@ def test_revoking_selected_keys_skips_tenants_where_the_user_only_views(
     assert [str(m) for m in get_messages(response.wsgi_request)] == ["Revoked 1 key(s)."]
 
 
-def test_an_owner_changes_their_tenants_limits_but_not_its_slug(tenant, tenant_owner):
+def test_an_owner_changes_their_tenants_settings_but_not_its_slug_limits_or_dispatch(
+    tenant, tenant_owner
+):
     response = client_for(tenant_owner).post(
         url("tenant", "change", tenant.pk),
         {
             "slug": "renamed",
-            "rate_limits": '{"email": "20/s"}',
-            "concurrency_limits": '{"imports": 3}',
+            "rate_limits": '{"email": "999/s"}',
+            "concurrency_limits": '{"imports": 50}',
+            "weight": "100",
+            "paused_queues": "[]",
+            "backlog_caps": '{"email": 1}',
             "retention_days": "30",
             "default_region": "FR",
             "time_zone": "Europe/Paris",
@@ -272,19 +277,43 @@ def test_an_owner_changes_their_tenants_limits_but_not_its_slug(tenant, tenant_o
     assert response.status_code == 302
     tenant.refresh_from_db()
     assert tenant.slug == "acme"
-    assert (tenant.rate_limits, tenant.concurrency_limits) == ({"email": "20/s"}, {"imports": 3})
+    assert (tenant.rate_limits, tenant.concurrency_limits) == ({}, {})
+    assert (tenant.weight, tenant.backlog_caps) == (1, {})
     assert tenant.retention_days == 30
     assert (tenant.default_region, tenant.time_zone) == ("FR", "Europe/Paris")
 
 
-def test_a_bad_rate_limit_is_shown_as_a_form_error(tenant, tenant_owner):
+def test_a_superuser_sets_a_tenants_rate_and_concurrency_limits(tenant, admin_client):
+    response = admin_client.post(
+        url("tenant", "change", tenant.pk),
+        {
+            "name": "Acme",
+            "slug": "acme",
+            "is_active": "on",
+            "rate_limits": '{"email": "20/s"}',
+            "concurrency_limits": '{"imports": 3}',
+            "weight": "1",
+            "paused_queues": "[]",
+            "backlog_caps": "{}",
+            "queue_defaults": "{}",
+            "default_region": "US",
+            "time_zone": "UTC",
+        },
+    )
+
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert (tenant.rate_limits, tenant.concurrency_limits) == ({"email": "20/s"}, {"imports": 3})
+
+
+def test_a_bad_setting_is_shown_as_a_form_error(tenant, tenant_owner):
     response = client_for(tenant_owner).post(
         url("tenant", "change", tenant.pk),
-        {"rate_limits": '{"email": "often"}', "concurrency_limits": "{}", "retention_days": ""},
+        {"time_zone": "Mars/Olympus", "default_region": "US", "retention_days": ""},
     )
 
     assert response.status_code == 200
-    assert "rate_limits" in response.context["adminform"].form.errors
+    assert "time_zone" in response.context["adminform"].form.errors
 
 
 def test_only_superusers_add_or_delete_tenants(tenant, tenant_owner):
