@@ -54,8 +54,10 @@ def render_svg(steps: Sequence[WorkflowStep]) -> str:
                 MARGIN + column * (BOX_W + GAP_X),
                 MARGIN + row * (BOX_H + GAP_Y),
             )
-    width = MARGIN * 2 + len(columns) * (BOX_W + GAP_X) - GAP_X
-    height = MARGIN * 2 + max(len(m) for m in columns.values()) * (BOX_H + GAP_Y) - GAP_Y
+    width = MARGIN * 2 + max(len(columns), 1) * (BOX_W + GAP_X) - GAP_X
+    height = (
+        MARGIN * 2 + max((len(m) for m in columns.values()), default=1) * (BOX_H + GAP_Y) - GAP_Y
+    )
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="workflow-graph" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from tenants.models import Role, Tenant
 from tests.factories import make_member
+from workflows.diagram import render_svg
 from workflows.models import Automation, Workflow
 from workflows.services.automations import create_automation
 from workflows.services.running import start_workflow
@@ -186,3 +187,10 @@ def test_the_job_list_filters_by_workflow(tenant, staff_agent):
     assert listed.status_code == 200
     assert list(listed.context["cl"].result_list) == [lookup]
     assert list(bad.context["cl"].result_list) == []
+
+
+def test_a_workflow_without_steps_draws_an_empty_graph():
+    svg = render_svg([])
+
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg" class="workflow-graph"')
+    assert svg.endswith("</svg>")
