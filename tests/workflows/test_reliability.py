@@ -1,6 +1,10 @@
 """A workflow ends exactly once however its workers die: rescued steps, unheard ends."""
 
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
+
 from django.core.management import call_command
+from django.db import connection
 
 from communications.models import WebhookDelivery
 from communications.services.webhooks import create_endpoint
@@ -10,7 +14,11 @@ from jobs.signals import job_finished
 from tests.workers import kill_machine, wait_for
 from tests.workflows.conftest import statuses
 from workflows.models import Workflow, WorkflowStep
-from workflows.services.running import reconcile_workflows, step_job_finished
+from workflows.services.running import (
+    reconcile_workflows,
+    record_step_end,
+    step_job_finished,
+)
 
 RECEIVER = "workflows.step_job_finished"
 
@@ -78,3 +86,39 @@ def test_a_step_end_that_was_not_heard_is_settled_by_the_reconciler(
     assert (left, again) == (0, 0)
     assert workflow.status == Workflow.Status.SUCCEEDED
     assert statuses(workflow) == {"a": "succeeded", "b": "succeeded"}
+
+
+def test_parents_ending_at_once_decide_each_fan_in_once(start):
+    names = [f"p{i}" for i in range(120)]
+    workflow = start(
+        [
+            *({"name": name, "kind": "jobs.noop"} for name in names),
+            {"name": "all", "kind": "jobs.noop", "needs": names},
+            {"name": "any", "kind": "jobs.noop", "needs": names, "join": "any"},
+            {"name": "last", "kind": "jobs.noop", "needs": [names[-1]]},
+        ]
+    )
+    jobs = dict(workflow.steps.filter(name__in=names).values_list("name", "job_id"))
+    Job.objects.filter(pk__in=jobs.values()).update(status=Job.Status.SUCCEEDED)
+    threads = 8
+    together = Barrier(threads)
+
+    def end(first: int) -> int:
+        together.wait()
+        try:
+            # Each end twice, as a rescue may repeat it.
+            return sum(
+                record_step_end(workflow.pk, name, job_id=jobs[name], job_status="succeeded")
+                for name in names[first::threads] * 2
+            )
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        settled = sum(pool.map(end, range(threads)))
+
+    workflow.refresh_from_db()
+    children = workflow.steps.filter(name__in=["all", "any", "last"])
+    assert settled == workflow.done == 120
+    assert set(children.values_list("status", "parents_left")) == {("running", 0)}
+    assert Job.objects.filter(idempotency_key__startswith=workflow.job_key_prefix).count() == 123

@@ -11,10 +11,10 @@ transaction, once. A step end the signal missed (its worker died between the com
 signal) is found by `reconcile_workflows`.
 """
 
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "workflow:"
 END_KIND_PAYLOAD = {"workflow_id": "", "status": ""}
 # What each edge lets through, by the parent's final status.
-EDGE_HOLDS = {
+EDGE_HOLDS: dict[str, set[str]] = {
     Edge.ON_SUCCESS: {WorkflowStep.Status.SUCCEEDED},
     Edge.ON_FAILURE: {WorkflowStep.Status.FAILED, WorkflowStep.Status.CANCELED},
     Edge.ALWAYS: set(WorkflowStep.ENDED),
@@ -137,6 +137,52 @@ def _rows(workflow: Workflow, specs: list[StepSpec]) -> list[WorkflowStep]:
 # to run are enqueued together, one COPY per kind and delay.
 
 
+@dataclass(frozen=True)
+class _Child:
+    """A parent's edge to a step that needs it, with what deciding that step takes."""
+
+    name: str
+    when: str
+    join: str
+    parents: int
+
+    def verdict(self, parent: WorkflowStep, left: int) -> bool | str | None:
+        """Once `parent` ended with `left` parents still to end: True to run the waiting child,
+        a reason to skip it, or None while it waits for others."""
+        passed = parent.status in EDGE_HOLDS[self.when]
+        if self.join == Join.ANY:
+            if passed:
+                return True
+            return "no parent's edge holds" if left == 0 else None
+        if not passed:
+            return f"{parent.name} {parent.status}, its edge is {self.when}"
+        return True if left == 0 else None
+
+
+# Each workflow's edges by parent, per process: a graph never changes once submitted, so one
+# read per workflow spares every parent's end reading its children's `needs` (a fan-in's holds
+# every parent).
+_EDGES: OrderedDict[str, dict[str, tuple[_Child, ...]]] = OrderedDict()
+_EDGES_KEPT = 256
+
+
+def _children(workflow_id: Any, parent: str) -> tuple[_Child, ...]:
+    key = str(workflow_id)
+    edges = _EDGES.get(key)
+    if edges is None:
+        found: dict[str, list[_Child]] = {}
+        steps = WorkflowStep.objects.filter(workflow_id=workflow_id).exclude(needs=[])
+        for name, needs, join in steps.values_list("name", "needs", "join"):
+            for need in needs:
+                found.setdefault(need["step"], []).append(
+                    _Child(name, need["when"], join, len(needs))
+                )
+        edges = _EDGES[key] = {step: tuple(children) for step, children in found.items()}
+        if len(_EDGES) > _EDGES_KEPT:
+            _EDGES.popitem(last=False)
+    return edges.get(parent, ())
+
+
 class _Pass:
     """One advance of a workflow: steps to run, steps that ended, what templates read."""
 
@@ -174,50 +220,53 @@ class _Pass:
             _settle(step, WorkflowStep.Status.SKIPPED, f"Skipped: {verdict}.")
             self.ended.append(step)
 
+    def decide_children(self, parent: WorkflowStep, counted: Iterable[tuple[Any, ...]]) -> None:
+        """Decide the waiting children `parent`'s end settles; `counted` holds each child's
+        (id, name, status, parents_left) as counting it off left it."""
+        edges = {child.name: child for child in _children(parent.workflow_id, parent.name)}
+        verdicts: dict[int, bool | str] = {}
+        for child_id, name, status, left in counted:
+            if status != WorkflowStep.Status.WAITING:
+                continue
+            verdict = edges[name].verdict(parent, left)
+            if verdict is not None:
+                verdicts[child_id] = verdict
+        if verdicts:
+            for child in WorkflowStep.objects.filter(pk__in=verdicts).order_by("position"):
+                self.decide(child, verdicts[child.pk])
 
-def _advance(workflow: Workflow, ended: list[WorkflowStep], by: Actor) -> None:
-    """Count each ended step off its children, run or skip those it settles, and go on with
-    the steps that end here; the caller holds the workflow's lock and counted `ended` done."""
-    ctx = _Pass(workflow, by)
+
+def _advance(ctx: _Pass, ended: list[WorkflowStep]) -> None:
+    """Count ended steps off their children, run or skip those it settles, and go on with the
+    steps that end here, till nothing is left to decide; the caller holds the workflow's lock
+    and counted `ended` done."""
     queue = [step for step in ended if step.dependents]
-    while queue or ctx.to_run:
-        if queue:
-            _count_off(queue.pop(0), ctx)
-        else:
-            _run(ctx)
+    while True:
         if ctx.ended:
-            _add_done(workflow, len(ctx.ended))
+            _add_done(ctx._workflow, len(ctx.ended))
             queue += [step for step in ctx.ended if step.dependents]
             ctx.ended, ctx._data = [], None
+        if queue:
+            _count_off(queue.pop(0), ctx)
+        elif ctx.to_run:
+            _run(ctx)
+        else:
+            return
 
 
 _COUNT_OFF_SQL = f"""
 UPDATE {WorkflowStep._meta.db_table} SET parents_left = GREATEST(parents_left - 1, 0)
 WHERE workflow_id = %(workflow)s AND name = ANY(%(names)s)
-RETURNING id, status, "join", needs, parents_left
+RETURNING id, name, status, parents_left
 """
 
 
 def _count_off(parent: WorkflowStep, ctx: _Pass) -> None:
+    names = [child.name for child in _children(parent.workflow_id, parent.name)]
     with connection.cursor() as cursor:
-        cursor.execute(_COUNT_OFF_SQL, {"workflow": parent.workflow_id, "names": parent.dependents})
-        children = cursor.fetchall()
-    verdicts: dict[int, bool | str] = {}
-    for child_id, status, join, raw_needs, left in children:
-        if status != WorkflowStep.Status.WAITING:
-            continue
-        needs = _json(raw_needs)
-        when = next(need["when"] for need in needs if need["step"] == parent.name)
-        passed = parent.status in EDGE_HOLDS[when]
-        if join == Join.ANY and (passed or left == 0):
-            verdicts[child_id] = True if passed else "no parent's edge holds"
-        elif join == Join.ALL and not passed:
-            verdicts[child_id] = f"{parent.name} {parent.status}, its edge is {when}"
-        elif join == Join.ALL and left == 0:
-            verdicts[child_id] = True
-    if verdicts:
-        for child in WorkflowStep.objects.filter(pk__in=verdicts).order_by("position"):
-            ctx.decide(child, verdicts[child.pk])
+        cursor.execute(_COUNT_OFF_SQL, {"workflow": parent.workflow_id, "names": names})
+        counted = cursor.fetchall()
+    ctx.decide_children(parent, counted)
 
 
 def _start_ready(
@@ -230,10 +279,7 @@ def _start_ready(
     for step in candidates:
         if step.status == WorkflowStep.Status.WAITING and step.parents_left == 0:
             ctx.decide(step, _verdict(step, by_name))
-    _run(ctx)
-    ended, ctx.ended = ctx.ended, []
-    _add_done(workflow, len(ended))
-    _advance(workflow, ended, by)
+    _advance(ctx, [])
 
 
 def _add_done(workflow: Workflow, count: int) -> None:
@@ -325,85 +371,94 @@ _WORKFLOW, _STEP = Workflow._meta.db_table, WorkflowStep._meta.db_table
 # may forget a step's end, which `reconcile_workflows` then settles again.
 _NO_FSYNC = "settings AS (SELECT set_config('synchronous_commit', 'off', true))"
 
-# Locks the workflow (every change to its steps does), settles the step if it still runs that
-# job, and counts it done. `%(quiet)s` (a step without dependents that is not the last) lets
-# the statement stand alone as its own transaction: nothing else has to change with it.
-_SETTLE_SQL = f"""
+# A step's end in one statement: lock the workflow (every change to its steps does), settle the
+# step if it still runs that job, count it off its children and count it done; the children as
+# counted are returned for the caller to decide. `%(quiet)s` lets the statement stand alone as
+# its own transaction, so it changes nothing unless nothing else has to change with it: the
+# workflow runs and this is not its last step, and no child is decided by this end.
+#
+# The children are read FOR UPDATE because the statement's snapshot was taken before the lock
+# wait: locking a row reads it as the step end that held the lock last left it.
+_END_SQL = f"""
 WITH {_NO_FSYNC}, locked AS (
-    SELECT id FROM {_WORKFLOW}
+    SELECT id, status FROM {_WORKFLOW}
     WHERE id = %(workflow)s AND (NOT %(quiet)s OR (status = 'running' AND done + 1 < total))
     FOR UPDATE
+), edge AS (
+    SELECT * FROM unnest(%(children)s::text[], %(passed)s::boolean[]) AS edge (name, passed)
+), children AS (
+    SELECT child.id, child.status, child."join", child.parents_left, edge.passed
+    FROM {_STEP} AS child JOIN edge ON child.name = edge.name
+    WHERE child.workflow_id = (SELECT id FROM locked WHERE status = 'running')
+    FOR UPDATE OF child
+), decided AS (
+    SELECT FROM children
+    WHERE status = 'waiting' AND (
+        parents_left <= 1 OR ("join" = 'any' AND passed) OR ("join" = 'all' AND NOT passed)
+    )
 ), settled AS (
-    UPDATE {_STEP} SET status = %(status)s, finished_at = %(now)s
+    UPDATE {_STEP} AS step SET status = %(status)s, finished_at = %(now)s
     FROM locked
-    WHERE workflow_id = locked.id AND name = %(name)s AND job_id = %(job)s
-        AND status = 'running' AND (NOT %(quiet)s OR dependents = '[]'::jsonb)
-    RETURNING {_STEP}.id, {_STEP}.dependents
+    WHERE step.workflow_id = locked.id AND step.name = %(name)s AND step.job_id = %(job)s
+        AND step.status = 'running' AND NOT (%(quiet)s AND EXISTS (SELECT FROM decided))
+    RETURNING step.id
+), counted AS (
+    UPDATE {_STEP} AS child SET parents_left = GREATEST(child.parents_left - 1, 0)
+    FROM children, settled
+    WHERE child.id = children.id
+    RETURNING child.id, child.name, child.status, child.parents_left
+), workflow AS (
+    UPDATE {_WORKFLOW} SET done = done + 1
+    FROM settled, settings
+    WHERE {_WORKFLOW}.id = %(workflow)s
+    RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total, settled.id AS step_id
 )
-UPDATE {_WORKFLOW} SET done = done + 1
-FROM settled, settings
-WHERE {_WORKFLOW}.id = %(workflow)s
-RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total, settled.id, settled.dependents
+SELECT workflow.*, counted.* FROM workflow LEFT JOIN counted ON true
 """
 
 
-# Which steps of a workflow have dependents, per worker process: a graph never changes once
-# submitted, so one read per workflow spares every end of a parent the statement that would
-# find it cannot stand alone.
-_WITH_DEPENDENTS: OrderedDict[str, frozenset[str]] = OrderedDict()
-_WITH_DEPENDENTS_KEPT = 256
-
-
-def _steps_with_dependents(workflow_id: Any) -> frozenset[str]:
-    key = str(workflow_id)
-    found = _WITH_DEPENDENTS.get(key)
-    if found is None:
-        parents = WorkflowStep.objects.filter(workflow_id=workflow_id).exclude(dependents=[])
-        found = frozenset(parents.values_list("name", flat=True))
-        _WITH_DEPENDENTS[key] = found
-        if len(_WITH_DEPENDENTS) > _WITH_DEPENDENTS_KEPT:
-            _WITH_DEPENDENTS.popitem(last=False)
-    return found
-
-
-def _json(value: Any) -> Any:
-    """A jsonb column read by a raw statement (Django's cursor hands it over as text)."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _settle_sql(params: dict[str, Any], *, quiet: bool) -> Any:
+def _end_sql(params: dict[str, Any], *, quiet: bool) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
-        cursor.execute(_SETTLE_SQL, {**params, "quiet": quiet})
-        return cursor.fetchone()
+        cursor.execute(_END_SQL, {**params, "quiet": quiet})
+        return cursor.fetchall()
+
+
+def _may_stand_alone(children: tuple[_Child, ...]) -> bool:
+    """False when this end is sure to decide a child (its only parent), so that the statement
+    on its own would change nothing."""
+    return not any(child.parents == 1 for child in children)
 
 
 def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str) -> bool:
     """Settle the step whose job ended and advance the workflow; False if already settled.
 
-    Most ends (no dependents, not the last step) are one statement; the others lock the
-    workflow in a transaction that also decides the children and, at the last, ends it.
+    Most ends (the step decides no child and is not the last) are one statement; the others
+    lock the workflow in a transaction that also decides the children and, at the last, ends it.
     """
     status = STEP_STATUS.get(job_status)
     if status is None:
         return False
+    children = _children(workflow_id, name)
     params = {"workflow": workflow_id, "name": name, "job": job_id, "status": status}
     params["now"] = timezone.now()
-    quiet = name not in _steps_with_dependents(workflow_id)
-    if quiet and _settle_sql(params, quiet=True) is not None:
+    params["children"] = [child.name for child in children]
+    params["passed"] = [status in EDGE_HOLDS[child.when] for child in children]
+    if _may_stand_alone(children) and _end_sql(params, quiet=True):
         return True
     with transaction.atomic():
-        row = _settle_sql(params, quiet=False)
-        if row is None:
+        rows = _end_sql(params, quiet=False)
+        if not rows:
             return False
-        workflow_status, done, total, step_id, dependents = row
+        workflow_status, done, total, step_id = rows[0][:4]
         if workflow_status != Workflow.Status.RUNNING:
             return True
         # Read in full only if a child is decided or the workflow ends (see _loaded).
         workflow = Workflow(id=workflow_id, status=workflow_status, done=done, total=total)
         workflow._state.adding = False
+        ctx = _Pass(workflow, None)
         step = WorkflowStep(id=step_id, workflow=workflow, name=name, status=status)
-        step.dependents = _json(dependents)
-        _advance(workflow, [step], None)
+        ctx.decide_children(step, [row[4:] for row in rows if row[4] is not None])
+        _advance(ctx, [])
         _finish_if_done(workflow)
     return True
 
