@@ -10,17 +10,17 @@ from communications.models import WebhookDelivery
 from communications.services.webhooks import create_endpoint
 from jobs.models import Job
 from jobs.runtime.reconciler import reconcile
-from jobs.signals import job_finished
+from jobs.signals import jobs_finished
 from tests.workers import kill_machine, wait_for
 from tests.workflows.conftest import statuses
 from workflows.models import Workflow, WorkflowStep
 from workflows.services.running import (
     reconcile_workflows,
     record_step_end,
-    step_job_finished,
+    step_jobs_finished,
 )
 
-RECEIVER = "workflows.step_job_finished"
+RECEIVER = "workflows.step_jobs_finished"
 
 
 def test_a_worker_killed_mid_workflow_is_rescued_and_the_workflow_ends_once(
@@ -70,11 +70,11 @@ def test_a_step_end_that_was_not_heard_is_settled_by_the_reconciler(
         [{"name": "a", "kind": "jobs.noop"}, {"name": "b", "kind": "jobs.noop", "needs": ["a"]}]
     )
     # As if the worker died between the job's commit and the signal.
-    job_finished.disconnect(dispatch_uid=RECEIVER)
+    jobs_finished.disconnect(dispatch_uid=RECEIVER)
     try:
         run_worker()
     finally:
-        job_finished.connect(step_job_finished, dispatch_uid=RECEIVER)
+        jobs_finished.connect(step_jobs_finished, dispatch_uid=RECEIVER)
     unheard = statuses(workflow)
 
     left = reconcile_workflows(settle_seconds=60)

@@ -357,12 +357,15 @@ def _settle(step: WorkflowStep, status: str, reason: str) -> None:
 # --- Hearing from the engine --------------------------------------------------------------------
 
 
-def step_job_finished(sender: Any, *, job: Job, **kwargs: Any) -> None:
-    """`job_finished` receiver: a step's job ended, so its step and the workflow move on."""
-    if not job.idempotency_key.startswith(KEY_PREFIX):
-        return
-    _, workflow_id, name = job.idempotency_key.split(":", 2)
-    record_step_end(workflow_id, name, job_id=job.pk, job_status=job.status)
+def step_jobs_finished(sender: Any, *, jobs: list[Job], **kwargs: Any) -> None:
+    """`jobs_finished` receiver: the steps whose jobs ended move on, each workflow's together."""
+    ends: dict[str, list[tuple[str, Any, str]]] = {}
+    for job in jobs:
+        if job.idempotency_key.startswith(KEY_PREFIX):
+            _, workflow_id, name = job.idempotency_key.split(":", 2)
+            ends.setdefault(workflow_id, []).append((name, job.pk, job.status))
+    for workflow_id, steps in ends.items():
+        record_step_ends(workflow_id, steps)
 
 
 _WORKFLOW, _STEP = Workflow._meta.db_table, WorkflowStep._meta.db_table
@@ -371,93 +374,147 @@ _WORKFLOW, _STEP = Workflow._meta.db_table, WorkflowStep._meta.db_table
 # may forget a step's end, which `reconcile_workflows` then settles again.
 _NO_FSYNC = "settings AS (SELECT set_config('synchronous_commit', 'off', true))"
 
-# A step's end in one statement: lock the workflow (every change to its steps does), settle the
-# step if it still runs that job, count it off its children and count it done; the children as
-# counted are returned for the caller to decide. `%(quiet)s` lets the statement stand alone as
-# its own transaction, so it changes nothing unless nothing else has to change with it: the
-# workflow runs and this is not its last step, and no child is decided by this end.
+# Steps' ends in one statement: lock the workflow (every change to its steps does), settle the
+# steps that still run those jobs, count them off their children and count them done; the
+# children as counted are returned for the caller to decide. `%(quiet)s` lets the statement
+# stand alone as its own transaction, so it changes nothing unless nothing else has to change
+# with it: the workflow runs and a step is left to end, every step still ran its job, and these
+# ends decide no child.
 #
-# The children are read FOR UPDATE because the statement's snapshot was taken before the lock
-# wait: locking a row reads it as the step end that held the lock last left it.
+# The steps and children are read FOR UPDATE because the statement's snapshot was taken before
+# the lock wait: locking a row reads it as the step end that held the lock last left it.
 _END_SQL = f"""
-WITH {_NO_FSYNC}, locked AS (
-    SELECT id, status FROM {_WORKFLOW}
-    WHERE id = %(workflow)s AND (NOT %(quiet)s OR (status = 'running' AND done + 1 < total))
-    FOR UPDATE
+WITH {_NO_FSYNC}, ended AS (
+    SELECT * FROM unnest(%(names)s::text[], %(jobs)s::uuid[], %(statuses)s::text[])
+        AS ended (name, job, status)
 ), edge AS (
-    SELECT * FROM unnest(%(children)s::text[], %(passed)s::boolean[]) AS edge (name, passed)
+    SELECT * FROM unnest(%(parents)s::text[], %(children)s::text[], %(passed)s::boolean[])
+        AS edge (parent, child, passed)
+), locked AS (
+    SELECT id, status FROM {_WORKFLOW}
+    WHERE id = %(workflow)s
+        AND (NOT %(quiet)s OR (status = 'running' AND done + %(count)s < total))
+    FOR UPDATE
+), steps AS (
+    SELECT step.id, step.name, ended.status
+    FROM {_STEP} AS step JOIN ended ON step.name = ended.name AND step.job_id = ended.job
+    WHERE step.workflow_id = (SELECT id FROM locked) AND step.status = 'running'
+    FOR UPDATE OF step
+), counts AS (
+    SELECT edge.child AS name, count(*) AS ended, bool_or(edge.passed) AS some_passed,
+        bool_and(edge.passed) AS all_passed
+    FROM edge JOIN steps ON steps.name = edge.parent
+    GROUP BY edge.child
 ), children AS (
-    SELECT child.id, child.status, child."join", child.parents_left, edge.passed
-    FROM {_STEP} AS child JOIN edge ON child.name = edge.name
+    SELECT child.id, child.status, child."join", child.parents_left, counts.*
+    FROM {_STEP} AS child JOIN counts ON child.name = counts.name
     WHERE child.workflow_id = (SELECT id FROM locked WHERE status = 'running')
     FOR UPDATE OF child
 ), decided AS (
     SELECT FROM children
     WHERE status = 'waiting' AND (
-        parents_left <= 1 OR ("join" = 'any' AND passed) OR ("join" = 'all' AND NOT passed)
+        parents_left <= ended
+        OR ("join" = 'any' AND some_passed)
+        OR ("join" = 'all' AND NOT all_passed)
     )
 ), settled AS (
-    UPDATE {_STEP} AS step SET status = %(status)s, finished_at = %(now)s
-    FROM locked
-    WHERE step.workflow_id = locked.id AND step.name = %(name)s AND step.job_id = %(job)s
-        AND step.status = 'running' AND NOT (%(quiet)s AND EXISTS (SELECT FROM decided))
+    UPDATE {_STEP} AS step SET status = steps.status, finished_at = %(now)s
+    FROM steps
+    WHERE step.id = steps.id AND NOT (%(quiet)s AND (
+        EXISTS (SELECT FROM decided) OR (SELECT count(*) FROM steps) < %(count)s
+    ))
     RETURNING step.id
 ), counted AS (
-    UPDATE {_STEP} AS child SET parents_left = GREATEST(child.parents_left - 1, 0)
-    FROM children, settled
-    WHERE child.id = children.id
+    UPDATE {_STEP} AS child SET parents_left = GREATEST(child.parents_left - children.ended, 0)
+    FROM children
+    WHERE child.id = children.id AND EXISTS (SELECT FROM settled)
     RETURNING child.id, child.name, child.status, child.parents_left
 ), workflow AS (
-    UPDATE {_WORKFLOW} SET done = done + 1
-    FROM settled, settings
-    WHERE {_WORKFLOW}.id = %(workflow)s
-    RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total, settled.id AS step_id
+    UPDATE {_WORKFLOW} SET done = done + (SELECT count(*) FROM settled)
+    FROM settings
+    WHERE {_WORKFLOW}.id = %(workflow)s AND EXISTS (SELECT FROM settled)
+    RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total
 )
 SELECT workflow.*, counted.* FROM workflow LEFT JOIN counted ON true
 """
 
+# A step's end: its name, its job's id, the step's status from the job's.
+_StepEnd = tuple[str, Any, str]
 
-def _end_sql(params: dict[str, Any], *, quiet: bool) -> list[tuple[Any, ...]]:
+
+def _end_sql(workflow_id: Any, ends: list[_StepEnd], *, quiet: bool) -> list[tuple[Any, ...]]:
+    edges = [
+        (name, child.name, status in EDGE_HOLDS[child.when])
+        for name, _, status in ends
+        for child in _children(workflow_id, name)
+    ]
+    params = {
+        "workflow": workflow_id,
+        "quiet": quiet,
+        "now": timezone.now(),
+        "count": len(ends),
+        "names": [name for name, _, _ in ends],
+        "jobs": [job for _, job, _ in ends],
+        "statuses": [status for _, _, status in ends],
+        "parents": [parent for parent, _, _ in edges],
+        "children": [child for _, child, _ in edges],
+        "passed": [passed for _, _, passed in edges],
+    }
     with connection.cursor() as cursor:
-        cursor.execute(_END_SQL, {**params, "quiet": quiet})
+        cursor.execute(_END_SQL, params)
         return cursor.fetchall()
 
 
-def _may_stand_alone(children: tuple[_Child, ...]) -> bool:
-    """False when this end is sure to decide a child (its only parent), so that the statement
-    on its own would change nothing."""
-    return not any(child.parents == 1 for child in children)
+def _may_stand_alone(workflow_id: Any, ends: list[_StepEnd]) -> bool:
+    """False when these ends are sure to decide a child (one is its only parent), so that the
+    statement on its own would change nothing."""
+    return not any(
+        child.parents == 1 for name, _, _ in ends for child in _children(workflow_id, name)
+    )
 
 
 def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str) -> bool:
-    """Settle the step whose job ended and advance the workflow; False if already settled.
+    """Settle the step whose job ended and advance the workflow; False if already settled."""
+    return record_step_ends(workflow_id, [(name, job_id, job_status)]) == 1
 
-    Most ends (the step decides no child and is not the last) are one statement; the others
-    lock the workflow in a transaction that also decides the children and, at the last, ends it.
+
+def record_step_ends(workflow_id: Any, ends: list[tuple[str, Any, str]]) -> int:
+    """Settle the steps of one workflow whose jobs ended — (name, job id, job status) each —
+    and advance it; returns how many were settled here (not already).
+
+    Ends that decide no child and leave a step to end are one statement for them all; each
+    other end locks the workflow in a transaction that also decides its children and, at the
+    last, ends the workflow.
     """
-    status = STEP_STATUS.get(job_status)
-    if status is None:
-        return False
-    children = _children(workflow_id, name)
-    params = {"workflow": workflow_id, "name": name, "job": job_id, "status": status}
-    params["now"] = timezone.now()
-    params["children"] = [child.name for child in children]
-    params["passed"] = [status in EDGE_HOLDS[child.when] for child in children]
-    if _may_stand_alone(children) and _end_sql(params, quiet=True):
+    known = [
+        (name, job, STEP_STATUS[status]) for name, job, status in ends if status in STEP_STATUS
+    ]
+    if (
+        len(known) > 1
+        and _may_stand_alone(workflow_id, known)
+        and _end_sql(workflow_id, known, quiet=True)
+    ):
+        return len(known)
+    return sum(_record_end(workflow_id, end) for end in known)
+
+
+def _record_end(workflow_id: Any, end: _StepEnd) -> bool:
+    if _may_stand_alone(workflow_id, [end]) and _end_sql(workflow_id, [end], quiet=True):
         return True
     with transaction.atomic():
-        rows = _end_sql(params, quiet=False)
+        rows = _end_sql(workflow_id, [end], quiet=False)
         if not rows:
             return False
-        workflow_status, done, total, step_id = rows[0][:4]
+        workflow_status, done, total = rows[0][:3]
         if workflow_status != Workflow.Status.RUNNING:
             return True
         # Read in full only if a child is decided or the workflow ends (see _loaded).
         workflow = Workflow(id=workflow_id, status=workflow_status, done=done, total=total)
         workflow._state.adding = False
         ctx = _Pass(workflow, None)
-        step = WorkflowStep(id=step_id, workflow=workflow, name=name, status=status)
-        ctx.decide_children(step, [row[4:] for row in rows if row[4] is not None])
+        name, _, status = end
+        step = WorkflowStep(workflow=workflow, name=name, status=status)
+        ctx.decide_children(step, [row[3:] for row in rows if row[3] is not None])
         _advance(ctx, [])
         _finish_if_done(workflow)
     return True
