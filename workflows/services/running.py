@@ -26,6 +26,7 @@ from rest_framework import serializers
 from communications.services.events import publish_event
 from jobs.errors import InvalidTransition, UnknownKind
 from jobs.models import Job
+from jobs.services.inserts import copy_rows
 from jobs.services.jobs import cancel_job, enqueue_job, enqueue_jobs, retry_job
 from tenants.models import Tenant
 from tenants.users import Actor, acting_user
@@ -99,7 +100,11 @@ def start_workflow(
         trigger_job=trigger_job,
         created_by=acting_user(by),
     )
-    rows = WorkflowStep.objects.bulk_create(_rows(workflow, specs))
+    rows = _rows(workflow, specs)
+    copy_rows(WorkflowStep, rows)
+    ids = dict(WorkflowStep.objects.filter(workflow=workflow).values_list("name", "pk"))
+    for row in rows:
+        row.pk = ids[row.name]
     _start_ready(workflow, rows, rows, by)
     _finish_if_done(workflow)
     logger.info("workflow=%s tenant=%s started: %s steps", workflow.pk, tenant.pk, len(specs))
@@ -531,7 +536,8 @@ def _finish_if_done(workflow: Workflow) -> None:
     if workflow.done < workflow.total:
         return
     _loaded(workflow)
-    _end(workflow, _outcome(WorkflowStep.objects.filter(workflow=workflow)))
+    steps = WorkflowStep.objects.filter(workflow=workflow).only("name", "status", "needs")
+    _end(workflow, _outcome(steps))
 
 
 def _outcome(steps: Iterable[WorkflowStep]) -> str:
