@@ -17,6 +17,7 @@ from workflows.models import Workflow, WorkflowStep
 from workflows.services.running import (
     reconcile_workflows,
     record_step_end,
+    record_step_ends,
     step_jobs_finished,
 )
 
@@ -122,3 +123,66 @@ def test_parents_ending_at_once_decide_each_fan_in_once(start):
     assert settled == workflow.done == 120
     assert set(children.values_list("status", "parents_left")) == {("running", 0)}
     assert Job.objects.filter(idempotency_key__startswith=workflow.job_key_prefix).count() == 123
+
+
+def test_steps_ending_together_decide_their_children_as_if_one_after_another(start):
+    workflow = start(
+        [
+            {"name": "a", "kind": "jobs.noop"},
+            {"name": "b", "kind": "jobs.noop"},
+            {"name": "c", "kind": "jobs.noop"},
+            {"name": "d", "kind": "jobs.noop"},
+            {"name": "all_ab", "kind": "jobs.noop", "needs": ["a", "b"]},
+            {"name": "any_ab", "kind": "jobs.noop", "needs": ["b", "a"], "join": "any"},
+            {"name": "all_cd", "kind": "jobs.noop", "needs": ["c", "d"]},
+            {"name": "after_c", "kind": "jobs.noop", "needs": [{"step": "c", "when": "always"}]},
+        ]
+    )
+    jobs = dict(workflow.steps.filter(job__isnull=False).values_list("name", "job_id"))
+    ends = [
+        ("a", jobs["a"], Job.Status.FAILED),
+        ("b", jobs["b"], Job.Status.SUCCEEDED),
+        ("c", jobs["c"], Job.Status.CANCELED),
+    ]
+
+    settled = record_step_ends(workflow.pk, ends)
+    again = record_step_ends(workflow.pk, ends)
+
+    workflow.refresh_from_db()
+    assert (settled, again, workflow.done) == (3, 0, 5)
+    assert statuses(workflow) == {
+        "a": "failed",
+        "b": "succeeded",
+        "c": "canceled",
+        "d": "running",
+        "all_ab": "skipped",
+        "any_ab": "running",
+        "all_cd": "skipped",
+        "after_c": "running",
+    }
+    skipped = dict(workflow.steps.filter(status="skipped").values_list("name", "reason"))
+    assert skipped == {
+        "all_ab": "Skipped: a failed, its edge is on_success.",
+        "all_cd": "Skipped: c canceled, its edge is on_success.",
+    }
+
+
+def test_steps_ending_together_that_decide_nothing_are_one_statement(
+    start, django_assert_num_queries
+):
+    names = ["a", "b", "c"]
+    workflow = start(
+        [
+            *({"name": name, "kind": "jobs.noop"} for name in names),
+            {"name": "last", "kind": "jobs.noop"},
+            {"name": "join", "kind": "jobs.noop", "needs": [*names, "last"]},
+        ]
+    )
+    jobs = dict(workflow.steps.filter(job__isnull=False).values_list("name", "job_id"))
+    record_step_end(workflow.pk, "last", job_id=jobs["last"], job_status="succeeded")
+
+    with django_assert_num_queries(1):
+        settled = record_step_ends(workflow.pk, [(n, jobs[n], "succeeded") for n in names[:2]])
+
+    join = workflow.steps.get(name="join")
+    assert (settled, join.status, join.parents_left) == (2, "waiting", 1)

@@ -225,20 +225,38 @@ class _Pass:
             _settle(step, WorkflowStep.Status.SKIPPED, f"Skipped: {verdict}.")
             self.ended.append(step)
 
-    def decide_children(self, parent: WorkflowStep, counted: Iterable[tuple[Any, ...]]) -> None:
-        """Decide the waiting children `parent`'s end settles; `counted` holds each child's
-        (id, name, status, parents_left) as counting it off left it."""
-        edges = {child.name: child for child in _children(parent.workflow_id, parent.name)}
+    def decide_children(
+        self, parents: list[WorkflowStep], counted: Iterable[tuple[Any, ...]]
+    ) -> None:
+        """Decide the waiting children that the ends of `parents` settle; `counted` holds each
+        child's (id, name, status, parents_left) as counting them off left it."""
+        edges: dict[str, list[tuple[_Child, WorkflowStep]]] = {}
+        for parent in parents:
+            for edge in _children(parent.workflow_id, parent.name):
+                edges.setdefault(edge.name, []).append((edge, parent))
         verdicts: dict[int, bool | str] = {}
         for child_id, name, status, left in counted:
             if status != WorkflowStep.Status.WAITING:
                 continue
-            verdict = edges[name].verdict(parent, left)
+            verdict = _together(
+                edges[name][0][0].join, [e.verdict(p, left) for e, p in edges[name]]
+            )
             if verdict is not None:
                 verdicts[child_id] = verdict
         if verdicts:
-            for child in WorkflowStep.objects.filter(pk__in=verdicts).order_by("position"):
-                self.decide(child, verdicts[child.pk])
+            for step in WorkflowStep.objects.filter(pk__in=verdicts).order_by("position"):
+                self.decide(step, verdicts[step.pk])
+
+
+def _together(join: str, verdicts: list[bool | str | None]) -> bool | str | None:
+    """A child's verdict from its parents that ended at once: for `any`, one edge that holds
+    runs it; for `all`, one that does not skips it."""
+    if join == Join.ANY and True in verdicts:
+        return True
+    reasons = [verdict for verdict in verdicts if isinstance(verdict, str)]
+    if reasons:
+        return reasons[0]
+    return True if True in verdicts else None
 
 
 def _advance(ctx: _Pass, ended: list[WorkflowStep]) -> None:
@@ -271,7 +289,7 @@ def _count_off(parent: WorkflowStep, ctx: _Pass) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_COUNT_OFF_SQL, {"workflow": parent.workflow_id, "names": names})
         counted = cursor.fetchall()
-    ctx.decide_children(parent, counted)
+    ctx.decide_children([parent], counted)
 
 
 def _start_ready(
@@ -428,7 +446,7 @@ WITH {_NO_FSYNC}, ended AS (
     WHERE step.id = steps.id AND NOT (%(quiet)s AND (
         EXISTS (SELECT FROM decided) OR (SELECT count(*) FROM steps) < %(count)s
     ))
-    RETURNING step.id
+    RETURNING step.id, step.name
 ), counted AS (
     UPDATE {_STEP} AS child SET parents_left = GREATEST(child.parents_left - children.ended, 0)
     FROM children
@@ -438,7 +456,8 @@ WITH {_NO_FSYNC}, ended AS (
     UPDATE {_WORKFLOW} SET done = done + (SELECT count(*) FROM settled)
     FROM settings
     WHERE {_WORKFLOW}.id = %(workflow)s AND EXISTS (SELECT FROM settled)
-    RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total
+    RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total,
+        (SELECT array_agg(name) FROM settled) AS settled
 )
 SELECT workflow.*, counted.* FROM workflow LEFT JOIN counted ON true
 """
@@ -487,42 +506,36 @@ def record_step_ends(workflow_id: Any, ends: list[tuple[str, Any, str]]) -> int:
     """Settle the steps of one workflow whose jobs ended — (name, job id, job status) each —
     and advance it; returns how many were settled here (not already).
 
-    Ends that decide no child and leave a step to end are one statement for them all; each
-    other end locks the workflow in a transaction that also decides its children and, at the
-    last, ends the workflow.
+    Ends that decide no child and leave a step to end are one statement; others lock the
+    workflow in a transaction that also decides the children and, at the last, ends it.
     """
     known = [
         (name, job, STEP_STATUS[status]) for name, job, status in ends if status in STEP_STATUS
     ]
-    if (
-        len(known) > 1
-        and _may_stand_alone(workflow_id, known)
-        and _end_sql(workflow_id, known, quiet=True)
-    ):
+    if not known:
+        return 0
+    if _may_stand_alone(workflow_id, known) and _end_sql(workflow_id, known, quiet=True):
         return len(known)
-    return sum(_record_end(workflow_id, end) for end in known)
-
-
-def _record_end(workflow_id: Any, end: _StepEnd) -> bool:
-    if _may_stand_alone(workflow_id, [end]) and _end_sql(workflow_id, [end], quiet=True):
-        return True
     with transaction.atomic():
-        rows = _end_sql(workflow_id, [end], quiet=False)
+        rows = _end_sql(workflow_id, known, quiet=False)
         if not rows:
-            return False
-        workflow_status, done, total = rows[0][:3]
+            return 0
+        workflow_status, done, total, settled = rows[0][:4]
         if workflow_status != Workflow.Status.RUNNING:
-            return True
+            return len(settled)
         # Read in full only if a child is decided or the workflow ends (see _loaded).
         workflow = Workflow(id=workflow_id, status=workflow_status, done=done, total=total)
         workflow._state.adding = False
         ctx = _Pass(workflow, None)
-        name, _, status = end
-        step = WorkflowStep(workflow=workflow, name=name, status=status)
-        ctx.decide_children(step, [row[3:] for row in rows if row[3] is not None])
+        parents = [
+            WorkflowStep(workflow=workflow, name=name, status=status)
+            for name, _, status in known
+            if name in settled
+        ]
+        ctx.decide_children(parents, [row[4:] for row in rows if row[4] is not None])
         _advance(ctx, [])
         _finish_if_done(workflow)
-    return True
+    return len(settled)
 
 
 def _loaded(workflow: Workflow) -> Workflow:
