@@ -1,10 +1,11 @@
 """Running workflows: submit a graph, advance it as its steps' jobs end, cancel, retry.
 
 Every step is an ordinary job of its kind (same retries, limits, priorities, fairness), created
-when the step is ready and keyed `workflow:<id>:<step>`. The engine tells us a job ended through
-`jobs.signals.job_finished`; that key is how we know it is a step's, without a query.
+when the step is ready and keyed `workflow:<id>:<step>`. The engine tells us jobs ended through
+`jobs.signals.jobs_finished` (those recorded together, together); that key is how we know a job
+is a step's, without a query.
 
-Each change to a workflow's steps happens under its row lock (taken by counting the step done),
+Each change to a workflow's steps happens under its row lock (taken by settling the steps),
 so concurrent step ends see each other's outcomes in order, and the one that ends the last step
 ends the workflow: its `on_end` job and the `workflow.finished` event are written in that same
 transaction, once. A step end the signal missed (its worker died between the commit and the
@@ -13,7 +14,7 @@ signal) is found by `reconcile_workflows`.
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -502,7 +503,7 @@ def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str
     return record_step_ends(workflow_id, [(name, job_id, job_status)]) == 1
 
 
-def record_step_ends(workflow_id: Any, ends: list[tuple[str, Any, str]]) -> int:
+def record_step_ends(workflow_id: Any, ends: Sequence[tuple[str, Any, str]]) -> int:
     """Settle the steps of one workflow whose jobs ended — (name, job id, job status) each —
     and advance it; returns how many were settled here (not already).
 
