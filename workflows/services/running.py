@@ -389,7 +389,11 @@ def step_jobs_finished(sender: Any, *, jobs: list[Job], **kwargs: Any) -> None:
             _, workflow_id, name = job.idempotency_key.split(":", 2)
             ends.setdefault(workflow_id, []).append((name, job.pk, job.status))
     for workflow_id, steps in ends.items():
-        record_step_ends(workflow_id, steps)
+        try:
+            record_step_ends(workflow_id, steps)
+        except Exception:
+            # Those steps stay running for reconcile_workflows; other workflows go on.
+            logger.exception("workflow=%s: %s step end(s) not recorded", workflow_id, len(steps))
 
 
 _WORKFLOW, _STEP = Workflow._meta.db_table, WorkflowStep._meta.db_table
