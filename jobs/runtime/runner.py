@@ -351,6 +351,7 @@ def record_successes(successes: "list[tuple[Job, Any, datetime]]") -> None:
     with connection.cursor() as cursor:
         cursor.execute(_SUCCEED_MANY_SQL, params)
         recorded = {str(pk): (dependents, batch) for pk, dependents, batch in cursor.fetchall()}
+    succeeded = []
     for job, _, ended in successes:
         if str(job.pk) not in recorded:
             continue
@@ -359,7 +360,8 @@ def record_successes(successes: "list[tuple[Job, Any, datetime]]") -> None:
         if job.has_dependents or job.batch_id:
             with transaction.atomic():
                 services.settle_followers(job)
-        services.announce_end(job)
+        succeeded.append(job)
+    services.announce_ends(succeeded)
 
 
 @persisting

@@ -14,7 +14,8 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection
-from django.db.models import Field, JSONField
+from django.db.models import Field, JSONField, Model
+from django.db.models.fields import AutoFieldMixin
 
 from jobs.models import Job, JobLog
 
@@ -29,24 +30,30 @@ def _json(field: Field) -> Callable[[Any], str]:
 
 def copy_jobs(jobs: list[Job]) -> None:
     """Insert new jobs with COPY; like bulk_create, `auto_now_add` fields are set on each."""
-    fields = list(Job._meta.concrete_fields)
+    copy_rows(Job, jobs)
+
+
+def copy_rows[M: Model](model: type[M], objs: list[M]) -> None:
+    """Insert new rows of `model` with COPY, as `copy_jobs` does; an auto-numbered primary key
+    is left to the database (and not read back)."""
+    fields = [f for f in model._meta.concrete_fields if not isinstance(f, AutoFieldMixin)]
     stamped = [f for f in fields if getattr(f, "auto_now", 0) or getattr(f, "auto_now_add", 0)]
     encoded = [(i, _json(f)) for i, f in enumerate(fields) if isinstance(f, JSONField)]
     values = attrgetter(*(field.attname for field in fields))
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-    statement = f"COPY {connection.ops.quote_name(Job._meta.db_table)} ({columns}) FROM STDIN"
+    statement = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
-        for job in jobs:
+        for obj in objs:
             for field in stamped:
-                field.pre_save(job, True)
-            row = list(values(job))
+                field.pre_save(obj, True)
+            row = list(values(obj))
             for index, encode in encoded:
                 if row[index] is not None:
                     row[index] = encode(row[index])
             copy.write_row(row)
-    for job in jobs:
-        job._state.adding = False
-        job._state.db = connection.alias
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
 
 
 def log_many(

@@ -21,7 +21,7 @@ from jobs.errors import BacklogFull, InvalidTransition, Throttled, UnknownKind, 
 from jobs.kinds import JobKind, get_kind, rerun_refusal
 from jobs.models import Batch, Job, JobLog, Priority, Schedule
 from jobs.services import inserts
-from jobs.signals import job_finished
+from jobs.signals import job_finished, jobs_finished
 from jobs.transport import queueing
 from tenants.models import Tenant
 from tenants.selectors import get_role
@@ -498,23 +498,33 @@ def cancel_batch(batch: Batch, *, by: Actor = None) -> dict[str, int]:
 
 
 def announce_end(job: Job) -> None:
-    """Tell the job's kind (its `on_end`) and every `job_finished` receiver that it ended.
+    """Tell the job's kind (its `on_end`) and every `job_finished` and `jobs_finished` receiver
+    that it ended.
 
     Called once its outcome is committed: by the runner, and after a waiting job's cancel.
     A hook's error is logged; it cannot undo the outcome.
     """
-    try:
-        on_end = get_kind(job.kind).on_end
-    except UnknownKind:
-        on_end = None
-    if on_end is not None:
+    announce_ends([job])
+
+
+def announce_ends(jobs: list[Job]) -> None:
+    """`announce_end` for jobs whose outcomes were committed together: each one's `on_end` and
+    `job_finished`, then one `jobs_finished` with them all."""
+    for job in jobs:
         try:
-            on_end(job)
-        except Exception:
-            logger.exception(
-                "job=%s tenant=%s: on_end of %s failed", job.pk, job.tenant_id, job.kind
-            )
-    job_finished.send_robust(sender=Job, job=job)
+            on_end = get_kind(job.kind).on_end
+        except UnknownKind:
+            on_end = None
+        if on_end is not None:
+            try:
+                on_end(job)
+            except Exception:
+                logger.exception(
+                    "job=%s tenant=%s: on_end of %s failed", job.pk, job.tenant_id, job.kind
+                )
+        job_finished.send_robust(sender=Job, job=job)
+    if jobs:
+        jobs_finished.send_robust(sender=Job, jobs=jobs)
 
 
 def settle_followers(job: Job) -> None:

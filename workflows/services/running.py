@@ -1,20 +1,21 @@
 """Running workflows: submit a graph, advance it as its steps' jobs end, cancel, retry.
 
 Every step is an ordinary job of its kind (same retries, limits, priorities, fairness), created
-when the step is ready and keyed `workflow:<id>:<step>`. The engine tells us a job ended through
-`jobs.signals.job_finished`; that key is how we know it is a step's, without a query.
+when the step is ready and keyed `workflow:<id>:<step>`. The engine tells us jobs ended through
+`jobs.signals.jobs_finished` (those recorded together, together); that key is how we know a job
+is a step's, without a query.
 
-Each change to a workflow's steps happens under its row lock (taken by counting the step done),
+Each change to a workflow's steps happens under its row lock (taken by settling the steps),
 so concurrent step ends see each other's outcomes in order, and the one that ends the last step
 ends the workflow: its `on_end` job and the `workflow.finished` event are written in that same
 transaction, once. A step end the signal missed (its worker died between the commit and the
 signal) is found by `reconcile_workflows`.
 """
 
-import json
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from rest_framework import serializers
 from communications.services.events import publish_event
 from jobs.errors import InvalidTransition, UnknownKind
 from jobs.models import Job
+from jobs.services.inserts import copy_rows
 from jobs.services.jobs import cancel_job, enqueue_job, enqueue_jobs, retry_job
 from tenants.models import Tenant
 from tenants.users import Actor, acting_user
@@ -39,7 +41,7 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "workflow:"
 END_KIND_PAYLOAD = {"workflow_id": "", "status": ""}
 # What each edge lets through, by the parent's final status.
-EDGE_HOLDS = {
+EDGE_HOLDS: dict[str, set[str]] = {
     Edge.ON_SUCCESS: {WorkflowStep.Status.SUCCEEDED},
     Edge.ON_FAILURE: {WorkflowStep.Status.FAILED, WorkflowStep.Status.CANCELED},
     Edge.ALWAYS: set(WorkflowStep.ENDED),
@@ -99,7 +101,11 @@ def start_workflow(
         trigger_job=trigger_job,
         created_by=acting_user(by),
     )
-    rows = WorkflowStep.objects.bulk_create(_rows(workflow, specs))
+    rows = _rows(workflow, specs)
+    copy_rows(WorkflowStep, rows)
+    ids = dict(WorkflowStep.objects.filter(workflow=workflow).values_list("name", "pk"))
+    for row in rows:
+        row.pk = ids[row.name]
     _start_ready(workflow, rows, rows, by)
     _finish_if_done(workflow)
     logger.info("workflow=%s tenant=%s started: %s steps", workflow.pk, tenant.pk, len(specs))
@@ -135,6 +141,52 @@ def _rows(workflow: Workflow, specs: list[StepSpec]) -> list[WorkflowStep]:
 # its own children: a fan-in of a thousand costs one row per parent, not the whole graph. All of
 # it happens under the workflow's row lock, so the counts never race. The steps a pass decides
 # to run are enqueued together, one COPY per kind and delay.
+
+
+@dataclass(frozen=True)
+class _Child:
+    """A parent's edge to a step that needs it, with what deciding that step takes."""
+
+    name: str
+    when: str
+    join: str
+    parents: int
+
+    def verdict(self, parent: WorkflowStep, left: int) -> bool | str | None:
+        """Once `parent` ended with `left` parents still to end: True to run the waiting child,
+        a reason to skip it, or None while it waits for others."""
+        passed = parent.status in EDGE_HOLDS[self.when]
+        if self.join == Join.ANY:
+            if passed:
+                return True
+            return "no parent's edge holds" if left == 0 else None
+        if not passed:
+            return f"{parent.name} {parent.status}, its edge is {self.when}"
+        return True if left == 0 else None
+
+
+# Each workflow's edges by parent, per process: a graph never changes once submitted, so one
+# read per workflow spares every parent's end reading its children's `needs` (a fan-in's holds
+# every parent).
+_EDGES: OrderedDict[str, dict[str, tuple[_Child, ...]]] = OrderedDict()
+_EDGES_KEPT = 256
+
+
+def _children(workflow_id: Any, parent: str) -> tuple[_Child, ...]:
+    key = str(workflow_id)
+    edges = _EDGES.get(key)
+    if edges is None:
+        found: dict[str, list[_Child]] = {}
+        steps = WorkflowStep.objects.filter(workflow_id=workflow_id).exclude(needs=[])
+        for name, needs, join in steps.values_list("name", "needs", "join"):
+            for need in needs:
+                found.setdefault(need["step"], []).append(
+                    _Child(name, need["when"], join, len(needs))
+                )
+        edges = _EDGES[key] = {step: tuple(children) for step, children in found.items()}
+        if len(_EDGES) > _EDGES_KEPT:
+            _EDGES.popitem(last=False)
+    return edges.get(parent, ())
 
 
 class _Pass:
@@ -174,50 +226,71 @@ class _Pass:
             _settle(step, WorkflowStep.Status.SKIPPED, f"Skipped: {verdict}.")
             self.ended.append(step)
 
+    def decide_children(
+        self, parents: list[WorkflowStep], counted: Iterable[tuple[Any, ...]]
+    ) -> None:
+        """Decide the waiting children that the ends of `parents` settle; `counted` holds each
+        child's (id, name, status, parents_left) as counting them off left it."""
+        edges: dict[str, list[tuple[_Child, WorkflowStep]]] = {}
+        for parent in parents:
+            for edge in _children(parent.workflow_id, parent.name):
+                edges.setdefault(edge.name, []).append((edge, parent))
+        verdicts: dict[int, bool | str] = {}
+        for child_id, name, status, left in counted:
+            if status != WorkflowStep.Status.WAITING:
+                continue
+            verdict = _together(
+                edges[name][0][0].join, [e.verdict(p, left) for e, p in edges[name]]
+            )
+            if verdict is not None:
+                verdicts[child_id] = verdict
+        if verdicts:
+            for step in WorkflowStep.objects.filter(pk__in=verdicts).order_by("position"):
+                self.decide(step, verdicts[step.pk])
 
-def _advance(workflow: Workflow, ended: list[WorkflowStep], by: Actor) -> None:
-    """Count each ended step off its children, run or skip those it settles, and go on with
-    the steps that end here; the caller holds the workflow's lock and counted `ended` done."""
-    ctx = _Pass(workflow, by)
+
+def _together(join: str, verdicts: list[bool | str | None]) -> bool | str | None:
+    """A child's verdict from its parents that ended at once: for `any`, one edge that holds
+    runs it; for `all`, one that does not skips it."""
+    if join == Join.ANY and True in verdicts:
+        return True
+    reasons = [verdict for verdict in verdicts if isinstance(verdict, str)]
+    if reasons:
+        return reasons[0]
+    return True if True in verdicts else None
+
+
+def _advance(ctx: _Pass, ended: list[WorkflowStep]) -> None:
+    """Count ended steps off their children, run or skip those it settles, and go on with the
+    steps that end here, till nothing is left to decide; the caller holds the workflow's lock
+    and counted `ended` done."""
     queue = [step for step in ended if step.dependents]
-    while queue or ctx.to_run:
-        if queue:
-            _count_off(queue.pop(0), ctx)
-        else:
-            _run(ctx)
+    while True:
         if ctx.ended:
-            _add_done(workflow, len(ctx.ended))
+            _add_done(ctx._workflow, len(ctx.ended))
             queue += [step for step in ctx.ended if step.dependents]
             ctx.ended, ctx._data = [], None
+        if queue:
+            _count_off(queue.pop(0), ctx)
+        elif ctx.to_run:
+            _run(ctx)
+        else:
+            return
 
 
 _COUNT_OFF_SQL = f"""
 UPDATE {WorkflowStep._meta.db_table} SET parents_left = GREATEST(parents_left - 1, 0)
 WHERE workflow_id = %(workflow)s AND name = ANY(%(names)s)
-RETURNING id, status, "join", needs, parents_left
+RETURNING id, name, status, parents_left
 """
 
 
 def _count_off(parent: WorkflowStep, ctx: _Pass) -> None:
+    names = [child.name for child in _children(parent.workflow_id, parent.name)]
     with connection.cursor() as cursor:
-        cursor.execute(_COUNT_OFF_SQL, {"workflow": parent.workflow_id, "names": parent.dependents})
-        children = cursor.fetchall()
-    verdicts: dict[int, bool | str] = {}
-    for child_id, status, join, raw_needs, left in children:
-        if status != WorkflowStep.Status.WAITING:
-            continue
-        needs = _json(raw_needs)
-        when = next(need["when"] for need in needs if need["step"] == parent.name)
-        passed = parent.status in EDGE_HOLDS[when]
-        if join == Join.ANY and (passed or left == 0):
-            verdicts[child_id] = True if passed else "no parent's edge holds"
-        elif join == Join.ALL and not passed:
-            verdicts[child_id] = f"{parent.name} {parent.status}, its edge is {when}"
-        elif join == Join.ALL and left == 0:
-            verdicts[child_id] = True
-    if verdicts:
-        for child in WorkflowStep.objects.filter(pk__in=verdicts).order_by("position"):
-            ctx.decide(child, verdicts[child.pk])
+        cursor.execute(_COUNT_OFF_SQL, {"workflow": parent.workflow_id, "names": names})
+        counted = cursor.fetchall()
+    ctx.decide_children([parent], counted)
 
 
 def _start_ready(
@@ -230,10 +303,7 @@ def _start_ready(
     for step in candidates:
         if step.status == WorkflowStep.Status.WAITING and step.parents_left == 0:
             ctx.decide(step, _verdict(step, by_name))
-    _run(ctx)
-    ended, ctx.ended = ctx.ended, []
-    _add_done(workflow, len(ended))
-    _advance(workflow, ended, by)
+    _advance(ctx, [])
 
 
 def _add_done(workflow: Workflow, count: int) -> None:
@@ -311,12 +381,19 @@ def _settle(step: WorkflowStep, status: str, reason: str) -> None:
 # --- Hearing from the engine --------------------------------------------------------------------
 
 
-def step_job_finished(sender: Any, *, job: Job, **kwargs: Any) -> None:
-    """`job_finished` receiver: a step's job ended, so its step and the workflow move on."""
-    if not job.idempotency_key.startswith(KEY_PREFIX):
-        return
-    _, workflow_id, name = job.idempotency_key.split(":", 2)
-    record_step_end(workflow_id, name, job_id=job.pk, job_status=job.status)
+def step_jobs_finished(sender: Any, *, jobs: list[Job], **kwargs: Any) -> None:
+    """`jobs_finished` receiver: the steps whose jobs ended move on, each workflow's together."""
+    ends: dict[str, list[tuple[str, Any, str]]] = {}
+    for job in jobs:
+        if job.idempotency_key.startswith(KEY_PREFIX):
+            _, workflow_id, name = job.idempotency_key.split(":", 2)
+            ends.setdefault(workflow_id, []).append((name, job.pk, job.status))
+    for workflow_id, steps in ends.items():
+        try:
+            record_step_ends(workflow_id, steps)
+        except Exception:
+            # Those steps stay running for reconcile_workflows; other workflows go on.
+            logger.exception("workflow=%s: %s step end(s) not recorded", workflow_id, len(steps))
 
 
 _WORKFLOW, _STEP = Workflow._meta.db_table, WorkflowStep._meta.db_table
@@ -325,87 +402,145 @@ _WORKFLOW, _STEP = Workflow._meta.db_table, WorkflowStep._meta.db_table
 # may forget a step's end, which `reconcile_workflows` then settles again.
 _NO_FSYNC = "settings AS (SELECT set_config('synchronous_commit', 'off', true))"
 
-# Locks the workflow (every change to its steps does), settles the step if it still runs that
-# job, and counts it done. `%(quiet)s` (a step without dependents that is not the last) lets
-# the statement stand alone as its own transaction: nothing else has to change with it.
-_SETTLE_SQL = f"""
-WITH {_NO_FSYNC}, locked AS (
-    SELECT id FROM {_WORKFLOW}
-    WHERE id = %(workflow)s AND (NOT %(quiet)s OR (status = 'running' AND done + 1 < total))
+# Steps' ends in one statement: lock the workflow (every change to its steps does), settle the
+# steps that still run those jobs, count them off their children and count them done; the
+# children as counted are returned for the caller to decide. `%(quiet)s` lets the statement
+# stand alone as its own transaction, so it changes nothing unless nothing else has to change
+# with it: the workflow runs and a step is left to end, every step still ran its job, and these
+# ends decide no child.
+#
+# The steps and children are read FOR UPDATE because the statement's snapshot was taken before
+# the lock wait: locking a row reads it as the step end that held the lock last left it.
+_END_SQL = f"""
+WITH {_NO_FSYNC}, ended AS (
+    SELECT * FROM unnest(%(names)s::text[], %(jobs)s::uuid[], %(statuses)s::text[])
+        AS ended (name, job, status)
+), edge AS (
+    SELECT * FROM unnest(%(parents)s::text[], %(children)s::text[], %(passed)s::boolean[])
+        AS edge (parent, child, passed)
+), locked AS (
+    SELECT id, status FROM {_WORKFLOW}
+    WHERE id = %(workflow)s
+        AND (NOT %(quiet)s OR (status = 'running' AND done + %(count)s < total))
     FOR UPDATE
+), steps AS (
+    SELECT step.id, step.name, ended.status
+    FROM {_STEP} AS step JOIN ended ON step.name = ended.name AND step.job_id = ended.job
+    WHERE step.workflow_id = (SELECT id FROM locked) AND step.status = 'running'
+    FOR UPDATE OF step
+), counts AS (
+    SELECT edge.child AS name, count(*) AS ended, bool_or(edge.passed) AS some_passed,
+        bool_and(edge.passed) AS all_passed
+    FROM edge JOIN steps ON steps.name = edge.parent
+    GROUP BY edge.child
+), children AS (
+    SELECT child.id, child.status, child."join", child.parents_left, counts.*
+    FROM {_STEP} AS child JOIN counts ON child.name = counts.name
+    WHERE child.workflow_id = (SELECT id FROM locked WHERE status = 'running')
+    FOR UPDATE OF child
+), decided AS (
+    SELECT FROM children
+    WHERE status = 'waiting' AND (
+        parents_left <= ended
+        OR ("join" = 'any' AND some_passed)
+        OR ("join" = 'all' AND NOT all_passed)
+    )
 ), settled AS (
-    UPDATE {_STEP} SET status = %(status)s, finished_at = %(now)s
-    FROM locked
-    WHERE workflow_id = locked.id AND name = %(name)s AND job_id = %(job)s
-        AND status = 'running' AND (NOT %(quiet)s OR dependents = '[]'::jsonb)
-    RETURNING {_STEP}.id, {_STEP}.dependents
+    UPDATE {_STEP} AS step SET status = steps.status, finished_at = %(now)s
+    FROM steps
+    WHERE step.id = steps.id AND NOT (%(quiet)s AND (
+        EXISTS (SELECT FROM decided) OR (SELECT count(*) FROM steps) < %(count)s
+    ))
+    RETURNING step.id, step.name
+), counted AS (
+    UPDATE {_STEP} AS child SET parents_left = GREATEST(child.parents_left - children.ended, 0)
+    FROM children
+    WHERE child.id = children.id AND EXISTS (SELECT FROM settled)
+    RETURNING child.id, child.name, child.status, child.parents_left
+), workflow AS (
+    UPDATE {_WORKFLOW} SET done = done + (SELECT count(*) FROM settled)
+    FROM settings
+    WHERE {_WORKFLOW}.id = %(workflow)s AND EXISTS (SELECT FROM settled)
+    RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total,
+        (SELECT array_agg(name) FROM settled) AS settled
 )
-UPDATE {_WORKFLOW} SET done = done + 1
-FROM settled, settings
-WHERE {_WORKFLOW}.id = %(workflow)s
-RETURNING {_WORKFLOW}.status, {_WORKFLOW}.done, {_WORKFLOW}.total, settled.id, settled.dependents
+SELECT workflow.*, counted.* FROM workflow LEFT JOIN counted ON true
 """
 
-
-# Which steps of a workflow have dependents, per worker process: a graph never changes once
-# submitted, so one read per workflow spares every end of a parent the statement that would
-# find it cannot stand alone.
-_WITH_DEPENDENTS: OrderedDict[str, frozenset[str]] = OrderedDict()
-_WITH_DEPENDENTS_KEPT = 256
+# A step's end: its name, its job's id, the step's status from the job's.
+_StepEnd = tuple[str, Any, str]
 
 
-def _steps_with_dependents(workflow_id: Any) -> frozenset[str]:
-    key = str(workflow_id)
-    found = _WITH_DEPENDENTS.get(key)
-    if found is None:
-        parents = WorkflowStep.objects.filter(workflow_id=workflow_id).exclude(dependents=[])
-        found = frozenset(parents.values_list("name", flat=True))
-        _WITH_DEPENDENTS[key] = found
-        if len(_WITH_DEPENDENTS) > _WITH_DEPENDENTS_KEPT:
-            _WITH_DEPENDENTS.popitem(last=False)
-    return found
-
-
-def _json(value: Any) -> Any:
-    """A jsonb column read by a raw statement (Django's cursor hands it over as text)."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _settle_sql(params: dict[str, Any], *, quiet: bool) -> Any:
+def _end_sql(workflow_id: Any, ends: list[_StepEnd], *, quiet: bool) -> list[tuple[Any, ...]]:
+    edges = [
+        (name, child.name, status in EDGE_HOLDS[child.when])
+        for name, _, status in ends
+        for child in _children(workflow_id, name)
+    ]
+    params = {
+        "workflow": workflow_id,
+        "quiet": quiet,
+        "now": timezone.now(),
+        "count": len(ends),
+        "names": [name for name, _, _ in ends],
+        "jobs": [job for _, job, _ in ends],
+        "statuses": [status for _, _, status in ends],
+        "parents": [parent for parent, _, _ in edges],
+        "children": [child for _, child, _ in edges],
+        "passed": [passed for _, _, passed in edges],
+    }
     with connection.cursor() as cursor:
-        cursor.execute(_SETTLE_SQL, {**params, "quiet": quiet})
-        return cursor.fetchone()
+        cursor.execute(_END_SQL, params)
+        return cursor.fetchall()
+
+
+def _may_stand_alone(workflow_id: Any, ends: list[_StepEnd]) -> bool:
+    """False when these ends are sure to decide a child (one is its only parent), so that the
+    statement on its own would change nothing."""
+    return not any(
+        child.parents == 1 for name, _, _ in ends for child in _children(workflow_id, name)
+    )
 
 
 def record_step_end(workflow_id: Any, name: str, *, job_id: Any, job_status: str) -> bool:
-    """Settle the step whose job ended and advance the workflow; False if already settled.
+    """Settle the step whose job ended and advance the workflow; False if already settled."""
+    return record_step_ends(workflow_id, [(name, job_id, job_status)]) == 1
 
-    Most ends (no dependents, not the last step) are one statement; the others lock the
+
+def record_step_ends(workflow_id: Any, ends: Sequence[tuple[str, Any, str]]) -> int:
+    """Settle the steps of one workflow whose jobs ended — (name, job id, job status) each —
+    and advance it; returns how many were settled here (not already).
+
+    Ends that decide no child and leave a step to end are one statement; others lock the
     workflow in a transaction that also decides the children and, at the last, ends it.
     """
-    status = STEP_STATUS.get(job_status)
-    if status is None:
-        return False
-    params = {"workflow": workflow_id, "name": name, "job": job_id, "status": status}
-    params["now"] = timezone.now()
-    quiet = name not in _steps_with_dependents(workflow_id)
-    if quiet and _settle_sql(params, quiet=True) is not None:
-        return True
+    known = [
+        (name, job, STEP_STATUS[status]) for name, job, status in ends if status in STEP_STATUS
+    ]
+    if not known:
+        return 0
+    if _may_stand_alone(workflow_id, known) and _end_sql(workflow_id, known, quiet=True):
+        return len(known)
     with transaction.atomic():
-        row = _settle_sql(params, quiet=False)
-        if row is None:
-            return False
-        workflow_status, done, total, step_id, dependents = row
+        rows = _end_sql(workflow_id, known, quiet=False)
+        if not rows:
+            return 0
+        workflow_status, done, total, settled = rows[0][:4]
         if workflow_status != Workflow.Status.RUNNING:
-            return True
+            return len(settled)
         # Read in full only if a child is decided or the workflow ends (see _loaded).
         workflow = Workflow(id=workflow_id, status=workflow_status, done=done, total=total)
         workflow._state.adding = False
-        step = WorkflowStep(id=step_id, workflow=workflow, name=name, status=status)
-        step.dependents = _json(dependents)
-        _advance(workflow, [step], None)
+        ctx = _Pass(workflow, None)
+        parents = [
+            WorkflowStep(workflow=workflow, name=name, status=status)
+            for name, _, status in known
+            if name in settled
+        ]
+        ctx.decide_children(parents, [row[4:] for row in rows if row[4] is not None])
+        _advance(ctx, [])
         _finish_if_done(workflow)
-    return True
+    return len(settled)
 
 
 def _loaded(workflow: Workflow) -> Workflow:
@@ -419,7 +554,8 @@ def _finish_if_done(workflow: Workflow) -> None:
     if workflow.done < workflow.total:
         return
     _loaded(workflow)
-    _end(workflow, _outcome(WorkflowStep.objects.filter(workflow=workflow)))
+    steps = WorkflowStep.objects.filter(workflow=workflow).only("name", "status", "needs")
+    _end(workflow, _outcome(steps))
 
 
 def _outcome(steps: Iterable[WorkflowStep]) -> str:
