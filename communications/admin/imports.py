@@ -32,7 +32,12 @@ from communications.admin.transfer_forms import (
 )
 from communications.models import ContactExport, ContactImport
 from communications.selectors.imports import import_rejections
-from communications.services.imports import start_export, start_import, start_real_import
+from communications.services.imports import (
+    NOT_FOR_REAL,
+    start_export,
+    start_import,
+    start_real_import,
+)
 from config.exceptions import DomainError
 from tenants.admin import TenantScopedAdminMixin
 
@@ -131,6 +136,9 @@ class _TransferAdmin(TenantScopedAdminMixin):
         message = message or f"Started job {obj.job_id}."
         self.log_addition(request, obj, message)
         self.message_user(request, f"{obj}: {message} This page shows its progress.")
+        return self.redirect_to(obj)
+
+    def redirect_to(self, obj: Any) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse(f"admin:{self.url_name('change')}", args=[obj.pk]))
 
     def render_form(
@@ -295,6 +303,9 @@ class ContactImportAdmin(_TransferAdmin):
         dry_run = self.get_visible(request, object_id)
         if not self.can_edit_in(request, dry_run.tenant_id):
             raise PermissionDenied
+        if not dry_run.can_run_for_real:
+            self.message_user(request, NOT_FOR_REAL, messages.ERROR)
+            return self.redirect_to(dry_run)
         if request.method != "POST":
             title = f"Import {dry_run.original_name} for real"
             return self.render_form(request, title=title, dry_run=dry_run)
@@ -302,9 +313,7 @@ class ContactImportAdmin(_TransferAdmin):
             contact_import = start_real_import(dry_run, by=request.user)  # type: ignore[arg-type]
         except DomainError as error:
             self.message_user(request, str(error), messages.ERROR)
-            return HttpResponseRedirect(
-                reverse(f"admin:{self.url_name('change')}", args=[dry_run.pk])
-            )
+            return self.redirect_to(dry_run)
         message = f"Started job {contact_import.job_id}, for real, after dry run {dry_run.pk}."
         return self.started(request, contact_import, message)
 
@@ -327,7 +336,7 @@ class ContactImportAdmin(_TransferAdmin):
 
     @admin.display(description="Import for real")
     def import_for_real(self, obj: ContactImport) -> str:
-        if not obj.dry_run or obj.status != ContactImport.Status.SUCCEEDED:
+        if not obj.can_run_for_real:
             return "—"
         url = reverse(f"admin:{self.url_name('run')}", args=[obj.pk])
         return format_html('<a class="button" href="{}">Import this file for real…</a>', url)

@@ -95,11 +95,16 @@ class ImportStartForm(TenantForm):
         upload = data.get("file")
         if upload is None or "format" in self.errors:
             return data
+        given = data.get("format", "")
         try:
-            data["format"] = detect_format(upload.name or "", given=data.get("format", ""))
+            data["format"] = detect_format(upload.name or "", given=given)
+        except ImportFileError as error:
+            self.add_error("format" if given else "file", str(error))
+            return data
+        try:
             headers = self._headers(upload, data["format"])
         except ImportFileError as error:
-            self.add_error("format" if data.get("format") else "file", str(error))
+            self.add_error("file", str(error))
             return data
         if "mapping" in data:
             try:

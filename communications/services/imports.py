@@ -55,6 +55,7 @@ from jobs.services.jobs import enqueue_job
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
+NOT_FOR_REAL = "Only a dry run that succeeded can be imported for real."
 
 # --- Starting -----------------------------------------------------------------------------------
 
@@ -107,8 +108,8 @@ def start_import(
 
 def start_real_import(dry_run: ContactImport, *, by: User | None) -> ContactImport:
     """Import for real the file a finished dry run checked: same format, mapping and policy."""
-    if not dry_run.dry_run or dry_run.status != ContactImport.Status.SUCCEEDED:
-        raise DomainError("Only a dry run that succeeded can be imported for real.")
+    if not dry_run.can_run_for_real:
+        raise DomainError(NOT_FOR_REAL)
     try:
         handle = default_storage.open(dry_run.file.name or "", "rb")
     except FileNotFoundError as error:
