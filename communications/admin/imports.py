@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.db.models import FileField
@@ -248,35 +249,41 @@ class ContactImportAdmin(_TransferAdmin):
     list_select_related = ("tenant", "job")
     search_fields = ("original_name",)
     ordering = ("-created_at",)
-    readonly_fields = (
-        "tenant",
-        "created_by",
-        "job",
-        "original_name",
-        "format",
-        "policy",
-        "dry_run",
-        "mapping",
-        "columns",
-        "state",
-        "progress",
-        "outcome",
-        "import_for_real",
-        "problem",
-        "total_rows",
-        "processed_rows",
-        "new_count",
-        "updated_count",
-        "skipped_count",
-        "invalid_count",
-        "uploaded_file",
-        "rejected_rows",
-        "first_rejections",
-        "created_at",
-        "started_at",
-        "finished_at",
+    fieldsets = (
+        (None, {"fields": ("progress", "outcome", "import_for_real", "problem")}),
+        (
+            "File",
+            {
+                "fields": (
+                    "tenant",
+                    "original_name",
+                    "uploaded_file",
+                    "format",
+                    "policy",
+                    "dry_run",
+                    "mapping",
+                    "columns",
+                )
+            },
+        ),
+        (
+            "Rows",
+            {
+                "fields": (
+                    "total_rows",
+                    "processed_rows",
+                    "new_count",
+                    "updated_count",
+                    "skipped_count",
+                    "invalid_count",
+                    "rejected_rows",
+                    "first_rejections",
+                )
+            },
+        ),
+        ("History", {"fields": ("job", "created_by", "created_at", "started_at", "finished_at")}),
     )
-    fields = readonly_fields
+    readonly_fields = flatten_fieldsets(fieldsets)
 
     def get_urls(self) -> list[URLPattern]:
         run = path(
@@ -371,21 +378,12 @@ class ContactExportAdmin(_TransferAdmin):
     list_filter = ("tenant", "format", "status", "created_at")
     list_select_related = ("tenant", "job")
     ordering = ("-created_at",)
-    readonly_fields = (
-        "tenant",
-        "created_by",
-        "job",
-        "format",
-        "filters",
-        "state",
-        "progress",
-        "problem",
-        "row_count",
-        "download",
-        "created_at",
-        "finished_at",
+    fieldsets = (
+        (None, {"fields": ("progress", "download", "problem")}),
+        ("Contacts", {"fields": ("tenant", "format", "filters", "row_count")}),
+        ("History", {"fields": ("job", "created_by", "created_at", "finished_at")}),
     )
-    fields = readonly_fields
+    readonly_fields = flatten_fieldsets(fieldsets)
 
     def start_initial(self, request: HttpRequest) -> dict[str, Any]:
         """The contacts list's filters, when the Export button carries them."""
