@@ -16,7 +16,7 @@ from communications.models import Contact, ContactExport, ContactImport
 from communications.services.imports import start_export
 from jobs.models import Job
 from tenants.models import Role
-from tests.communications.imports_helpers import csv_bytes, finished, upload
+from tests.communications.imports_helpers import csv_bytes, finished, job_of, upload
 from tests.factories import make_member
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -164,7 +164,7 @@ def test_an_import_from_the_admin_runs_as_a_job_with_its_mapping_into_the_chosen
 
     page = change_page_of(response, IMPORTS)
     contact_import = ContactImport.objects.get()
-    assert (contact_import.tenant, contact_import.job.status) == (tenant, Job.Status.QUEUED)
+    assert (contact_import.tenant, job_of(contact_import).status) == (tenant, Job.Status.QUEUED)
     running = staff.get(page.replace("/change/", "/progress/"))
     assert running["X-Transfer-Running"] == "1"
     entry = LogEntry.objects.get(object_id=str(contact_import.pk))

@@ -4,7 +4,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from communications.models import Contact, ContactImport
 from tenants.models import Role, Tenant
@@ -33,7 +33,7 @@ def test_a_tenant_admin_imports_a_file_and_its_page_follows_the_job(
     page.goto("/admin/communications/contact/")
     page.click(".object-tools >> text=Import")
     page.set_input_files(
-        "#id_file", files=[{"name": "leads.csv", "mimeType": "text/csv", "buffer": content}]
+        "#id_file", files=FilePayload(name="leads.csv", mimeType="text/csv", buffer=content)
     )
     page.fill("#id_mapping", '{"Work mail": "email", "Who": "name"}')
     screenshot(page, "contact-import-form")
