@@ -2,7 +2,8 @@
 and every admin model × role × page, each derived from the one table.
 
 A new endpoint is covered as soon as it names its `access_area`; a new admin model needs one
-builder in `ROWS` (the guard test says so).
+builder in `ROWS` (the guard test says so), and an admin page beyond the changelist and the
+change page one line in `ADMIN_PAGES`.
 """
 
 import uuid
