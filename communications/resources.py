@@ -1,10 +1,8 @@
-"""django-import-export resources: contacts (import and export), messages and jobs (export).
+"""django-import-export resources for exports: contacts, messages and jobs.
 
-The admin's import and export buttons use these resources directly, with import-export's own
-preview and confirm step. The import job (`communications.import_contacts`) uses the same
-header matching and row cleaning (`communications.services.imports`) but plans and writes
-rows in batches itself, which is much faster on large files; exports write the resource's
-columns in every format (`write_contacts`).
+The export job (`communications.export_contacts`) writes `ContactResource`'s columns in every
+format (`write_contacts`). Imports do not go through a resource: the import job matches headers,
+cleans rows and writes them in batches itself (`communications.services.imports`).
 """
 
 import csv
@@ -13,17 +11,13 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import tablib
-from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 from import_export import fields, resources, widgets
-from import_export.formats import base_formats
 
 from communications.models import Contact, Message
-from communications.services.import_files import ImportFileError, escape_formula, read_table
-from communications.services.import_rows import FIELDS, clean_row, match_columns, text_value
+from communications.services.import_files import escape_formula
 from jobs.models import Job
 from tenants.models import Tenant
 
@@ -41,7 +35,7 @@ CHUNK = 2000
 
 
 class ContactResource(resources.ModelResource):
-    """Contacts of one tenant; rows are matched by email or phone, as the import job does."""
+    """Contacts of one tenant, as exports write them."""
 
     tags = fields.Field(
         attribute="tags", column_name="tags", widget=widgets.SimpleArrayWidget(separator=",")
@@ -54,73 +48,16 @@ class ContactResource(resources.ModelResource):
         model = Contact
         fields = CONTACT_COLUMNS
         export_order = CONTACT_COLUMNS
-        import_id_fields = ("email",)
-        skip_unchanged = True
-        report_skipped = True
 
-    def __init__(self, tenant: Tenant | None = None, user: Any = None, **kwargs: Any) -> None:
+    def __init__(self, tenant: Tenant | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tenant = tenant
-        self.user = user
 
     def get_queryset(self) -> QuerySet[Contact]:
         queryset = Contact.objects.all()
         if self.tenant is None:
             return queryset.none()
         return queryset.for_tenant(self.tenant)
-
-    def get_import_fields(self) -> list[Any]:
-        return [self.fields[name] for name in CONTACT_COLUMNS if name != "created_at"]
-
-    def before_import(self, dataset: Any, **kwargs: Any) -> None:
-        """Rename recognised headers ("E-mail", "Phone number"…) to the resource's fields."""
-        if self.tenant is None:
-            raise ValidationError("Choose the tenant to import into.")
-        try:
-            columns = match_columns([str(h or "").strip() for h in dataset.headers], {})
-        except Exception as error:
-            raise ValidationError(str(error)) from error
-        self._columns = columns
-        dataset.headers = [
-            columns.get(index, f"ignored: {header}") for index, header in enumerate(dataset.headers)
-        ]
-        for name in ("email", "phone"):
-            if name not in dataset.headers:
-                dataset.append_col([""] * len(dataset), header=name)
-
-    def before_import_row(self, row: Any, **kwargs: Any) -> None:
-        """Normalise the row as the import job does; an invalid row raises ValidationError."""
-        headers = list(row.keys())
-        columns = {i: name for i, name in enumerate(headers) if name in FIELDS}
-        cleaned = clean_row(0, list(row.values()), columns, region=self.tenant_region)
-        if cleaned.errors:
-            raise ValidationError(cleaned.errors)
-        for name in ("email", "phone", "name"):
-            row[name] = cleaned.fields.get(name, "")
-        if "tags" in row:
-            row["tags"] = ",".join(cleaned.fields.get("tags", []))
-        if "opted_out" in row:
-            row["opted_out"] = cleaned.fields.get("opted_out", False)
-
-    @property
-    def tenant_region(self) -> str:
-        return self.tenant.default_region if self.tenant else "US"
-
-    def get_instance(self, instance_loader: Any, row: Any) -> Contact | None:
-        match = Q()
-        if row.get("email"):
-            match |= Q(email=row["email"])
-        if row.get("phone"):
-            match |= Q(phone=row["phone"])
-        if not match:
-            return None
-        return self.get_queryset().filter(match).order_by("pk").first()
-
-    def before_save_instance(self, instance: Contact, row: Any, **kwargs: Any) -> None:
-        instance.tenant = self.tenant  # type: ignore[assignment]
-        if instance.pk is None:
-            instance.source = Contact.Source.ADMIN
-            instance.created_by = self.user
 
 
 class MessageResource(resources.ModelResource):
@@ -257,69 +194,3 @@ def _write_pdf(headers: list[str], rows: Iterable[list[Any]], tenant: Tenant) ->
         },
     )
     return weasyprint.HTML(string=html).write_pdf()
-
-
-# --- Formats for the admin's import and export buttons -----------------------------------------
-
-
-class UnreadableFile(ValueError):
-    """An upload the import checks refused; the message says why."""
-
-
-class _CheckedFileMixin:
-    """Read uploads as the import job does: encodings, limits, zip-bomb and field-size checks."""
-
-    contact_format = "csv"
-
-    def is_binary(self) -> bool:
-        return True
-
-    def get_read_mode(self) -> str:
-        return "rb"
-
-    def create_dataset(self, in_stream: Any, **kwargs: Any) -> tablib.Dataset:
-        data = in_stream if isinstance(in_stream, bytes) else str(in_stream).encode()
-        try:
-            table = read_table(data, format=self.contact_format)
-        except ImportFileError as error:
-            raise UnreadableFile(str(error)) from error
-        dataset = tablib.Dataset(headers=table.headers)
-        width = len(table.headers)
-        for _line, values in table.rows:
-            cells = [text_value(value) for value in values[:width]]
-            dataset.append(cells + [""] * (width - len(cells)))
-        return dataset
-
-
-class _EscapedExportMixin:
-    """Export cells a spreadsheet would run as formulas as text (see `escape_formula`)."""
-
-    def export_data(self, dataset: tablib.Dataset, **kwargs: Any) -> Any:
-        escaped = tablib.Dataset(headers=dataset.headers)
-        for row in dataset:
-            escaped.append([escape_formula(cell) for cell in row])
-        return super().export_data(escaped, **kwargs)  # type: ignore[misc]
-
-
-class ImportCSV(_CheckedFileMixin, base_formats.CSV):
-    contact_format = "csv"
-
-
-class ImportXLSX(_CheckedFileMixin, base_formats.XLSX):
-    contact_format = "xlsx"
-
-
-class ImportJSON(_CheckedFileMixin, base_formats.JSON):
-    contact_format = "json"
-
-
-class ExportCSV(_EscapedExportMixin, base_formats.CSV):
-    pass
-
-
-class ExportXLSX(_EscapedExportMixin, base_formats.XLSX):
-    pass
-
-
-IMPORT_FORMATS = [ImportCSV, ImportXLSX, ImportJSON]
-EXPORT_FORMATS = [ExportCSV, ExportXLSX, base_formats.JSON]

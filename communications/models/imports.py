@@ -86,6 +86,11 @@ class ContactImport(models.Model):
         return f"Import of {self.original_name or self.pk}"
 
     @property
+    def can_run_for_real(self) -> bool:
+        """A dry run that succeeded: its file can be imported for real."""
+        return self.dry_run and self.status == TransferStatus.SUCCEEDED
+
+    @property
     def counts(self) -> dict[str, int]:
         return {
             "new": self.new_count,

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -48,12 +48,14 @@ from communications.services.import_rows import (
 )
 from communications.services.import_writes import insert_contacts, update_contacts
 from communications.services.notifications import notify_user
+from config.exceptions import DomainError
 from jobs.models import Job
 from jobs.runtime.context import JobContext
 from jobs.services.jobs import enqueue_job
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
+NOT_FOR_REAL = "Only a dry run that succeeded can be imported for real."
 
 # --- Starting -----------------------------------------------------------------------------------
 
@@ -102,6 +104,25 @@ def start_import(
     )
     contact_import.save(update_fields=["job"])
     return contact_import
+
+
+def start_real_import(dry_run: ContactImport, *, by: User | None) -> ContactImport:
+    """Import for real the file a finished dry run checked: same format, mapping and policy."""
+    if not dry_run.can_run_for_real:
+        raise DomainError(NOT_FOR_REAL)
+    try:
+        handle = default_storage.open(dry_run.file.name or "", "rb")
+    except FileNotFoundError as error:
+        raise DomainError("The uploaded file is gone (cleaned up?): upload it again.") from error
+    with handle:
+        return start_import(
+            tenant=dry_run.tenant,
+            by=by,
+            upload=File(handle, name=dry_run.original_name or "upload"),
+            format=dry_run.format,
+            mapping=dry_run.mapping,
+            policy=dry_run.policy,
+        )
 
 
 # --- Running ------------------------------------------------------------------------------------
