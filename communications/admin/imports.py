@@ -310,6 +310,10 @@ class ContactImportAdmin(_TransferAdmin):
         dry_run = self.get_visible(request, object_id)
         if not self.can_edit_in(request, dry_run.tenant_id):
             raise PermissionDenied
+        real = getattr(dry_run, "run_for_real", None)
+        if real is not None:
+            self.message_user(request, f"This file was imported for real already: {real}.")
+            return self.redirect_to(real)
         if not dry_run.can_run_for_real:
             self.message_user(request, NOT_FOR_REAL, messages.ERROR)
             return self.redirect_to(dry_run)
@@ -343,6 +347,10 @@ class ContactImportAdmin(_TransferAdmin):
 
     @admin.display(description="Import for real")
     def import_for_real(self, obj: ContactImport) -> str:
+        real = getattr(obj, "run_for_real", None)
+        if real is not None:
+            url = reverse(f"admin:{self.url_name('change')}", args=[real.pk])
+            return format_html('Imported for real: <a href="{}">{}</a>', url, real.pk)
         if not obj.can_run_for_real:
             return "—"
         url = reverse(f"admin:{self.url_name('run')}", args=[obj.pk])

@@ -31,7 +31,7 @@ from communications.selectors.imports import (
     list_imports,
 )
 from communications.services.import_rows import ERRORS_SHOWN, check_mapping
-from communications.services.imports import start_export, start_import
+from communications.services.imports import start_export, start_import, start_real_import
 from config.exceptions import Conflict
 from config.parsers import StrictJSONParser
 from jobs.api.common import StatusField, StatusWords, errors, tenant_request
@@ -98,6 +98,7 @@ class ImportOutput(serializers.ModelSerializer):
             "format",
             "policy",
             "dry_run",
+            "checked_by",
             "mapping",
             "columns",
             "total_rows",
@@ -260,6 +261,28 @@ class ContactImportDetailView(APIView):
         return Response(ImportDetailOutput(contact_import).data)
 
 
+class ContactImportRunView(APIView):
+    """`contacts/imports/{id}/run/`: import for real the file a succeeded dry run checked."""
+
+    permission_classes = [HasTenantRole]
+    access_area = "contact_transfers"
+
+    @extend_schema(
+        request=None,
+        parameters=[IMPORT_ID],
+        responses={202: ImportOutput, **errors(400, 401, 403, 404, 409, 429)},
+        description=(
+            "Starts a real import of the dry run's stored file with its format, mapping and "
+            "policy. Once per dry run: asking again answers with the import already started. "
+            "409 unless the import is a dry run that succeeded."
+        ),
+    )
+    def post(self, request: Request, import_id: UUID) -> Response:
+        dry_run = get_import(tenant=tenant_request(request).tenant, import_id=import_id)
+        real = start_real_import(dry_run, by=cast(User, request.user))
+        return Response(ImportOutput(real).data, status=status.HTTP_202_ACCEPTED)
+
+
 class ContactImportErrorsView(APIView):
     """The rejected rows as CSV: their line, their values and an `errors` column."""
 
@@ -352,6 +375,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "contacts/imports/<uuid:import_id>/",
         ContactImportDetailView.as_view(),
         name="contact-import-detail",
+    ),
+    path(
+        "contacts/imports/<uuid:import_id>/run/",
+        ContactImportRunView.as_view(),
+        name="contact-import-run",
     ),
     path(
         "contacts/imports/<uuid:import_id>/errors/",

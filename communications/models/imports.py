@@ -58,6 +58,14 @@ class ContactImport(models.Model):
     )
     policy = models.CharField(max_length=6, choices=Policy.choices, default=Policy.SKIP)
     dry_run = models.BooleanField(default=False)
+    checked_by = models.OneToOneField(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="run_for_real",
+        help_text="The dry run whose file this import ran for real.",
+    )
     status = models.CharField(
         max_length=10, choices=TransferStatus.choices, default=TransferStatus.PENDING
     )

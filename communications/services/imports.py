@@ -70,6 +70,7 @@ def start_import(
     mapping: dict[str, str] | None = None,
     policy: str = ContactImport.Policy.SKIP,
     dry_run: bool = False,
+    checked_by: ContactImport | None = None,
 ) -> ContactImport:
     """Store the uploaded file and enqueue `communications.import_contacts` for it."""
     name = getattr(upload, "name", "") or "upload"
@@ -90,6 +91,7 @@ def start_import(
         mapping=check_mapping(mapping or {}),
         policy=policy,
         dry_run=dry_run,
+        checked_by=checked_by,
     )
     contact_import.file.name = default_storage.save(
         f"imports/{tenant.pk}/{contact_import.pk}.{format}", upload
@@ -106,8 +108,16 @@ def start_import(
     return contact_import
 
 
+@transaction.atomic
 def start_real_import(dry_run: ContactImport, *, by: User | None) -> ContactImport:
-    """Import for real the file a finished dry run checked: same format, mapping and policy."""
+    """Import for real the file a finished dry run checked: same format, mapping and policy.
+
+    Once per dry run: asking again (a second click) gives the import already started.
+    """
+    dry_run = ContactImport.objects.select_for_update().get(pk=dry_run.pk)
+    started = ContactImport.objects.filter(checked_by=dry_run).first()
+    if started is not None:
+        return started
     if not dry_run.can_run_for_real:
         raise DomainError(NOT_FOR_REAL)
     try:
@@ -122,6 +132,7 @@ def start_real_import(dry_run: ContactImport, *, by: User | None) -> ContactImpo
             format=dry_run.format,
             mapping=dry_run.mapping,
             policy=dry_run.policy,
+            checked_by=dry_run,
         )
 
 

@@ -199,6 +199,7 @@ def test_a_dry_run_from_the_admin_creates_nothing_until_it_is_imported_for_real(
     assert f'href="{run_page}"' in shown
     assert "found 1 new, 1 to update" in staff.get(run_page).content.decode()
     real_page = change_page_of(staff.post(run_page), IMPORTS)
+    assert change_page_of(staff.post(run_page), IMPORTS) == real_page  # a second click
     run_worker(["imports"])
     real = ContactImport.objects.get(dry_run=False)
     assert (real.policy, real.original_name, real.counts["new"]) == ("update", "c.csv", 1)
@@ -208,6 +209,7 @@ def test_a_dry_run_from_the_admin_creates_nothing_until_it_is_imported_for_real(
         ("old@example.com", "Renamed"),
     ]
     assert LogEntry.objects.filter(action_flag=ADDITION).count() == 2
+    assert "Imported for real" in staff.get(page).content.decode()
 
 
 def test_only_a_succeeded_dry_run_can_be_imported_for_real(staff, tenant, tenant_admin):

@@ -142,6 +142,25 @@ def test_a_dry_run_through_the_api_leaves_contacts_alone(as_admin, tenant, run_w
     assert not Contact.objects.exists()
 
 
+def test_a_succeeded_dry_run_is_imported_for_real_once(as_admin, tenant, run_worker):
+    response = post_file(as_admin, csv_bytes("Email", "a@example.com"), dry_run="true")
+    run_worker(["imports"])
+    dry_run = response.json()["id"]
+
+    first = as_admin.post(f"{IMPORTS}{dry_run}/run/")
+    again = as_admin.post(f"{IMPORTS}{dry_run}/run/")  # a second click
+    run_worker(["imports"])
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert first.json()["id"] == again.json()["id"]
+    assert (first.json()["dry_run"], first.json()["checked_by"]) == (False, dry_run)
+    assert list(Contact.objects.values_list("email", flat=True)) == ["a@example.com"]
+    assert ContactImport.objects.filter(dry_run=False).count() == 1
+    real = as_admin.post(f"{IMPORTS}{first.json()['id']}/run/")
+    assert real.status_code == 409
+    assert "Only a dry run that succeeded" in real.json()["detail"]
+
+
 def test_an_agent_may_not_import(api_client, agent):
     api_client.force_authenticate(agent)
 
@@ -163,6 +182,7 @@ def test_another_tenants_import_answers_404(
 
     assert api_client.get(f"{IMPORTS}{theirs.pk}/", **headers).status_code == 404
     assert api_client.get(f"{IMPORTS}{theirs.pk}/errors/", **headers).status_code == 404
+    assert api_client.post(f"{IMPORTS}{theirs.pk}/run/", **headers).status_code == 404
     listed = api_client.get(IMPORTS, **headers).json()["results"]
     assert [row["id"] for row in listed] == [str(mine.pk)]
     assert outsider.pk  # the other tenant has its own admin; ours still cannot see its import
