@@ -47,8 +47,17 @@ class RuleOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class TenantSlugField(serializers.SlugRelatedField[Tenant]):
+    """A tenant by its slug; a slug holding NUL (PostgreSQL cannot compare it) names none."""
+
+    def to_internal_value(self, data: Any) -> Tenant:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().to_internal_value(data)
+
+
 class RuleInput(serializers.Serializer):
-    tenant: serializers.SlugRelatedField[Tenant] = serializers.SlugRelatedField(
+    tenant = TenantSlugField(
         slug_field="slug",
         queryset=Tenant.objects.all(),
         required=False,

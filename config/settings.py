@@ -392,7 +392,7 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "jobs.api.common.ConveyorAutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.handle_api_exception",
     "DEFAULT_PARSER_CLASSES": [
         "config.parsers.StrictJSONParser",

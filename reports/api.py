@@ -103,14 +103,24 @@ class ReportListView(generics.ListAPIView):
 
     access_area = "reports"
 
-    def get_queryset(self) -> QuerySet[Report]:
-        reports = list_reports(tenant=_tenant_request(self.request).tenant).select_related("job")
+    class Query(serializers.Serializer):
+        """The filters; an empty one filters nothing, an unknown word is a 400."""
+
+        status = StatusField(
+            words=REPORT_WORDS, choices=Report.Status.choices, allow_blank=True, required=False
+        )
+        type = serializers.ChoiceField(choices=ReportType.choices, allow_blank=True, required=False)
         # `format` itself is DRF's output-format parameter, hence `file_format`.
-        for param, field in (("status", "status"), ("type", "type"), ("file_format", "format")):
-            if value := self.request.query_params.get(param):
-                value = REPORT_WORDS.read(value) if param == "status" else value
-                reports = reports.filter(**{field: value})
-        return reports
+        file_format = serializers.ChoiceField(
+            choices=ReportFormat.choices, allow_blank=True, required=False, source="format"
+        )
+
+    def get_queryset(self) -> QuerySet[Report]:
+        query = self.Query(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = {field: value for field, value in query.validated_data.items() if value}
+        reports = list_reports(tenant=_tenant_request(self.request).tenant).select_related("job")
+        return reports.filter(**filters)
 
     @extend_schema(
         operation_id="reports_list",

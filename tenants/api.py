@@ -74,6 +74,10 @@ class MeView(APIView):
 
 
 class TenantSettingsOutput(serializers.ModelSerializer):
+    contact_created_notify = serializers.ChoiceField(
+        choices=Role.choices, allow_blank=True, read_only=True
+    )
+
     class Meta:
         model = Tenant
         fields = [

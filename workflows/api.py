@@ -242,6 +242,8 @@ class MembersReadAdminsWrite(APIView):
 
 
 class WorkflowListView(MembersReadAgentsWrite):
+    pagination_class = PageNumberPagination
+
     class Query(serializers.Serializer):
         status = serializers.ChoiceField(choices=Workflow.Status.choices, required=False)
 
@@ -260,7 +262,7 @@ class WorkflowListView(MembersReadAgentsWrite):
         query = self.Query(data=request.query_params)
         query.is_valid(raise_exception=True)
         workflows = list_workflows(tenant=request.tenant, **query.validated_data)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(workflows, request, view=self)
         return paginator.get_paginated_response(WorkflowOutput(page, many=True).data)
 
@@ -322,6 +324,8 @@ class WorkflowRetryView(MembersReadAgentsWrite):
 
 
 class AutomationListView(MembersReadAdminsWrite):
+    pagination_class = PageNumberPagination
+
     @extend_schema(
         operation_id="automations_list",
         tags=TAGS,
@@ -330,7 +334,7 @@ class AutomationListView(MembersReadAdminsWrite):
     )
     def get(self, request: TenantRequest) -> Response:
         """The tenant's automations, by name."""
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(list_automations(tenant=request.tenant), request, self)
         return paginator.get_paginated_response(AutomationOutput(page, many=True).data)
 

@@ -122,6 +122,8 @@ LIST_PARAMETERS = [
 
 
 class ContactListView(MembersReadAgentsWrite):
+    pagination_class = ContactPagination
+
     @extend_schema(
         operation_id="contacts_list",
         tags=TAGS,
@@ -136,7 +138,7 @@ class ContactListView(MembersReadAgentsWrite):
         contacts = list_contacts(
             tenant=request.tenant, tags=filters.pop("tag", None), **filters
         ).select_related("created_by")
-        paginator = ContactPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(contacts, request, view=self)
         return paginator.get_paginated_response(ContactOutput(page, many=True).data)
 

@@ -72,6 +72,13 @@ class WhatsAppTemplateInput(serializers.Serializer):
 
 
 class MessageOutput(serializers.ModelSerializer):
+    delivery_status = serializers.ChoiceField(
+        choices=Message.Delivery.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The latest receipt; blank until the first arrives.",
+    )
+
     class Meta:
         model = Message
         fields = [

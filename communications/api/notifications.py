@@ -62,6 +62,8 @@ class OwnNotifications(APIView):
 
 
 class NotificationListView(OwnNotifications):
+    pagination_class = PageNumberPagination
+
     class Query(serializers.Serializer):
         unread = serializers.BooleanField(required=False, allow_null=True, default=None)
 
@@ -82,7 +84,7 @@ class NotificationListView(OwnNotifications):
         notifications = list_notifications(
             tenant=request.tenant, user=me(request), unread=query.validated_data["unread"]
         )
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(notifications, request, view=self)
         return paginator.get_paginated_response(NotificationOutput(page, many=True).data)
 

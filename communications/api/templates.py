@@ -136,6 +136,8 @@ class MembersPreview(APIView):
 
 
 class TemplateListView(MembersReadAdminsWrite):
+    pagination_class = PageNumberPagination
+
     class Query(serializers.Serializer):
         channel = serializers.ChoiceField(choices=Channel.choices, required=False, default="")
         search = serializers.CharField(required=False, default="", allow_blank=True)
@@ -156,7 +158,7 @@ class TemplateListView(MembersReadAdminsWrite):
         query = self.Query(data=request.query_params)
         query.is_valid(raise_exception=True)
         templates = list_templates(tenant=request.tenant, **query.validated_data)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(templates, request, view=self)
         return paginator.get_paginated_response(TemplateOutput(page, many=True).data)
 

@@ -394,6 +394,8 @@ class WebhookEndpointTestView(AdminsOnly):
 
 
 class WebhookDeliveryListView(AdminsOnly):
+    pagination_class = CreatedAtCursorPagination
+
     @extend_schema(
         operation_id="webhook_deliveries_list",
         tags=TAGS,
@@ -410,7 +412,7 @@ class WebhookDeliveryListView(AdminsOnly):
         filters = WebhookDeliveryFilters(data=request.query_params)
         filters.is_valid(raise_exception=True)
         deliveries = filtered_deliveries(request, dict(filters.validated_data))
-        paginator = CreatedAtCursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(deliveries, request, self)
         return paginator.get_paginated_response(WebhookDeliveryOutput(page, many=True).data)
 

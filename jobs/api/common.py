@@ -9,17 +9,24 @@ from typing import Any, cast
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema_field
+from drf_spectacular.utils import (
+    Direction,
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema_field,
+)
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 
 from jobs.models import Priority
 from jobs.redaction import redact
 from jobs.transport import queueing
-from tenants.permissions import TenantRequest
+from tenants.permissions import HasTenantRole, TenantRequest
 
 # --- Errors, as the schema shows them ----------------------------------------------------------
 
@@ -46,9 +53,13 @@ ERRORS = {
         ErrorOutput, description="The role this needs is missing (the message names it)."
     ),
     404: OpenApiResponse(
-        ErrorOutput, description="No such job or tenant here; another tenant's answers the same."
+        ErrorOutput,
+        description="No such tenant, object or page here; another tenant's objects answer the "
+        "same.",
     ),
-    409: OpenApiResponse(ErrorOutput, description="The job's status does not allow this."),
+    409: OpenApiResponse(
+        ErrorOutput, description="Its current status does not allow this (the message says why)."
+    ),
     429: OpenApiResponse(
         ErrorOutput, description="Too many requests for this tenant: wait `Retry-After` seconds."
     ),
@@ -68,6 +79,47 @@ TENANT_PRIORITIES = [
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """The documented error answers with these status codes."""
     return {code: ERRORS[code] for code in codes}
+
+
+class ConveyorAutoSchema(AutoSchema):
+    """Documents on each operation the errors any view behind credentials may answer.
+
+    Every such view may answer 400 (malformed input, NUL in the URL), 401 and 403; 404 too
+    when it names a tenant (X-Tenant), an object (a path parameter) or a page; 429 when it is
+    throttled. What only some views answer (409, 503, …) stays with their `extend_schema`.
+    """
+
+    def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
+        responses: dict[str, Any] = super()._get_response_bodies(direction)
+        for code in self._shared_error_codes():
+            if str(code) not in responses:
+                responses[str(code)] = self._get_response_for_code(
+                    ERRORS[code], str(code), direction=direction
+                )
+        return dict(sorted(responses.items()))
+
+    def _shared_error_codes(self) -> list[int]:
+        permissions = getattr(self.view, "permission_classes", [])
+        if all(_involves(permission, AllowAny) for permission in permissions):
+            return []
+        codes = [400, 401, 403]
+        if (
+            any(_involves(permission, HasTenantRole) for permission in permissions)
+            or "{" in self.path
+            or self._get_paginator() is not None
+        ):
+            codes.append(404)
+        if getattr(self.view, "throttle_classes", []):
+            codes.append(429)
+        return codes
+
+
+def _involves(permission: Any, kind: type) -> bool:
+    """Whether a permission class, or a side of a composed one (`A | B`), is a `kind`."""
+    if isinstance(permission, type):
+        return issubclass(permission, kind)
+    sides = (getattr(permission, "op1_class", None), getattr(permission, "op2_class", None))
+    return any(side is not None and _involves(side, kind) for side in sides)
 
 
 def tenant_request(request: Request) -> TenantRequest:

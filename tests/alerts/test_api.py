@@ -83,6 +83,15 @@ def test_a_bad_rule_is_refused_with_the_field_that_is_wrong(operator, tenant, bo
     assert message in json_text(answer.json()[field])
 
 
+def test_a_tenant_slug_holding_nul_in_a_form_is_no_tenant(operator, tenant):
+    form = {"tenant": "ac\x00me", "name": "Bad", "condition": "dead_letters"}
+
+    answer = client_for(operator).post(RULES, form, format="multipart")
+
+    assert answer.status_code == 400
+    assert "does not exist" in json_text(answer.json()["tenant"])
+
+
 def json_text(value: Any) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 

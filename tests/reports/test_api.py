@@ -175,6 +175,16 @@ def test_the_list_is_newest_first_filterable_and_costs_a_fixed_number_of_queries
     assert [r["format"] for r in only_csv["results"]] == ["csv"]
 
 
+@pytest.mark.parametrize(
+    ("param", "value"), [("status", "done"), ("type", "x"), ("file_format", "doc")]
+)
+def test_a_filter_outside_its_words_is_a_400_naming_it(as_admin, param, value):
+    answer = as_admin.get("/api/v1/reports/", {param: value})
+
+    assert answer.status_code == 400
+    assert list(answer.json()) == [param]
+
+
 def test_a_finished_report_is_succeeded_and_ready_for_clients_of_the_previous_release(as_admin):
     report_id = as_admin.post("/api/v1/reports/", BODY, format="json").json()["id"]
     Report.objects.filter(pk=report_id).update(status=Report.Status.SUCCEEDED)
