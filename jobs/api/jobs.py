@@ -30,6 +30,7 @@ from jobs.api.common import (
     TENANT_LIMITS,
     TENANT_PRIORITIES,
     CreatedAtCursorPagination,
+    PreparedFields,
     RedactedJSONField,
     RedactedObjectField,
     errors,
@@ -107,7 +108,7 @@ class TenantLogOutput(JobLogOutput):
         fields = [*JobLogOutput.Meta.fields, "job"]
 
 
-class JobOutput(serializers.ModelSerializer):
+class JobOutput(PreparedFields):
     tenant = serializers.CharField(source="tenant.slug")
     payload = RedactedObjectField()
     result = RedactedJSONField(allow_null=True)
