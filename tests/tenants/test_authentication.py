@@ -112,7 +112,8 @@ def test_a_key_is_read_with_its_user_tenant_and_role_in_one_query(
 
     assert found is not None
     assert (found.pk, found.user, found.tenant) == (bound.pk, agent, tenant)
-    assert (found.user.username, found.tenant.backlog_caps) == ("agnes-agent", {"default": 5})
+    assert found.user.username == "agnes-agent"
+    assert getattr(found.tenant, "backlog_caps", None) == {"default": 5}
     assert getattr(found, "bound_role", None) == Role.AGENT
     assert anywhere is not None
     assert (anywhere.tenant, getattr(anywhere, "bound_role", "")) == (None, None)
