@@ -178,16 +178,14 @@ class RedactedObjectField(RedactedJSONField):
     """A redacted JSON object (payloads, variables, custom fields, event bodies, log data)."""
 
 
+# A serializer whose fields are built once per class; each instance binds copies of them.
+# DRF builds a ModelSerializer's fields from the model's on every instance and deep-copies a
+# serializer's declared fields: together most of what the enqueue request spent in Python.
+# A field holds nothing of a request until it is bound, so a shallow copy is enough; nested
+# serializers are deep-copied as DRF does. Only for serializers whose fields depend on neither
+# the instance nor the request. (A comment, not a docstring: the schema would show it as the
+# description of every serializer built on it.)
 class PreparedFields(serializers.Serializer):
-    """A serializer whose fields are built once per class; each instance binds copies of them.
-
-    DRF builds a ModelSerializer's fields from the model's on every instance and deep-copies a
-    serializer's declared fields: together most of what the enqueue request spent in Python.
-    A field holds nothing of a request until it is bound, so a shallow copy is enough; nested
-    serializers are deep-copied as DRF does. Only for serializers whose fields depend on
-    neither the instance nor the request.
-    """
-
     _prepared: ClassVar[dict[type, dict[str, serializers.Field]]] = {}
 
     def get_fields(self) -> dict[str, serializers.Field]:
