@@ -399,11 +399,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # Per user (this process's memory) and per tenant (counted in Redis, across processes).
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "jobs.api.throttles.TenantRateThrottle",
-    ],
+    # Per user and per tenant, counted in Redis across processes (one round trip for both).
+    "DEFAULT_THROTTLE_CLASSES": ["jobs.api.throttles.ApiRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("API_THROTTLE_RATE", default="6000/min"),
         "tenant": env.str("API_TENANT_THROTTLE_RATE", default="6000/min"),

@@ -4,12 +4,12 @@ import hmac
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from tenants.models import ApiKey, Membership
+from tenants.models import ApiKey
+from tenants.selectors import find_api_key
 
 LAST_USED_PRECISION = timedelta(minutes=1)
 
@@ -31,13 +31,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         prefix, _, rest = raw_key.partition("_")
         lookup, _, secret = rest.partition("_")
         # The user's role in the key's tenant comes in the same query (`resolve_tenant` uses it).
-        bound_role = Membership.objects.filter(user=OuterRef("user"), tenant=OuterRef("tenant"))
-        key = (
-            ApiKey.objects.select_related("user", "tenant")
-            .annotate(bound_role=Subquery(bound_role.values("role")[:1]))
-            .filter(lookup=lookup, revoked_at__isnull=True)
-            .first()
-        )
+        key = find_api_key(lookup)
         if (
             prefix != ApiKey.PREFIX
             or key is None

@@ -30,6 +30,7 @@ from jobs.api.common import (
     TENANT_LIMITS,
     TENANT_PRIORITIES,
     CreatedAtCursorPagination,
+    PreparedFields,
     RedactedJSONField,
     RedactedObjectField,
     errors,
@@ -107,7 +108,7 @@ class TenantLogOutput(JobLogOutput):
         fields = [*JobLogOutput.Meta.fields, "job"]
 
 
-class JobOutput(serializers.ModelSerializer):
+class JobOutput(PreparedFields, serializers.ModelSerializer):
     tenant = serializers.CharField(source="tenant.slug")
     payload = RedactedObjectField()
     result = RedactedJSONField(allow_null=True)
@@ -271,7 +272,7 @@ class JobListView(generics.ListAPIView):
             ),
         ],
     )
-    class Input(serializers.Serializer):
+    class Input(PreparedFields):
         kind = serializers.CharField(max_length=100, help_text="A registered kind: see `kinds/`.")
         payload = serializers.DictField(default=dict, help_text="Checked by the kind.")
         priority = serializers.ChoiceField(

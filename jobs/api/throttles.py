@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -30,65 +30,68 @@ logger = logging.getLogger(__name__)
 KEY = "conveyor:throttle:{}:{}"
 
 
-class TenantRateThrottle(SimpleRateThrottle):
-    """`DEFAULT_THROTTLE_RATES["tenant"]` requests per tenant, in fixed windows held in Redis.
+class ApiRateThrottle(SimpleRateThrottle):
+    """`DEFAULT_THROTTLE_RATES["user"]` requests per user and `["tenant"]` per tenant, in fixed
+    windows held in Redis: every web process shares both budgets, counted in one round trip.
 
     The request's tenant is set by `HasTenantRole` before throttles run; views without a tenant
-    (operators' queue operations) count against the user instead. While Redis is down every
-    request is let through: the API keeps answering, enqueues included.
+    (operators' queue operations) count only the user. While Redis is down every request is let
+    through: the API keeps answering, enqueues included.
     """
 
-    scope = "tenant"
-    num_requests: int | None
-    duration: int | None
+    SCOPES = ("user", "tenant")
 
     def __init__(self) -> None:
         self.wait_seconds = 0.0
-        self.rate = self.get_rate()
-        self.num_requests, self.duration = self.parse_rate(self.rate)
-
-    def get_rate(self) -> str | None:
-        # Read at each request, not at import, so that settings overrides take effect.
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-        return str(rate) if rate else None
-
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        tenant = getattr(request, "tenant", None)
-        if tenant is not None:
-            return f"tenant:{tenant.pk}"
-        if request.user and request.user.is_authenticated:
-            return f"user:{request.user.pk}"
-        return None
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        if self.rate is None or self.num_requests is None or self.duration is None:
-            return True
-        key = self.get_cache_key(request, view)
-        if key is None:
+        budgets = self._budgets(request)
+        if not budgets:
             return True
         now = time.time()
-        window = int(now // self.duration)
+        windows = [(key, limit, duration, int(now // duration)) for key, limit, duration in budgets]
         try:
-            count = _count(KEY.format(key, window), ttl=self.duration)
+            counts = _count(
+                [(KEY.format(key, window), duration) for key, _, duration, window in windows]
+            )
         except RedisError as error:
-            logger.warning("throttle not applied for %s, Redis unreachable: %s", key, error)
+            logger.warning("throttle not applied, Redis unreachable: %s", error)
             return True
-        if count <= self.num_requests:
-            return True
-        self.wait_seconds = (window + 1) * self.duration - now
-        return False
+        waits = [
+            (window + 1) * duration - now
+            for (_, limit, duration, window), count in zip(windows, counts, strict=True)
+            if count > limit
+        ]
+        self.wait_seconds = max(waits, default=0.0)
+        return not waits
+
+    def _budgets(self, request: Request) -> list[tuple[str, int, int]]:
+        """(key, requests, seconds) of each budget the request counts against."""
+        owners: dict[str, Any] = {"tenant": getattr(request, "tenant", None)}
+        if request.user and request.user.is_authenticated:
+            owners["user"] = request.user
+        # Read at each request, not at import, so that settings overrides take effect.
+        rates = api_settings.DEFAULT_THROTTLE_RATES
+        budgets = []
+        for scope in self.SCOPES:
+            owner, rate = owners.get(scope), rates.get(scope)
+            limit, duration = self.parse_rate(str(rate)) if rate else (None, None)
+            if owner is not None and limit is not None and duration is not None:
+                budgets.append((f"{scope}:{owner.pk}", limit, duration))
+        return budgets
 
     def wait(self) -> float:
         return max(self.wait_seconds, 1.0)
 
 
-def _count(key: str, *, ttl: int) -> int:
-    """Add one request to `key`'s window and return how many it holds now."""
+def _count(windows: list[tuple[str, int]]) -> list[int]:
+    """Add one request to each (key, seconds) window and return how many each holds now."""
     with queueing.connection().pipeline() as pipe:
-        pipe.incr(key)
-        pipe.expire(key, ttl + 1)
-        count, _ = pipe.execute()
-    return int(count)
+        for key, ttl in windows:
+            pipe.incr(key)
+            pipe.expire(key, ttl + 1)
+        replies = pipe.execute()
+    return [int(count) for count in replies[::2]]
 
 
 # --- Failed sign-ins: API keys and admin passwords ---------------------------------------------

@@ -1,4 +1,4 @@
-"""The API while Redis is down, and per-tenant throttling (429 with Retry-After)."""
+"""The API while Redis is down, and per-tenant and per-user throttling (429 with Retry-After)."""
 
 from collections.abc import Iterator
 
@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from jobs.models import Job
 from jobs.services.jobs import enqueue_job
 from tenants.models import Role, Tenant
-from tests.factories import UserFactory, make_member
+from tests.factories import MembershipFactory, UserFactory, make_member
 
 JOBS = "/api/v1/jobs/"
 
@@ -175,6 +175,22 @@ def test_the_budget_is_shared_by_the_tenants_users_and_separate_per_tenant(
     other = api_client.get(JOBS)
 
     assert (same_tenant.status_code, other.status_code) == (429, 200)
+
+
+def test_a_users_budget_is_shared_by_their_tenants(api_client, tenant, other_tenant, agent):
+    MembershipFactory.create(user=agent, tenant=other_tenant, role=Role.AGENT)
+    rates = {"user": "3/day", "tenant": "100000/min"}
+    api_client.force_authenticate(agent)
+
+    with override_settings(
+        REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+    ):
+        answers = [
+            api_client.get(JOBS, HTTP_X_TENANT=slug).status_code
+            for slug in ("acme", "globex", "acme", "globex")
+        ]
+
+    assert answers == [200, 200, 200, 429]
 
 
 def test_health_checks_for_load_balancers_are_never_throttled(api_client, three_a_day):

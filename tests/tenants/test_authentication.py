@@ -3,7 +3,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tenants.models import ApiKey
+from tenants.models import ApiKey, Role
+from tenants.selectors import find_api_key
 from tenants.services import revoke_api_key
 from tests.factories import make_api_key
 
@@ -95,3 +96,31 @@ def test_a_key_used_again_within_a_minute_is_not_written_again(api_client, tenan
     assert response.status_code == 200
     key.refresh_from_db()
     assert key.last_used_at == recently
+
+
+def test_a_key_is_read_with_its_user_tenant_and_role_in_one_query(
+    tenant, agent, django_assert_num_queries
+):
+    tenant.backlog_caps = {"default": 5}
+    tenant.save(update_fields=["backlog_caps"])
+    bound, _ = make_api_key(agent, tenant=tenant)
+    unbound, _ = make_api_key(agent, name="anywhere")
+
+    with django_assert_num_queries(1):
+        found = find_api_key(bound.lookup)
+    anywhere = find_api_key(unbound.lookup)
+
+    assert found is not None
+    assert (found.pk, found.user, found.tenant) == (bound.pk, agent, tenant)
+    assert found.user.username == "agnes-agent"
+    assert getattr(found.tenant, "backlog_caps", None) == {"default": 5}
+    assert getattr(found, "bound_role", None) == Role.AGENT
+    assert anywhere is not None
+    assert (anywhere.tenant, getattr(anywhere, "bound_role", "")) == (None, None)
+
+
+def test_a_revoked_or_unknown_key_is_not_found(tenant, agent):
+    key, _ = make_api_key(agent, tenant=tenant)
+    revoke_api_key(key)
+
+    assert (find_api_key(key.lookup), find_api_key("nosuchlookup")) == (None, None)
