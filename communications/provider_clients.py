@@ -7,15 +7,18 @@ PermanentSendError / RetryableSendError. No error message carries a credential: 
 scrubbed of the sender's secret values before it leaves the client.
 """
 
+import hashlib
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formataddr
 from typing import Any
 from urllib.parse import urlencode
 
+import boto3
 import urllib3
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
@@ -105,6 +108,32 @@ def aws_params(secrets: Mapping[str, Any], *, region: str | None) -> dict[str, A
     return {"session_params": session, "client_params": client}
 
 
+# Building a boto3 client costs tens of milliseconds of CPU (it loads the service's model), so
+# each process keeps the last few accounts' clients (boto3's clients are thread-safe); a key or
+# region change is another account, and the oldest falls out.
+AWS_CLIENTS_KEPT = 16
+_aws_clients: OrderedDict[str, Any] = OrderedDict()
+_aws_clients_lock = threading.Lock()
+
+
+def aws_client(service: str, *, account: Mapping[str, Any], backend: Any) -> Any:
+    """The process's boto3 client for `account` (anymail's options for it, as JSON), built
+    from `backend`'s own session and client parameters the first time."""
+    key = json.dumps([service, account], sort_keys=True, default=str)
+    key = hashlib.sha256(key.encode()).hexdigest()
+    with _aws_clients_lock:
+        if key in _aws_clients:
+            _aws_clients.move_to_end(key)
+            return _aws_clients[key]
+    session = boto3.session.Session(**backend.session_params)
+    client = session.client(service, **backend.client_params)
+    with _aws_clients_lock:
+        _aws_clients[key] = client
+        while len(_aws_clients) > AWS_CLIENTS_KEPT:
+            _aws_clients.popitem(last=False)
+    return client
+
+
 def _backend_options(
     esp: str, secrets: Mapping[str, Any], options: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -125,7 +154,10 @@ class AnymailProvider:
         self, *, esp: str, secrets: Mapping[str, Any], options: Mapping[str, Any], sender: str
     ) -> None:
         kwargs = _backend_options(esp, secrets, options)
+        account = dict(kwargs)  # read before anymail takes its keys out of kwargs
         self.backend = import_string(ANYMAIL_BACKENDS[esp])(fail_silently=False, **kwargs)
+        if esp == "amazon_ses":  # the process's client for this account, opened already
+            self.backend.client = aws_client("sesv2", account=account, backend=self.backend)
         self.opening = threading.Lock()
         self.sender = sender
         self.reply_to = str(options.get("reply_to") or "")

@@ -488,3 +488,23 @@ def test_an_amazon_ses_sender_is_set_up_and_sends_its_test_from_the_admin(
     }
     assert fake_provider.calls[0].path == "/v2/email/outbound-emails"
     assert AWS_SECRET not in page
+
+
+def test_an_ses_account_keeps_one_boto3_client_per_process_until_its_keys_change(db, tenant):
+    sender = make_sender(tenant, "amazon_ses", "")
+
+    first, again = sender_client(sender), sender_client(sender)
+    save_sender(
+        tenant=tenant,
+        channel=Channel.EMAIL,
+        provider="amazon_ses",
+        from_address="news@acme.example.com",
+        options={"region": "eu-west-1"},
+        credentials={"access_key_id": AWS_KEY_ID, "secret_access_key": "rotated-" + TOKEN},
+    )
+    rotated = sender_client(Sender.objects.get(pk=sender.pk))
+
+    ses = [client.client.backend.client for client in (first, again, rotated)]
+    assert ses[0] is ses[1]
+    assert ses[2] is not ses[0]
+    assert ses[2]._request_signer._credentials.secret_key == "rotated-" + TOKEN
