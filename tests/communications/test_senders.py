@@ -504,7 +504,7 @@ def test_an_ses_account_keeps_one_boto3_client_per_process_until_its_keys_change
     )
     rotated = sender_client(Sender.objects.get(pk=sender.pk))
 
-    ses = [client.client.backend.client for client in (first, again, rotated)]
+    ses = [client.client.backend.client for client in (first, again, rotated)]  # type: ignore[attr-defined]
     assert ses[0] is ses[1]
     assert ses[2] is not ses[0]
     assert ses[2]._request_signer._credentials.secret_key == "rotated-" + TOKEN
