@@ -74,9 +74,14 @@ class _TransferAdmin(TenantScopedAdminMixin):
     file_fields: tuple[str, ...] = ()
     start_form_class: type[TenantForm] = TenantForm
     start_title = ""
+    change_list_template = "communications/admin/transfer_change_list.html"
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        context = {"start_title": self.start_title, **(extra_context or {})}
+        return super().changelist_view(request, context)
 
     def url_name(self, view: str) -> str:
         return f"{self.opts.app_label}_{self.opts.model_name}_{view}"

@@ -60,6 +60,8 @@ def test_the_imports_list_shows_the_tenants_imports_with_their_files(
 
     page = staff.get(IMPORTS).content.decode()
 
+    assert f'<a href="{IMPORTS}add/" class="addlink">Import contacts…</a>' in page
+    assert "Add contact import" not in page
     assert f"{IMPORTS}{mine.pk}/download/error_file/" in page
     assert f"{IMPORTS}{mine.pk}/download/file/" in page
     assert str(theirs.pk) not in page
@@ -94,6 +96,7 @@ def test_the_exports_list_links_each_finished_export_for_download(
 
     page = staff.get(EXPORTS).content.decode()
 
+    assert f'<a href="{EXPORTS}add/" class="addlink">Export contacts…</a>' in page
     assert f"{EXPORTS}{mine.pk}/download/file/" in page
     assert str(theirs.pk) not in page
     status, body = download(staff, f"{EXPORTS}{mine.pk}/download/file/")
