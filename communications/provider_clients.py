@@ -22,7 +22,6 @@ import boto3
 import urllib3
 from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.utils.module_loading import import_string
 
 from communications.providers import (
@@ -32,6 +31,7 @@ from communications.providers import (
     Provider,
     RetryableSendError,
     SendError,
+    build_email,
     pool_size,
     read_answer,
     retry_after,
@@ -163,16 +163,12 @@ class AnymailProvider:
         self.reply_to = str(options.get("reply_to") or "")
 
     def send(self, message: Outgoing) -> str:
-        email = EmailMultiAlternatives(
-            message.subject,
-            message.text,
-            self.sender,
-            [message.to],
-            reply_to=[self.reply_to] if self.reply_to else None,
+        email = build_email(
+            message,
+            sender=self.sender,
+            reply_to=self.reply_to,
             headers={"X-Conveyor-Message": message.reference},
         )
-        if message.html:
-            email.attach_alternative(message.html, "text/html")
         try:
             with self.opening:
                 # Opened once and kept: a campaign batch's threads share this client, and

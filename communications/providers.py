@@ -67,6 +67,23 @@ class Provider(Protocol):
     def send(self, message: Outgoing) -> str: ...
 
 
+def build_email(
+    message: Outgoing, *, sender: str | None, reply_to: str, headers: dict[str, str]
+) -> EmailMultiAlternatives:
+    """The email of `message` from `sender`, its HTML as an alternative when it has one."""
+    email = EmailMultiAlternatives(
+        message.subject,
+        message.text,
+        sender,
+        [message.to],
+        reply_to=[reply_to] if reply_to else None,
+        headers=headers,
+    )
+    if message.html:
+        email.attach_alternative(message.html, "text/html")
+    return email
+
+
 class EmailProvider:
     """Email through Django's default mailer (SMTP, console, locmem, or any backend by settings),
     from DEFAULT_FROM_EMAIL or a tenant's own address."""
@@ -76,16 +93,9 @@ class EmailProvider:
 
     def send(self, message: Outgoing) -> str:
         message_id = make_msgid(idstring=f"conveyor-{message.reference}")
-        email = EmailMultiAlternatives(
-            message.subject,
-            message.text,
-            self.sender,
-            [message.to],
-            reply_to=[self.reply_to] if self.reply_to else None,
-            headers={"Message-ID": message_id},
+        email = build_email(
+            message, sender=self.sender, reply_to=self.reply_to, headers={"Message-ID": message_id}
         )
-        if message.html:
-            email.attach_alternative(message.html, "text/html")
         try:
             email.send()
         except (SMTPRecipientsRefused, SMTPSenderRefused) as error:

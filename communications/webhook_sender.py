@@ -90,31 +90,22 @@ def encode_body(delivery: WebhookDelivery) -> bytes:
 
 def send_delivery(delivery: WebhookDelivery, *, attempt: int) -> Outcome:
     """POST the delivery to its endpoint once; never raises for network or HTTP trouble."""
-    outcome = Outcome()
-    clock = time.monotonic()
-    try:
-        target = check_url(delivery.endpoint.url)
-    except Unresolvable as error:
-        outcome.error = str(error)
-    except UnsafeURL as error:
-        outcome.error, outcome.refused = f"Refused: {error}", True
-    else:
-        body = encode_body(delivery)
-        headers = {
-            "Host": target.host_header,
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            **signed_headers(delivery, body, attempt=attempt),
-        }
-        _post(target, body, headers, outcome=outcome)
-    outcome.duration_ms = int((time.monotonic() - clock) * 1000)
-    return outcome
+    body = encode_body(delivery)
+    return _post_checked(
+        delivery.endpoint.url, body, signed_headers(delivery, body, attempt=attempt)
+    )
 
 
 def post_json(url: str, data: Any) -> Outcome:
     """POST `data` as JSON to `url` (a Slack-compatible incoming webhook, a workflow's webhook
     step), unsigned, with the same SSRF check (a private address is `refused`), pinned address,
     timeout and read limit as a webhook delivery."""
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder)
+    return _post_checked(url, body.encode(), {})
+
+
+def _post_checked(url: str, body: bytes, extra_headers: dict[str, str]) -> Outcome:
+    """POST `body` as JSON to `url` once its address passes the SSRF check, timed."""
     outcome = Outcome()
     clock = time.monotonic()
     try:
@@ -124,13 +115,11 @@ def post_json(url: str, data: Any) -> Outcome:
     except UnsafeURL as error:
         outcome.error, outcome.refused = f"Refused: {error}", True
     else:
-        body = json.dumps(
-            data, separators=(",", ":"), ensure_ascii=False, cls=DjangoJSONEncoder
-        ).encode()
         headers = {
             "Host": target.host_header,
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
+            **extra_headers,
         }
         _post(target, body, headers, outcome=outcome)
     outcome.duration_ms = int((time.monotonic() - clock) * 1000)

@@ -32,16 +32,23 @@ def _throughputs(*, minutes: int = 5, tenant: Tenant | None = None) -> dict[str,
     return {queue: round(n / minutes, 2) for queue, n in done}
 
 
-def queue_stats() -> list[dict[str, Any]]:
-    """Per queue: live counts from Redis, workers listening and their slots, paused flag,
-    oldest wait, rate. A worker serving several queues counts its slots for each of them."""
-    paused = queueing.paused_queues()
+def _listening() -> tuple[dict[str, int], dict[str, int]]:
+    """Per queue: the workers listening to it, and their slots (a worker serving several
+    queues counts its slots for each)."""
     listening: dict[str, int] = {}
     slots: dict[str, int] = {}
     for worker in queueing.workers():
         for name in worker["queues"]:
             listening[name] = listening.get(name, 0) + 1
             slots[name] = slots.get(name, 0) + worker["concurrency"]
+    return listening, slots
+
+
+def queue_stats() -> list[dict[str, Any]]:
+    """Per queue: live counts from Redis, workers listening and their slots, paused flag,
+    oldest wait, rate. A worker serving several queues counts its slots for each of them."""
+    paused = queueing.paused_queues()
+    listening, slots = _listening()
     running = queueing.running_by_queue()
     now = timezone.now()
     throughputs = _throughputs()
@@ -74,12 +81,7 @@ def tenant_queue_stats(tenant: Tenant) -> list[dict[str, Any]]:
     them. Workers listening and the paused flag are the queue's own, not anyone's jobs.
     """
     paused = queueing.paused_queues()
-    listening: dict[str, int] = {}
-    slots: dict[str, int] = {}
-    for worker in queueing.workers():
-        for name in worker["queues"]:
-            listening[name] = listening.get(name, 0) + 1
-            slots[name] = slots.get(name, 0) + worker["concurrency"]
+    listening, slots = _listening()
     now = timezone.now()
     recent = now - timedelta(seconds=settings.CONVEYOR_RESULT_TTL)
     jobs = Job.objects.for_tenant(tenant).order_by()

@@ -35,7 +35,7 @@ from rq.timeouts import TimerDeathPenalty
 from rq.worker import DequeueStrategy, WorkerStatus
 
 from jobs.transport import bookkeeping, limits, queueing
-from jobs.transport.workers import POLL_SECONDS, InProcessWorkerBase
+from jobs.transport.workers import POLL_SECONDS, InProcessWorkerBase, WorkerThread
 
 logger = logging.getLogger(__name__)
 
@@ -528,20 +528,11 @@ class _Completer:
         self.worker._finished_elsewhere([finished for _, finished in batch])
 
 
-class _Monitor:
+class _Monitor(WorkerThread):
     """A thread that beats for every running job at once and stops those past their timeout."""
 
-    def __init__(self, worker: ConcurrentWorkerBase) -> None:
-        self.worker = worker
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=5)
+    name = "monitor"
+    worker: ConcurrentWorkerBase
 
     def _run(self) -> None:
         interval = self.worker.job_monitoring_interval

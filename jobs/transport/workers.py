@@ -655,13 +655,16 @@ class _Outage:
             self.noted(error)
 
 
-class _Heartbeat:
-    """A thread that keeps the running job's heartbeat fresh every job_monitoring_interval."""
+class WorkerThread:
+    """A daemon thread beside a worker's jobs: `start`, then `stop` sets `_stopped` and waits
+    for `_run` (a loop on `self._stopped.wait(...)`) to end."""
 
-    def __init__(self, worker: InProcessWorkerBase) -> None:
+    name = "worker-thread"
+
+    def __init__(self, worker: Any) -> None:
         self.worker = worker
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -669,6 +672,16 @@ class _Heartbeat:
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class _Heartbeat(WorkerThread):
+    """A thread that keeps the running job's heartbeat fresh every job_monitoring_interval."""
+
+    name = "heartbeat"
+    worker: InProcessWorkerBase
 
     def _run(self) -> None:
         interval = self.worker.job_monitoring_interval
