@@ -128,6 +128,20 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
             os.killpg(process.pid, signal.SIGKILL)
 
 
+def stop_process_groups(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM each process's group (started with `start_new_session=True`), SIGKILL it after
+    15 s."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def kill_machine(process: subprocess.Popen) -> None:
     """What losing the machine does to a worker: its whole process group dies at once."""
     os.killpg(process.pid, signal.SIGKILL)

@@ -24,8 +24,8 @@ from jobs.models import Job, JobLog
 from jobs.runtime.reconciler import reconcile
 from jobs.services.jobs import enqueue_job, enqueue_jobs
 from tenants.models import Tenant
-from tests.jobs.conftest import BASE_DIR, _worker_env, status_of, wait_for
 from tests.servers import Batch, PrivatePostgres, on_server, redis_server, spare_port
+from tests.workers import BASE_DIR, _worker_env, status_of, stop_process_groups, wait_for
 
 
 @pytest.fixture
@@ -49,15 +49,7 @@ def session_worker() -> Iterator[Callable[..., subprocess.Popen]]:
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_groups(started)
 
 
 def _effects(job: Job) -> list[Tenant]:

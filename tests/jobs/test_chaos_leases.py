@@ -21,8 +21,8 @@ from jobs.models import Job, JobLog
 from jobs.runtime.reconciler import reconcile
 from jobs.services.jobs import enqueue_job
 from tenants.models import Tenant
-from tests.jobs.conftest import BASE_DIR, _worker_env, status_of, wait_for
 from tests.servers import RedisServer, spare_port
+from tests.workers import BASE_DIR, _worker_env, status_of, stop_process_groups, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
@@ -60,15 +60,7 @@ def worker(own_redis: RedisServer) -> Iterator[Callable[..., subprocess.Popen]]:
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_groups(started)
 
 
 def _steps(tenant: Tenant, *, steps: int, seconds: float) -> Job:

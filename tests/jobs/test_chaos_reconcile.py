@@ -3,9 +3,7 @@ rqworker` processes, as the procfile runs them, against a redis-server and a Pos
 the test starts (tests/servers.py), never the machine's shared ones.
 """
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +14,7 @@ import pytest
 import redis
 
 from tests.servers import PrivatePostgres, RedisServer, on_server, spare_port
-from tests.workers import BASE_DIR, _worker_env, wait_for
+from tests.workers import BASE_DIR, _worker_env, stop_process_groups, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
@@ -61,15 +59,7 @@ def process(servers: Servers) -> Iterator[Callable[..., subprocess.Popen]]:
         return child
 
     yield start
-    for child in started:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
-    for child in started:
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+    stop_process_groups(started)
 
 
 def _workers(process: Callable[..., subprocess.Popen]) -> None:
