@@ -2,7 +2,10 @@
 message's timeline; a forged one is refused and records nothing; STOP and bounces opt out."""
 
 import base64
+import hashlib
+import hmac
 import json
+import time
 import uuid
 from urllib.parse import urlencode
 
@@ -421,3 +424,93 @@ def test_an_email_senders_receipts_are_refused_when_it_stores_nothing_to_check_t
 
     assert answer.status_code == 403
     assert not Job.objects.exists()
+
+
+def _mailgun(key: str) -> tuple[bytes, dict[str, str]]:
+    stamp, token = str(int(time.time())), uuid.uuid4().hex
+    signature = hmac.new(key.encode(), f"{stamp}{token}".encode(), hashlib.sha256).hexdigest()
+    event = {
+        "signature": {"timestamp": stamp, "token": token, "signature": signature},
+        "event-data": {
+            "event": "delivered",
+            "timestamp": float(stamp),
+            "id": token,
+            "recipient": "ada@example.com",
+            "message": {"headers": {"message-id": "mg-1@mg.example.com"}},
+        },
+    }
+    return json.dumps(event).encode(), {}
+
+
+def _resend(secret: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(
+        {
+            "type": "email.delivered",
+            "created_at": "2026-12-07T10:00:00.000Z",
+            "data": {"email_id": "re-1", "to": ["ada@example.com"], "subject": "Hello"},
+        }
+    ).encode()
+    event_id, stamp = f"msg_{uuid.uuid4().hex}", str(int(time.time()))
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = hmac.new(key, f"{event_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    headers = {
+        "HTTP_SVIX_ID": event_id,
+        "HTTP_SVIX_TIMESTAMP": stamp,
+        "HTTP_SVIX_SIGNATURE": "v1," + base64.b64encode(signed).decode(),
+    }
+    return body, headers
+
+
+def _brevo(secret: str) -> tuple[bytes, dict[str, str]]:
+    event = {
+        "event": "delivered",
+        "email": "ada@example.com",
+        "message-id": "<brevo-1@smtp-relay.example.com>",
+        "ts_event": int(time.time()),
+    }
+    auth = "Basic " + base64.b64encode(secret.encode()).decode()
+    return json.dumps(event).encode(), {"HTTP_AUTHORIZATION": auth}
+
+
+RESEND_SECRET = "whsec_" + base64.b64encode(b"resend-signing-key-0042").decode()
+
+
+@pytest.mark.parametrize(
+    ("esp", "credential", "secret", "provider_id", "signed_by"),
+    [
+        ("mailgun", "webhook_signing_key", "mg-key", "<mg-1@mg.example.com>", _mailgun),
+        ("resend", "signing_secret", RESEND_SECRET, "re-1", _resend),
+        ("brevo", "webhook_secret", "hook:s3cret", "<brevo-1@smtp-relay.example.com>", _brevo),
+    ],
+)
+def test_the_other_email_apis_receipts_are_recorded_when_signed_and_refused_when_forged(
+    client, tenant, run_worker, esp, credential, secret, provider_id, signed_by
+):
+    sender = save_sender(
+        tenant=tenant,
+        channel=Channel.EMAIL,
+        provider=esp,
+        from_address="news@acme.example.com",
+        options={"sender_domain": "mg.example.com"} if esp == "mailgun" else {},
+        credentials={"api_key": "k", credential: secret},
+    )
+    message = sent_message(tenant, sender, provider_id)
+    wrong = (
+        "whsec_" + base64.b64encode(b"a-guessed-signing-key").decode()
+        if esp == "resend"
+        else "hook:guess"
+        if esp == "brevo"
+        else "other-key"
+    )
+
+    body, headers = signed_by(wrong)
+    forged = client.post(receipt_url(sender), body, content_type="application/json", **headers)
+    assert forged.status_code == 403
+    assert not Job.objects.exists()
+    body, headers = signed_by(secret)
+    signed = client.post(receipt_url(sender), body, content_type="application/json", **headers)
+    run_worker()
+
+    assert signed.status_code == 200
+    message.refresh_from_db()
+    assert message.delivery_status == "delivered"

@@ -220,9 +220,10 @@ def test_a_campaign_batch_calls_a_slow_provider_a_window_at_a_time(
         ("brevo", {}, "<brevo-1@smtp-relay.example.com>"),
     ],
 )
-def test_the_other_email_apis_send_through_anymail_and_refuse_on_4xx(
-    tenant, fake_provider, esp, options, provider_id
+def test_the_other_email_apis_send_through_anymail_and_classify_every_answer(
+    tenant, fake_provider, settings, esp, options, provider_id
 ):
+    settings.CONVEYOR_SENDER_TIMEOUT = 0.5
     sender = save_sender(
         tenant=tenant,
         channel=Channel.EMAIL,
@@ -232,14 +233,28 @@ def test_the_other_email_apis_send_through_anymail_and_refuse_on_4xx(
         credentials={"api_key": TOKEN},
     )
     client = sender_client(sender)
-    fake_provider.script = [Answer(200), Answer(400)]
+    fake_provider.script = [
+        Answer(200),
+        Answer(400),
+        Answer(429, {"Retry-After": "7"}),
+        Answer(503),
+        Answer(200, delay=1.5),
+    ]
 
     sent = client.send(outgoing(sender))
     with pytest.raises(PermanentSendError) as refused:
         client.send(outgoing(sender))
+    with pytest.raises(RetryableSendError) as limited:
+        client.send(outgoing(sender))
+    with pytest.raises(RetryableSendError) as down:
+        client.send(outgoing(sender))
+    with pytest.raises(RetryableSendError):
+        client.send(outgoing(sender))
 
     assert sent == provider_id
     assert TOKEN not in str(refused.value)
+    assert (limited.value.delay, down.value.delay) == (7.0, None)
+    assert len(fake_provider.calls) == 5  # one call each: no retries inside the client
 
 
 @pytest.mark.django_db
